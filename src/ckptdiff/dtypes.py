@@ -1,0 +1,131 @@
+"""One dtype vocabulary for every framework, and the tables that map each format onto it.
+
+Names follow the contract: ``float32``, ``bfloat16``, ``float8_e4m3fn``, ``string`` …; anything a
+format can store that has no name here is ``other`` (its size is still known where the format says).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# Bits per element; ``None`` where elements have no fixed size (strings) or are unknown.
+DTYPE_BITS: Mapping[str, int | None] = {
+    "float64": 64,
+    "float32": 32,
+    "float16": 16,
+    "bfloat16": 16,
+    "float8_e4m3fn": 8,
+    "float8_e5m2": 8,
+    "int64": 64,
+    "int32": 32,
+    "int16": 16,
+    "int8": 8,
+    "uint64": 64,
+    "uint32": 32,
+    "uint16": 16,
+    "uint8": 8,
+    "bool": 8,
+    "complex64": 64,
+    "complex128": 128,
+    "string": None,
+    "other": None,
+}
+
+DTYPES: frozenset[str] = frozenset(DTYPE_BITS)
+
+# torch dtype attribute names (``torch.<name>``), aliases included.
+TORCH_DTYPES: Mapping[str, str] = {
+    "float64": "float64", "double": "float64",
+    "float32": "float32", "float": "float32",
+    "float16": "float16", "half": "float16",
+    "bfloat16": "bfloat16",
+    "float8_e4m3fn": "float8_e4m3fn", "float8_e5m2": "float8_e5m2",
+    "int64": "int64", "long": "int64",
+    "int32": "int32", "int": "int32",
+    "int16": "int16", "short": "int16",
+    "int8": "int8",
+    "uint64": "uint64", "uint32": "uint32", "uint16": "uint16", "uint8": "uint8",
+    "bool": "bool",
+    "complex64": "complex64", "cfloat": "complex64",
+    "complex128": "complex128", "cdouble": "complex128",
+}
+
+# Bits of torch dtypes that have no name in the vocabulary (they map to ``other``).
+TORCH_OTHER_BITS: Mapping[str, int] = {
+    "float8_e4m3fnuz": 8, "float8_e5m2fnuz": 8, "float8_e8m0fnu": 8, "float4_e2m1fn_x2": 8,
+    "complex32": 32, "chalf": 32, "qint8": 8, "quint8": 8, "qint32": 32, "quint4x2": 8,
+    "quint2x4": 8, "bits8": 8, "bits16": 16, "bits1x8": 8, "bits2x4": 8, "bits4x2": 8,
+    "int1": 8, "int2": 8, "int3": 8, "int4": 8, "int5": 8, "int6": 8, "int7": 8,
+    "uint1": 8, "uint2": 8, "uint3": 8, "uint4": 8, "uint5": 8, "uint6": 8, "uint7": 8,
+}
+
+# Legacy typed-storage class names (``torch.FloatStorage``) → torch dtype attribute names.
+TORCH_STORAGE_CLASSES: Mapping[str, str] = {
+    "DoubleStorage": "float64", "FloatStorage": "float32", "HalfStorage": "float16",
+    "BFloat16Storage": "bfloat16", "LongStorage": "int64", "IntStorage": "int32",
+    "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8",
+    "BoolStorage": "bool", "ComplexFloatStorage": "complex64",
+    "ComplexDoubleStorage": "complex128", "QInt8Storage": "qint8", "QUInt8Storage": "quint8",
+    "QInt32Storage": "qint32", "QUInt4x2Storage": "quint4x2", "QUInt2x4Storage": "quint2x4",
+}
+
+# safetensors header dtype codes.
+SAFETENSORS_DTYPES: Mapping[str, str] = {
+    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+    "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2",
+    "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8",
+    "U64": "uint64", "U32": "uint32", "U16": "uint16", "U8": "uint8",
+    "BOOL": "bool", "C64": "complex64",
+}
+# safetensors codes outside the vocabulary, with their bits per element.
+SAFETENSORS_OTHER_BITS: Mapping[str, int] = {"F8_E8M0": 8, "F6_E2M3": 6, "F6_E3M2": 6, "F4": 4}
+
+# TensorFlow ``DataType`` enum values (types.proto).
+TF_DTYPES: Mapping[int, str] = {
+    1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16", 6: "int8", 7: "string",
+    8: "complex64", 9: "int64", 10: "bool", 14: "bfloat16", 17: "uint16", 18: "complex128",
+    19: "float16", 22: "uint32", 23: "uint64", 24: "float8_e5m2", 25: "float8_e4m3fn",
+}
+
+# numpy dtype names (``np.dtype(x).name``) → vocabulary.
+NUMPY_DTYPES: Mapping[str, str] = {
+    name: name
+    for name in (
+        "float64", "float32", "float16", "int64", "int32", "int16", "int8",
+        "uint64", "uint32", "uint16", "uint8", "bool", "complex64", "complex128",
+    )
+} | {"bfloat16": "bfloat16", "float8_e4m3fn": "float8_e4m3fn", "float8_e5m2": "float8_e5m2"}
+
+
+def itemsize(dtype: str) -> int | None:
+    """Bytes per element of a vocabulary dtype, or ``None`` when it has no fixed size."""
+    bits = DTYPE_BITS.get(dtype)
+    return None if bits is None else bits // 8
+
+
+def nbytes(dtype: str, shape: tuple[int, ...]) -> int | None:
+    """Bytes a dense tensor of ``dtype`` and ``shape`` occupies, or ``None`` when unknowable."""
+    size = itemsize(dtype)
+    if size is None:
+        return None
+    return numel(shape) * size
+
+
+def numel(shape: tuple[int, ...]) -> int:
+    """Number of elements of ``shape`` (1 for a scalar)."""
+    count = 1
+    for dim in shape:
+        count *= dim
+    return count
+
+
+def is_numeric(dtype: str) -> bool:
+    """True for dtypes ``load_state_dict``-style copies can cast between."""
+    return dtype not in ("string", "other")
+
+
+def can_convert(source: str, target: str) -> bool:
+    """True when a value of ``source`` dtype can be copied into a tensor of ``target`` dtype."""
+    if source == target:
+        return True
+    return is_numeric(source) and is_numeric(target)
