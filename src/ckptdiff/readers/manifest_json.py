@@ -27,14 +27,13 @@ class ManifestReader:
         return text.startswith(b"{") and f'"schema": "{MANIFEST_SCHEMA}"'.encode() in head
 
     def read(self, path: Path, key: str | None = None) -> Manifest:
-        """Load the snapshot; the stored ``path`` is kept, ``bytes_read`` is the file size."""
+        """Load the snapshot; its stored ``path`` and ``format`` are kept."""
         size = path.stat().st_size
         if size > MAX_SNAPSHOT_BYTES:
             raise CorruptFileError(f"{path}: {size:,} bytes is too large for a manifest snapshot")
         data = path.read_bytes()
         manifest = Manifest.from_json(data, str(path))
         metadata = dict(manifest.metadata)
-        metadata["snapshot"] = str(path)
         metadata["bytes_read"] = len(data)
         return Manifest(
             path=manifest.path,
