@@ -1,8 +1,27 @@
-"""ckptdiff: why a checkpoint will not load into a model, from headers only."""
+"""ckptdiff: why a checkpoint will not load into a model, from headers only.
 
-from ckptdiff.errors import CkptdiffError
+>>> import ckptdiff
+>>> report = ckptdiff.diff("finetuned.pth", model)      # doctest: +SKIP
+>>> report.compatible, report.summary                    # doctest: +SKIP
+"""
+
+from ckptdiff.api import diff, read, resolve, snapshot
+from ckptdiff.errors import (
+    CkptdiffError,
+    CorruptFileError,
+    IncompatibleError,
+    MissingDependencyError,
+    UnknownFormatError,
+    UnsafeContentError,
+    UsageError,
+)
 from ckptdiff.manifest import Manifest, TensorInfo
+from ckptdiff.report import Finding, Report, Rule, Suggestion
 
 __version__ = "0.1.0"
 
-__all__ = ["CkptdiffError", "Manifest", "TensorInfo", "__version__"]
+__all__ = [
+    "CkptdiffError", "CorruptFileError", "Finding", "IncompatibleError", "Manifest",
+    "MissingDependencyError", "Report", "Rule", "Suggestion", "TensorInfo", "UnknownFormatError",
+    "UnsafeContentError", "UsageError", "__version__", "diff", "read", "resolve", "snapshot",
+]

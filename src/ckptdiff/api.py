@@ -1,0 +1,96 @@
+"""The public Python API: read a checkpoint, diff two things, snapshot a model.
+
+Sources and targets may be checkpoint paths, manifests, live models (torch ``nn.Module``, Keras
+models), or model specs (``package.module:attr``, ``file.py:attr``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ckptdiff import readers
+from ckptdiff.errors import CkptdiffError
+from ckptdiff.manifest import Manifest
+from ckptdiff.match import diff_manifests
+from ckptdiff.report import Report
+from ckptdiff.targets.spec import import_spec, is_model_spec
+
+Source = str | os.PathLike[str] | Manifest | Any
+
+
+def read(path: str | os.PathLike[str], key: str | None = None) -> Manifest:
+    """The manifest of the checkpoint at ``path`` (headers only; the format is sniffed).
+
+    ``key`` picks the entry of a container checkpoint (``state_dict``, ``ema``, …).
+    """
+    try:
+        return readers.read(Path(path), key)
+    except OSError as exc:
+        raise CkptdiffError(f"{path}: {exc.strerror or exc}") from None
+
+
+def resolve(obj: Source, *, key: str | None = None,
+            model_kwargs: Mapping[str, Any] | None = None) -> Manifest:
+    """Turn any accepted source/target into a manifest."""
+    if isinstance(obj, Manifest):
+        return obj
+    if isinstance(obj, (str, os.PathLike)):
+        text = os.fspath(obj)
+        if is_model_spec(text):
+            from ckptdiff.targets.resolve import model_manifest
+
+            return model_manifest(import_spec(text), text, model_kwargs)
+        return read(text, key)
+    from ckptdiff.targets.resolve import model_manifest
+
+    label = f"<{type(obj).__name__} {'class' if isinstance(obj, type) else 'object'}>"
+    return model_manifest(obj, label, model_kwargs)
+
+
+def diff(
+    source: Source,
+    target: Source,
+    *,
+    key: str | None = None,
+    target_key: str | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
+    ignore: Iterable[str] = (),
+) -> Report:
+    """Why ``source`` (a checkpoint) would or would not load into ``target``.
+
+    ``ignore`` holds glob patterns of keys whose findings are dropped (e.g. ``classifier.*``).
+    """
+    report = diff_manifests(
+        resolve(source, key=key),
+        resolve(target, key=target_key, model_kwargs=model_kwargs),
+    )
+    return apply_ignore(report, ignore)
+
+
+def apply_ignore(report: Report, patterns: Iterable[str]) -> Report:
+    """The report without findings (and suggestions) whose key matches one of ``patterns``."""
+    globs = tuple(patterns)
+    if not globs:
+        return report
+
+    def ignored(key: str) -> bool:
+        return any(fnmatch.fnmatchcase(key, glob) for glob in globs)
+
+    return replace(
+        report,
+        findings=tuple(f for f in report.findings if not ignored(f.key)),
+        suggestions=tuple(s for s in report.suggestions
+                          if not (ignored(s.source_key) or ignored(s.target_key))),
+    )
+
+
+def snapshot(target: Source, *, key: str | None = None,
+             model_kwargs: Mapping[str, Any] | None = None) -> Manifest:
+    """A deterministic manifest (tensors sorted by key) to commit and diff against later."""
+    manifest = resolve(target, key=key, model_kwargs=model_kwargs)
+    return replace(manifest, tensors=tuple(sorted(manifest.tensors, key=lambda t: t.key)))

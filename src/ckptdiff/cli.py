@@ -1,0 +1,200 @@
+"""The ``ckptdiff`` command line: the only place that prints to the terminal and exits.
+
+Exit codes: 0 compatible, 1 incompatible, 2 bad input or usage, 3 unsafe content refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from ckptdiff.errors import CkptdiffError, UsageError
+
+app = typer.Typer(
+    name="ckptdiff",
+    help="Why a checkpoint will not load into a model, and how to fix it — from headers only.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=True,
+    rich_markup_mode=None,
+)
+
+T = TypeVar("T")
+
+
+class InspectFormat(str, Enum):
+    """Output formats of ``inspect``."""
+
+    table = "table"
+    json = "json"
+
+
+class DiffFormat(str, Enum):
+    """Output formats of ``diff``."""
+
+    table = "table"
+    json = "json"
+    text = "text"
+
+
+class FailOn(str, Enum):
+    """The lowest severity that makes ``diff`` exit 1."""
+
+    error = "error"
+    warning = "warning"
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    sys.stderr.write(f"ckptdiff: {message}\n")
+    return typer.Exit(code)
+
+
+def _guarded(action: Callable[[], T]) -> T:
+    """Run ``action``; a CkptdiffError becomes one line on stderr and its exit code."""
+    try:
+        return action()
+    except CkptdiffError as exc:
+        raise _fail(f"error: {exc}", exc.exit_code) from None
+    except KeyboardInterrupt:
+        raise _fail("interrupted", 130) from None
+
+
+def _terminal() -> tuple[bool, int]:
+    color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    return color, shutil.get_terminal_size((120, 24)).columns
+
+
+def _model_kwargs(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"--model-kwargs is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise UsageError("--model-kwargs must be a JSON object, e.g. '{\"num_labels\": 3}'")
+    return value
+
+
+KeyOption = Annotated[str | None, typer.Option(
+    "--key", help="Container entry holding the tensors (state_dict, ema, model, a.b path).")]
+
+
+@app.command()
+def inspect(
+    path: Annotated[str, typer.Argument(help="Checkpoint file, directory or TF prefix.")],
+    format: Annotated[InspectFormat, typer.Option("--format", "-f")] = InspectFormat.table,
+    key: KeyOption = None,
+) -> None:
+    """List every tensor of a checkpoint: key, shape, dtype, device, size, tied weights.
+
+    Examples: ckptdiff inspect model.safetensors; ckptdiff inspect ckpt.pth --format json
+    """
+    from ckptdiff.api import read
+
+    manifest = _guarded(lambda: read(path, key))
+    if format is InspectFormat.json:
+        sys.stdout.write(manifest.to_json() + "\n")
+        return
+    from ckptdiff.render.manifest_view import render_manifest_table
+
+    color, width = _terminal()
+    sys.stdout.write(render_manifest_table(manifest, color=color, width=width))
+
+
+@app.command()
+def diff(
+    source: Annotated[str, typer.Argument(help="The checkpoint (or snapshot) to load.")],
+    target: Annotated[str, typer.Argument(
+        help="A checkpoint, a snapshot, or a live model: pkg.module:attr or file.py:attr.")],
+    format: Annotated[DiffFormat, typer.Option("--format", "-f")] = DiffFormat.table,
+    key: KeyOption = None,
+    target_key: Annotated[str | None, typer.Option(
+        "--target-key", help="Container entry of TARGET when it is a checkpoint.")] = None,
+    model_kwargs: Annotated[str | None, typer.Option(
+        "--model-kwargs", help="JSON keyword arguments for a model class or factory.")] = None,
+    fail_on: Annotated[FailOn, typer.Option("--fail-on")] = FailOn.error,
+    ignore: Annotated[list[str] | None, typer.Option(
+        "--ignore", help="Glob of keys whose findings are dropped (repeatable).")] = None,
+    exit_zero: Annotated[bool, typer.Option(
+        "--exit-zero", help="Exit 0 even when incompatible.")] = False,
+) -> None:
+    """Say whether SOURCE loads into TARGET; exit 1 when it does not.
+
+    Examples: ckptdiff diff finetuned.pth mypkg.models:build;
+    ckptdiff diff old.safetensors new.pth --format json
+    """
+    from ckptdiff.api import diff as run_diff
+    from ckptdiff.render import get_renderer
+
+    kwargs = _guarded(lambda: _model_kwargs(model_kwargs))
+    report = _guarded(lambda: run_diff(source, target, key=key, target_key=target_key,
+                                       model_kwargs=kwargs, ignore=ignore or ()))
+    color, width = _terminal()
+    sys.stdout.write(get_renderer(format.value).render(report, color=color, width=width))
+    if report.failing(fail_on.value) and not exit_zero:
+        raise typer.Exit(1)
+
+
+@app.command()
+def snapshot(
+    target: Annotated[str, typer.Argument(help="A live model spec or a checkpoint.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Manifest JSON to write.")],
+    key: KeyOption = None,
+    model_kwargs: Annotated[str | None, typer.Option("--model-kwargs")] = None,
+) -> None:
+    """Write a deterministic manifest of a model or checkpoint, to commit and diff against.
+
+    Example: ckptdiff snapshot mypkg.models:build -o model.manifest.json
+    """
+    from ckptdiff.api import snapshot as take_snapshot
+
+    kwargs = _guarded(lambda: _model_kwargs(model_kwargs))
+    manifest = _guarded(lambda: take_snapshot(target, key=key, model_kwargs=kwargs))
+    try:
+        output.write_text(manifest.to_json() + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"error: {output}: {exc.strerror or exc}", 2) from None
+    sys.stderr.write(f"wrote {output} ({len(manifest.tensors)} tensors)\n")
+
+
+@app.command()
+def formats() -> None:
+    """List the readers, their extensions, and whether their optional dependency is installed."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ckptdiff.readers import registered
+
+    table = Table(show_edge=False, pad_edge=False, header_style="bold")
+    for column in ("format", "extensions", "installed", "description"):
+        table.add_column(column)
+    for entry in registered():
+        reader = entry.reader
+        installed = "yes" if entry.available else f"no: pip install 'ckptdiff[{reader.extra}]'"
+        origin = "" if entry.origin == "builtin" else f" [{entry.origin}]"
+        table.add_row(reader.name, " ".join(reader.extensions) or "(directory)", installed,
+                      reader.description + origin)
+    Console(highlight=False).print(table)
+
+
+def main() -> None:
+    """Console-script entry point: no traceback ever reaches the user."""
+    try:
+        app()
+    except SystemExit:
+        raise
+    except Exception as exc:  # a bug in ckptdiff, not the user's fault
+        if os.environ.get("CKPTDIFF_DEBUG"):
+            raise
+        sys.stderr.write(f"ckptdiff: internal error: {type(exc).__name__}: {exc} "
+                         "(set CKPTDIFF_DEBUG=1 for the traceback and please report it)\n")
+        sys.exit(2)

@@ -1,0 +1,98 @@
+"""Fold many keys into the patterns people read: ``encoder.layer.{0..11}.attention.{query,key}.weight``.
+
+Folding is exact: a folded pattern stands for precisely the keys that went into it (the
+cartesian product of its alternatives), never more.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+_SEPARATORS = re.compile(r"([./])")
+
+
+@dataclass
+class _Node:
+    segments: list[tuple[str, ...]]  # alternatives per segment, first-seen order
+    separators: tuple[str, ...]
+    first: int
+
+
+def fold(keys: Sequence[str]) -> list[tuple[str, list[int]]]:
+    """Fold ``keys`` into patterns; each with the indices of the keys it covers, input order."""
+    nodes: list[_Node] = []
+    members: list[list[int]] = []
+    for index, key in enumerate(keys):
+        parts = _SEPARATORS.split(key)
+        nodes.append(_Node([(p,) for p in parts[0::2]], tuple(parts[1::2]), index))
+        members.append([index])
+    for numeric_pass in (True, False):
+        changed = True
+        while changed:
+            changed = False
+            width = max((len(n.segments) for n in nodes), default=0)
+            for position in range(width):
+                nodes, members, merged = _merge_at(nodes, members, position, numeric_pass)
+                changed = changed or merged
+    order = sorted(range(len(nodes)), key=lambda i: nodes[i].first)
+    return [(_pattern(nodes[i]), sorted(members[i])) for i in order]
+
+
+def _merge_at(nodes: list[_Node], members: list[list[int]], position: int,
+              numeric_pass: bool) -> tuple[list[_Node], list[list[int]], bool]:
+    buckets: dict[Hashable, int] = {}
+    out_nodes: list[_Node] = []
+    out_members: list[list[int]] = []
+    merged = False
+    for node, member in zip(nodes, members):
+        if position >= len(node.segments) or (
+            numeric_pass and not all(v.isdigit() for v in node.segments[position])
+        ):
+            out_nodes.append(node)
+            out_members.append(member)
+            continue
+        rest = tuple(s for i, s in enumerate(node.segments) if i != position)
+        bucket_key = (len(node.segments), position, node.separators, rest)
+        if bucket_key in buckets:
+            target = out_nodes[buckets[bucket_key]]
+            seen = target.segments[position]
+            extra = tuple(v for v in node.segments[position] if v not in seen)
+            target.segments[position] = seen + extra
+            target.first = min(target.first, node.first)
+            out_members[buckets[bucket_key]].extend(member)
+            merged = True
+        else:
+            buckets[bucket_key] = len(out_nodes)
+            out_nodes.append(_Node(list(node.segments), node.separators, node.first))
+            out_members.append(list(member))
+    return out_nodes, out_members, merged
+
+
+def _pattern(node: _Node) -> str:
+    out = [_alternatives(node.segments[0])]
+    for separator, segment in zip(node.separators, node.segments[1:]):
+        out.append(separator)
+        out.append(_alternatives(segment))
+    return "".join(out)
+
+
+def _alternatives(values: tuple[str, ...]) -> str:
+    if len(values) == 1:
+        return values[0]
+    if all(v.isdigit() for v in values):
+        return "{" + _ranges(sorted(int(v) for v in values)) + "}"
+    return "{" + ",".join(values) + "}"
+
+
+def _ranges(numbers: list[int]) -> str:
+    runs: list[tuple[int, int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], number)
+        else:
+            runs.append((number, number))
+    return ",".join(
+        str(a) if a == b else f"{a},{b}" if b == a + 1 else f"{a}..{b}" for a, b in runs
+    )

@@ -1,0 +1,87 @@
+"""Turn a report's findings into grouped rows, the unit every human-facing renderer shows."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+from ckptdiff.render.grouping import fold
+from ckptdiff.report import SEVERITIES, Finding, Report, TensorSide
+
+KIND_ORDER = ("missing", "unexpected", "shape", "dtype", "device")
+# Kinds whose two sides are compared: rows group keys with identical sides.
+_COMPARED = ("shape", "dtype", "device")
+
+
+@dataclass(frozen=True)
+class Row:
+    """Findings of one kind and severity whose keys fold into one pattern."""
+
+    severity: str
+    kind: str
+    pattern: str
+    findings: tuple[Finding, ...]
+    source: str
+    target: str
+    note: str | None
+
+    @property
+    def count(self) -> int:
+        """How many keys the row stands for."""
+        return len(self.findings)
+
+
+def describe(side: TensorSide | None) -> str:
+    """``[2, 768] float32 cuda:0`` (device only when known)."""
+    if side is None:
+        return "—"
+    text = f"[{', '.join(str(d) for d in side.shape)}] {side.dtype}"
+    return f"{text} {side.device}" if side.device else text
+
+
+def _sides(findings: Sequence[Finding], which: str) -> str:
+    sides = {getattr(f, which) for f in findings}
+    if len(sides) == 1:
+        return describe(next(iter(sides)))
+    return "various shapes"
+
+
+def finding_rows(findings: Sequence[Finding]) -> list[Row]:
+    """Rows ordered by severity, then kind, then first appearance; keys folded within groups."""
+    groups: dict[Hashable, list[Finding]] = {}
+    for finding in findings:
+        signature: Hashable
+        if finding.kind in _COMPARED:
+            signature = (finding.source, finding.target, finding.note)
+        else:
+            signature = (finding.note if finding.tied_to is None else finding.tied_to,)
+        groups.setdefault((finding.severity, finding.kind, signature), []).append(finding)
+    rows: list[Row] = []
+    for (severity, kind, _), members in groups.items():
+        for pattern, indices in fold([f.key for f in members]):
+            chosen = tuple(members[i] for i in indices)
+            rows.append(Row(str(severity), str(kind), pattern, chosen, _sides(chosen, "source"),
+                            _sides(chosen, "target"), chosen[0].note))
+    kind_rank = {k: i for i, k in enumerate(KIND_ORDER)}
+    rows.sort(key=lambda r: (SEVERITIES.index(r.severity), kind_rank.get(r.kind, len(KIND_ORDER))))
+    return rows
+
+
+def verdict(report: Report) -> str:
+    """``compatible`` or ``INCOMPATIBLE``."""
+    return "compatible" if report.compatible else "INCOMPATIBLE"
+
+
+def summary_counts(report: Report) -> str:
+    """``3 missing, 2 shape, 190 matched`` (non-zero finding kinds, then matched)."""
+    summary = report.summary
+    parts = [f"{n} {kind}" for kind, n in summary.items()
+             if n and kind not in ("matched", "errors", "warnings", "info")]
+    parts.append(f"{summary['matched']} matched")
+    return ", ".join(parts)
+
+
+def side_line(label: str, path: str, fmt: str, tensors: int, container_key: str | None) -> str:
+    """``source: ckpt.pth (torch-zip, 201 tensors, container 'state_dict')``."""
+    container = f", container '{container_key}'" if container_key else ""
+    return f"{label}: {path} ({fmt}, {tensors} tensors{container})"

@@ -1,0 +1,67 @@
+"""The terminal report: a verdict line and a rich table of folded key groups."""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+
+from ckptdiff.render.rows import finding_rows, side_line, summary_counts, verdict
+from ckptdiff.report import Report, Suggestion
+
+_SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+class TableRenderer:
+    """Human-readable report for terminals (rich)."""
+
+    name = "table"
+
+    def render(self, report: Report, *, color: bool = False, width: int | None = None) -> str:
+        """Render ``report``; ANSI colours only when ``color``."""
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        buffer = io.StringIO()
+        console = Console(file=buffer, force_terminal=color, no_color=not color,
+                          width=width or 120, highlight=False, soft_wrap=False)
+        mark, style = ("✓", "bold green") if report.compatible else ("✗", "bold red")
+        console.print(Text.assemble((f"{mark} {verdict(report)}", style), "  ",
+                                    summary_counts(report)))
+        for label, side in (("source", report.source), ("target", report.target)):
+            console.print(side_line(f"  {label}", side.path, side.format, side.tensors,
+                                    side.container_key), style="dim")
+        rows = finding_rows(report.findings)
+        if rows:
+            table = Table(show_edge=False, pad_edge=False, header_style="bold")
+            table.add_column("severity")
+            table.add_column("kind")
+            table.add_column("keys", overflow="fold")
+            table.add_column("source", overflow="fold")
+            table.add_column("target", overflow="fold")
+            for row in rows:
+                keys = Text(row.pattern)
+                if row.count > 1:
+                    keys.append(f"  ×{row.count}", style="dim")
+                if row.note:
+                    keys.append(f"\n{row.note}", style="dim italic")
+                table.add_row(Text(row.severity, style=_SEVERITY_STYLE[row.severity]), row.kind,
+                              keys, row.source, row.target)
+            console.print(table)
+        if report.suggestions:
+            console.print("\nSuggested renames (confident pairs; findings above are unchanged):",
+                          style="bold")
+            for rule_text, members in _by_rule(report.suggestions).items():
+                best = max(s.confidence for s in members)
+                console.print(f"  {rule_text}: {len(members)} keys (confidence {best:.2f})")
+            for rule in report.rules:
+                console.print(f"    re.sub({rule.pattern!r}, {rule.replacement!r}, key)"
+                              f"   # {rule.matches} keys", style="green")
+        return buffer.getvalue()
+
+
+def _by_rule(suggestions: tuple[Suggestion, ...]) -> dict[str, list[Suggestion]]:
+    grouped: dict[str, list[Suggestion]] = defaultdict(list)
+    for suggestion in suggestions:
+        grouped[suggestion.rule].append(suggestion)
+    return dict(grouped)
