@@ -108,13 +108,16 @@ def _tied_with_rival(
     pairs: list[Pair], rivals: list[tuple[Pair, list[Pair]]], used_source: set[str],
     used_target: set[str],
 ) -> bool:
+    ours = set(pairs)
     sources = {s for s, _ in pairs}
     targets = {t for _, t in pairs}
     for _, other in rivals:
         if len(other) < len(pairs):
             return False  # rivals are sorted by size: the rest are smaller still
+        # The same pair reached through another prefix split is agreement, not rivalry.
         live = [(s, t) for s, t in other if s not in used_source and t not in used_target]
-        if len(live) >= len(pairs) and any(s in sources or t in targets for s, t in live):
+        clashes = [(s, t) for s, t in live if (s in sources or t in targets) and (s, t) not in ours]
+        if len(live) >= len(pairs) and clashes:
             return True
     return False
 
