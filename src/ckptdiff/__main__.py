@@ -1,0 +1,5 @@
+"""``python -m ckptdiff``."""
+
+from ckptdiff.cli import main
+
+main()
