@@ -78,7 +78,9 @@ SAFETENSORS_DTYPES: Mapping[str, str] = {
     "BOOL": "bool", "C64": "complex64",
 }
 # safetensors codes outside the vocabulary, with their bits per element.
-SAFETENSORS_OTHER_BITS: Mapping[str, int] = {"F8_E8M0": 8, "F6_E2M3": 6, "F6_E3M2": 6, "F4": 4}
+SAFETENSORS_OTHER_BITS: Mapping[str, int] = {
+    "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8, "F6_E2M3": 6, "F6_E3M2": 6, "F4": 4,
+}
 
 # TensorFlow ``DataType`` enum values (types.proto).
 TF_DTYPES: Mapping[int, str] = {

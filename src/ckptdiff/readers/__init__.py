@@ -23,6 +23,8 @@ ENTRY_POINT_GROUP = "ckptdiff.readers"
 # Order matters only among readers whose sniffers could both claim a file: specific ones first.
 BUILTIN_READERS: tuple[str, ...] = (
     "ckptdiff.readers.manifest_json:ManifestReader",
+    "ckptdiff.readers.safetensors:SafetensorsReader",
+    "ckptdiff.readers.safetensors_index:ShardedSafetensorsReader",
 )
 
 _LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
