@@ -9,9 +9,9 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from tests.helpers import manifest, t
 
 from ckptdiff.manifest import Manifest
-from tests.helpers import manifest, t
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

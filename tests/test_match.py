@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import jsonschema
+from tests.helpers import manifest, t
 
 from ckptdiff.match import diff_manifests
-from tests.helpers import manifest, t
 
 
 def kinds(report):  # type: ignore[no-untyped-def]

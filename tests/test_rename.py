@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-from ckptdiff.rename import suggest_renames
 from tests.helpers import t
+
+from ckptdiff.rename import suggest_renames
 
 
 def pairs(unexpected, missing):  # type: ignore[no-untyped-def]

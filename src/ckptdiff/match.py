@@ -98,7 +98,8 @@ def _shape_note(stored: TensorInfo, expected: TensorInfo) -> str | None:
     if sorted(stored.shape) == sorted(expected.shape) and stored.shape != expected.shape:
         return "same sizes in another order: a layout difference (e.g. HWIO vs OIHW)?"
     if len(stored.shape) == len(expected.shape):
-        changed = [i for i, (a, b) in enumerate(zip(stored.shape, expected.shape)) if a != b]
+        pairs = zip(stored.shape, expected.shape, strict=True)
+        changed = [i for i, (a, b) in enumerate(pairs) if a != b]
         if len(changed) == 1:
             i = changed[0]
             return f"dim {i} is {stored.shape[i]} in the source, {expected.shape[i]} in the target"

@@ -93,7 +93,8 @@ def _candidate_rules(
 
 
 def _rule_sort_key(prefixes: Pair) -> tuple[int, int, str, str]:
-    return (0 if _involves_wrapper(prefixes) else 1, len(prefixes[0]) + len(prefixes[1]), prefixes[0], prefixes[1])
+    rank = 0 if _involves_wrapper(prefixes) else 1
+    return (rank, len(prefixes[0]) + len(prefixes[1]), prefixes[0], prefixes[1])
 
 
 def _has_support(prefixes: Pair, pairs: list[Pair]) -> bool:

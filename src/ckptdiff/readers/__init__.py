@@ -13,8 +13,12 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from ckptdiff.errors import CkptdiffError, CorruptFileError, MissingDependencyError
-from ckptdiff.errors import UnknownFormatError
+from ckptdiff.errors import (
+    CkptdiffError,
+    CorruptFileError,
+    MissingDependencyError,
+    UnknownFormatError,
+)
 from ckptdiff.manifest import Manifest
 from ckptdiff.readers.base import Reader, has_extension, read_head
 
@@ -99,7 +103,8 @@ def find_reader(path: Path) -> Reader:
     for entry in registered():
         if entry.reader.sniff(head, path):
             if not entry.available:
-                missing = next(m for m in entry.reader.requires if importlib.util.find_spec(m) is None)
+                missing = next(m for m in entry.reader.requires
+                               if importlib.util.find_spec(m) is None)
                 raise MissingDependencyError(
                     missing, entry.reader.extra or "all", f"reading {entry.reader.name} files"
                 )

@@ -43,7 +43,7 @@ class CountingFile(io.RawIOBase):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__()
         self.name = str(path)
-        self._file: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed in close()
+        self._file: io.BufferedReader = open(path, "rb")  # noqa: SIM115 - closed in close()
         self.size = os.fstat(self._file.fileno()).st_size
         self.bytes_read = 0
 

@@ -1,4 +1,4 @@
-"""Fold many keys into the patterns people read: ``encoder.layer.{0..11}.attention.{query,key}.weight``.
+"""Fold keys into the patterns people read: ``encoder.layer.{0..11}.attention.{query,key}.weight``.
 
 Folding is exact: a folded pattern stands for precisely the keys that went into it (the
 cartesian product of its alternatives), never more.
@@ -46,7 +46,7 @@ def _merge_at(nodes: list[_Node], members: list[list[int]], position: int,
     out_nodes: list[_Node] = []
     out_members: list[list[int]] = []
     merged = False
-    for node, member in zip(nodes, members):
+    for node, member in zip(nodes, members, strict=True):
         if position >= len(node.segments) or (
             numeric_pass and not all(v.isdigit() for v in node.segments[position])
         ):
@@ -72,7 +72,7 @@ def _merge_at(nodes: list[_Node], members: list[list[int]], position: int,
 
 def _pattern(node: _Node) -> str:
     out = [_alternatives(node.segments[0])]
-    for separator, segment in zip(node.separators, node.segments[1:]):
+    for separator, segment in zip(node.separators, node.segments[1:], strict=True):
         out.append(separator)
         out.append(_alternatives(segment))
     return "".join(out)

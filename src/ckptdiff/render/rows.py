@@ -48,7 +48,7 @@ def _sides(findings: Sequence[Finding], which: str) -> str:
 
 def finding_rows(findings: Sequence[Finding]) -> list[Row]:
     """Rows ordered by severity, then kind, then first appearance; keys folded within groups."""
-    groups: dict[Hashable, list[Finding]] = {}
+    groups: dict[tuple[str, str, Hashable], list[Finding]] = {}
     for finding in findings:
         signature: Hashable
         if finding.kind in _COMPARED:
@@ -60,7 +60,7 @@ def finding_rows(findings: Sequence[Finding]) -> list[Row]:
     for (severity, kind, _), members in groups.items():
         for pattern, indices in fold([f.key for f in members]):
             chosen = tuple(members[i] for i in indices)
-            rows.append(Row(str(severity), str(kind), pattern, chosen, _sides(chosen, "source"),
+            rows.append(Row(severity, kind, pattern, chosen, _sides(chosen, "source"),
                             _sides(chosen, "target"), chosen[0].note))
     kind_rank = {k: i for i, k in enumerate(KIND_ORDER)}
     rows.sort(key=lambda r: (SEVERITIES.index(r.severity), kind_rank.get(r.kind, len(KIND_ORDER))))

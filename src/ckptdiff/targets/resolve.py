@@ -56,4 +56,5 @@ def _manifest_of_instance(model: Any, label: str, built_on: str) -> Manifest:
         return torch_model_manifest(model, label, built_on)
     from ckptdiff.targets.keras import keras_model_manifest
 
-    return keras_model_manifest(model, label)
+    manifest: Manifest = keras_model_manifest(model, label)
+    return manifest
