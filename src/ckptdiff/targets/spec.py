@@ -54,7 +54,7 @@ def _import_file(filename: str) -> Any:
     path = Path(filename).resolve()
     if not path.is_file():
         raise UsageError(f"{filename}: no such Python file")
-    module_name = f"_ckptdiff_model_{abs(hash(str(path))):x}"
+    module_name = _file_module_name(path)
     loader_spec = importlib.util.spec_from_file_location(module_name, path)
     if loader_spec is None or loader_spec.loader is None:
         raise UsageError(f"{filename}: cannot be imported as a Python module")
@@ -68,6 +68,20 @@ def _import_file(filename: str) -> Any:
         del sys.modules[module_name]
         raise UsageError(f"cannot import {filename}: {type(exc).__name__}: {exc}") from None
     return module
+
+
+def _file_module_name(path: Path) -> str:
+    """A module name for ``path`` that is the same in every process and on every machine.
+
+    Snapshots record the model class by module name; ``hash()`` is salted per process and an
+    absolute path differs between a laptop and CI, so the name comes from the file's stem.
+    """
+    base = "_ckptdiff_model_" + re.sub(r"\W", "_", path.stem)
+    name, number = base, 1
+    while name in sys.modules and getattr(sys.modules[name], "__file__", None) != str(path):
+        number += 1
+        name = f"{base}_{number}"
+    return name
 
 
 def type_names(obj: Any) -> set[str]:
