@@ -30,7 +30,7 @@ def diff_manifests(source: Manifest, target: Manifest) -> Report:
         if info.key not in tgt:
             findings.append(_unexpected(info, live, non_persistent))
 
-    matched = 0
+    matched_keys: list[str] = []
     compared: list[Finding] = []
     for info in target.tensors:
         stored = src.get(info.key)
@@ -39,7 +39,7 @@ def diff_manifests(source: Manifest, target: Manifest) -> Report:
         if stored.shape != info.shape:
             compared.append(_pair("shape", "error", stored, info, _shape_note(stored, info)))
         else:
-            matched += 1
+            matched_keys.append(info.key)
         if stored.dtype != info.dtype:
             note = (f"stored as {stored.dtype}, the target holds {info.dtype}: "
                     "load_state_dict casts silently")
@@ -55,10 +55,11 @@ def diff_manifests(source: Manifest, target: Manifest) -> Report:
     return Report(
         source=Side.of(source),
         target=Side.of(target),
-        matched=matched,
+        matched=len(matched_keys),
         findings=tuple(findings),
         suggestions=tuple(suggestions),
         rules=tuple(rules),
+        matched_keys=tuple(matched_keys),
     )
 
 

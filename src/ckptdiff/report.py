@@ -126,6 +126,9 @@ class Report:
     findings: tuple[Finding, ...]
     suggestions: tuple[Suggestion, ...] = ()
     rules: tuple[Rule, ...] = ()
+    # Keys whose shapes agree (``matched`` counts them): renderers that list passing checks
+    # (JUnit) need them; not part of the JSON document.
+    matched_keys: tuple[str, ...] = ()
 
     @property
     def compatible(self) -> bool:
