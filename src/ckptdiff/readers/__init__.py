@@ -29,6 +29,8 @@ BUILTIN_READERS: tuple[str, ...] = (
     "ckptdiff.readers.manifest_json:ManifestReader",
     "ckptdiff.readers.safetensors:SafetensorsReader",
     "ckptdiff.readers.safetensors_index:ShardedSafetensorsReader",
+    "ckptdiff.readers.tf_savedmodel:TFSavedModelReader",
+    "ckptdiff.readers.tf_checkpoint:TFCheckpointReader",
 )
 
 _LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"

@@ -1,0 +1,1 @@
+"""Generated protobuf modules for the TensorFlow structures ckptdiff reads (see README.md)."""
