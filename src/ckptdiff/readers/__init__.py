@@ -31,6 +31,9 @@ BUILTIN_READERS: tuple[str, ...] = (
     "ckptdiff.readers.safetensors_index:ShardedSafetensorsReader",
     "ckptdiff.readers.tf_savedmodel:TFSavedModelReader",
     "ckptdiff.readers.tf_checkpoint:TFCheckpointReader",
+    "ckptdiff.readers.keras_zip:KerasZipReader",
+    "ckptdiff.readers.keras_h5:KerasWeightsH5Reader",
+    "ckptdiff.readers.keras_h5:KerasH5Reader",
 )
 
 _LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"

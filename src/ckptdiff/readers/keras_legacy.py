@@ -1,0 +1,165 @@
+"""The legacy Keras HDF5 layout (tf.keras 2, and ``model.save("x.h5")`` in Keras 3).
+
+A weights group carries ``layer_names`` (every layer, in model order), and one group per layer
+whose ``weight_names`` attribute lists its variables (``dense/kernel:0``); each is a dataset at
+that path inside the layer's group. A full model keeps this under ``model_weights`` beside a
+``model_config`` JSON attribute (and ``optimizer_weights``). The legacy loader pairs the file's
+layers that have weights with the model's, BY ORDER, so the order goes into the metadata.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ckptdiff.errors import CorruptFileError
+from ckptdiff.manifest import TensorInfo
+from ckptdiff.readers.keras_config import Chain, ConfigIndex, parse_config
+from ckptdiff.readers.keras_hdf5 import (
+    Walker,
+    as_text,
+    dataset_facts,
+    read_attribute,
+    read_string_list,
+)
+from ckptdiff.readers.keras_names import (
+    child_class,
+    class_saving,
+    join_key,
+    name_variables,
+    variable_names,
+)
+
+_SUFFIX = re.compile(r":\d+$")  # TensorFlow's output index in tf.keras 2 names
+
+
+@dataclass(frozen=True)
+class _Stored:
+    chain: Chain
+    short: str
+    weight_name: str
+    facts: tuple[tuple[int, ...], str, int | None]
+    storage: str
+
+
+def legacy_manifest_parts(root: Any, walker: Walker) -> tuple[list[TensorInfo], dict[str, Any]]:
+    """Tensors and metadata of a legacy Keras HDF5 file (full model or weights only)."""
+    path = walker.path
+    full_model = "model_weights" in set(root)
+    group = walker.child(root, "model_weights", "/model_weights") if full_model else root
+    prefix = "model_weights/" if full_model else ""
+    config = None
+    raw_config = read_attribute(root, "model_config", path) if full_model else None
+    if raw_config is not None:
+        config = parse_config(as_text(raw_config), path, "the model_config attribute")
+    layer_names = read_string_list(group, "layer_names", path)
+    if layer_names is None:
+        members = ", ".join(sorted(set(root))[:8]) or "none"
+        raise CorruptFileError(f"{path}: an HDF5 file, but not a Keras one: no 'layer_names' "
+                               f"attribute (top-level members: {members})")
+    stored: list[_Stored] = []
+    with_weights: list[str] = []
+    for layer in layer_names:
+        layer_group = walker.resolve(group, layer, f"/{prefix}".rstrip("/"))
+        found = _layer_weights(layer_group, layer, (layer,), f"{prefix}{layer}", walker)
+        stored.extend(found)
+        if found:
+            with_weights.append(layer)
+    if "top_level_model_weights" in set(group):  # Keras 3's own variables of the model
+        top = walker.child(group, "top_level_model_weights", f"/{prefix}top_level_model_weights")
+        stored.extend(_layer_weights(top, "", (), f"{prefix}top_level_model_weights", walker))
+    tensors = _named(stored, config)
+    if "optimizer_weights" in set(root):
+        tensors.extend(_optimizer(root, walker))
+    metadata: dict[str, Any] = {
+        "saved": "model" if full_model else "weights",
+        "keras_version": _attr_text(group, "keras_version", path),
+        "backend": _attr_text(group, "backend", path),
+        "layer_names": layer_names,
+        "layers_with_weights": with_weights,
+    }
+    if config is not None:
+        metadata["model_class"] = config.model_class
+        metadata["model_name"] = config.model_name
+    return tensors, metadata
+
+
+def _layer_weights(layer_group: Any, layer: str, chain: Chain, where: str,
+                   walker: Walker) -> list[_Stored]:
+    if not walker.is_group(layer_group):
+        raise CorruptFileError(f"{walker.path}: /{where} is a dataset, not a layer group")
+    found = []
+    for weight_name in read_string_list(layer_group, "weight_names", walker.path) or []:
+        dataset = walker.resolve(layer_group, weight_name, f"/{where}")
+        if not walker.is_dataset(dataset):
+            raise CorruptFileError(f"{walker.path}: /{where}/{weight_name} is not a dataset")
+        parts = _SUFFIX.sub("", weight_name).split("/")
+        # Keras writes the owner's path into the name (my_lstm/lstm_cell/kernel), except for
+        # layers of a nested model that was built on its own (inner_dense/kernel in "sub").
+        if layer and len(parts) > 1 and parts[0] == layer:
+            parts = parts[1:]
+        found.append(_Stored((*chain, *parts[:-1]), parts[-1], weight_name,
+                             dataset_facts(dataset, walker.path), f"{where}/{weight_name}"))
+    return found
+
+
+def _named(stored: list[_Stored], config: ConfigIndex | None) -> list[TensorInfo]:
+    by_chain: dict[Chain, list[_Stored]] = {}
+    for item in stored:
+        by_chain.setdefault(item.chain, []).append(item)
+    tensors: list[TensorInfo] = []
+    used: set[str] = set()
+    for chain, items in by_chain.items():
+        real = [item.short for item in items]
+        if config is not None:
+            cls = _config_class(config, chain)
+            flag = config.layer_trainable(chain)
+        else:  # weights only: no classes; names that a built-in layer saves are trusted
+            cls = class_saving(real) if chain else None
+            flag = None
+        known = variable_names(cls, len(items)) is not None
+        names = name_variables(cls if known else None, len(items))
+        for item, named in zip(items, names, strict=True):
+            key = join_key(chain, named.name)
+            if key in used:
+                key = f"{key}@{item.storage}"
+            used.add(key)
+            shape, dtype, nbytes = item.facts
+            trainable = False if named.kind == "buffer" or flag is False else (
+                True if flag and not named.positional else None)
+            tensors.append(TensorInfo(
+                key=key, shape=shape, dtype=dtype, device=None, nbytes=nbytes,
+                storage=item.storage, kind=named.kind, trainable=trainable,
+                variable_name=item.weight_name if item.weight_name != key else None))
+    return tensors
+
+
+def _config_class(config: ConfigIndex, chain: Chain) -> str | None:
+    if not chain:
+        return None
+    listed = config.class_of(chain)
+    if listed is not None:
+        return listed
+    return child_class(_config_class(config, chain[:-1]), chain[-1])
+
+
+def _optimizer(root: Any, walker: Walker) -> list[TensorInfo]:
+    group = walker.child(root, "optimizer_weights", "/optimizer_weights")
+    tensors = []
+    for weight_name in read_string_list(group, "weight_names", walker.path) or []:
+        dataset = walker.resolve(group, weight_name, "/optimizer_weights")
+        if not walker.is_dataset(dataset):
+            raise CorruptFileError(f"{walker.path}: /optimizer_weights/{weight_name} "
+                                   "is not a dataset")
+        shape, dtype, nbytes = dataset_facts(dataset, walker.path)
+        tensors.append(TensorInfo(
+            key=f"optimizer_weights/{_SUFFIX.sub('', weight_name)}", shape=shape, dtype=dtype,
+            device=None, nbytes=nbytes, storage=f"optimizer_weights/{weight_name}",
+            kind="optimizer_slot" if shape else "other", trainable=False))
+    return tensors
+
+
+def _attr_text(obj: Any, name: str, path: str) -> str | None:
+    value = read_attribute(obj, name, path)
+    return None if value is None else as_text(value)

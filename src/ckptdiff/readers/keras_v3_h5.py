@@ -1,0 +1,67 @@
+"""Walk a Keras 3 weights HDF5 file (``.weights.h5``, or ``model.weights.h5`` inside a ``.keras``)
+into :class:`SavedLayer` objects, reading group listings, attributes and dataset headers only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ckptdiff.readers.keras_hdf5 import Walker, as_text, dataset_facts, read_attribute
+from ckptdiff.readers.keras_saved_layers import SavedLayer, SavedVariable
+
+VARS = "vars"
+
+
+def looks_like_keras3(root: Any, walker: Walker) -> bool:
+    """True for Keras 3's layout: a ``vars`` group at the top or one level down, and none of the
+    legacy format's ``layer_names``/``model_weights`` markers. Links are inspected, not followed."""
+    names = set(root)
+    if "model_weights" in names or any(a.startswith("layer_names") for a in root.attrs):
+        return False
+    if _is_hard_group(root, VARS, walker):
+        return True
+    for name in sorted(names):
+        if _is_hard_group(root, name, walker) and _is_hard_group(root[name], VARS, walker):
+            return True
+    return False
+
+
+def _is_hard_group(group: Any, name: str, walker: Walker) -> bool:
+    link = group.get(name, getlink=True)
+    if link is None or type(link).__name__ != "HardLink":
+        return False
+    return walker.is_group(group[name])
+
+
+def saved_layers(root: Any, walker: Walker, storage_prefix: str = "") -> list[SavedLayer]:
+    """Every saveable (a group holding ``vars``) under ``root``, with its variables' headers."""
+    found: list[SavedLayer] = []
+    seen: set[Any] = set()
+    pending: list[tuple[Any, tuple[str, ...]]] = [(root, ())]
+    while pending:
+        group, path = pending.pop()
+        if group.id in seen:  # hard links can make cycles; each group is read once
+            continue
+        seen.add(group.id)
+        where = "/" + "/".join(path)
+        for name, member in walker.children(group, where.rstrip("/")):
+            if name == VARS and walker.is_group(member):
+                found.append(_saved_layer(member, path, walker, storage_prefix))
+            elif walker.is_group(member):
+                pending.append((member, (*path, name)))
+    return found
+
+
+def _saved_layer(vars_group: Any, path: tuple[str, ...], walker: Walker,
+                 storage_prefix: str) -> SavedLayer:
+    where = "/".join((*path, VARS))
+    raw_name = read_attribute(vars_group, "name", walker.path)
+    variables = []
+    for index, member in walker.children(vars_group, "/" + where):
+        if not walker.is_dataset(member):
+            continue
+        shape, dtype, nbytes = dataset_facts(member, walker.path)
+        variables.append(SavedVariable(
+            index=index, shape=shape, dtype=dtype, nbytes=nbytes,
+            storage=f"{storage_prefix}{where}/{index}"))
+    return SavedLayer(path=path, name=None if raw_name is None else as_text(raw_name),
+                      variables=tuple(variables))

@@ -1,0 +1,142 @@
+"""Live Keras model targets: the manifest of what a Keras model saves and loads.
+
+Keys follow the Keras readers' rule (see ``ckptdiff.readers.keras_names``): the model is walked
+by Keras' own saving code with a store that records each variable instead of writing it, which
+yields exactly the saved layout of a ``.weights.h5`` file (paths, layer names, positions), and
+that layout is named by the same function the readers use. A file written by a model therefore
+has the model's keys, shapes and dtypes. Devices are null on both sides: Keras files record none.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ckptdiff.dtypes import DTYPES, nbytes
+from ckptdiff.errors import UsageError
+from ckptdiff.manifest import Manifest, TensorInfo
+from ckptdiff.readers.keras_saved_layers import (
+    NON_LAYER_ROOTS,
+    SavedLayer,
+    SavedVariable,
+    saved_layer_tensors,
+)
+from ckptdiff.targets.keras_record import record_saved_state
+from ckptdiff.targets.spec import type_names
+
+_KERAS_PACKAGES = ("keras", "tf_keras")
+_KERAS_BASES = ("Layer", "Model")
+
+
+def is_keras_model(obj: Any) -> bool:
+    """True for a Keras model (or layer) instance, judged by its classes' modules only."""
+    if isinstance(obj, type):
+        return False
+    return any(name.split(".", 1)[0] in _KERAS_PACKAGES and name.rsplit(".", 1)[-1]
+               in _KERAS_BASES for name in type_names(obj))
+
+
+def build_keras_model(obj: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
+    """Call a model class or factory with ``kwargs`` and return the built model."""
+    label = getattr(obj, "__qualname__", repr(obj))
+    try:
+        model = obj(**kwargs)
+    except Exception as exc:  # user code may raise anything
+        raise UsageError(f"building {label}(**{dict(kwargs)!r}) failed: "
+                         f"{type(exc).__name__}: {exc}") from None
+    if not is_keras_model(model):
+        raise UsageError(f"{label} returned {type(model).__name__}, not a Keras model")
+    return ensure_built(model, label)
+
+
+def ensure_built(model: Any, label: str) -> Any:
+    """``model``, built from its recorded build config if needed; otherwise a ``UsageError``."""
+    if getattr(model, "built", True):
+        return model
+    build_config = None
+    if hasattr(model, "get_build_config"):
+        try:
+            build_config = model.get_build_config()
+        except Exception:  # custom get_build_config may fail; then the shape is unknown
+            build_config = None
+    if build_config:
+        try:
+            model.build_from_config(build_config)
+            return model
+        except Exception as exc:  # user build() code may raise anything
+            raise UsageError(f"{label}: building the Keras model from its build config failed: "
+                             f"{type(exc).__name__}: {exc}") from None
+    raise UsageError(
+        f"{label}: the Keras model {getattr(model, 'name', '')!r} is not built, so it has no "
+        "weights yet and its input shape is unknown; start it with keras.Input(shape=...) or "
+        "call model.build(input_shape) in the factory")
+
+
+def keras_model_manifest(model: Any, path_label: str) -> Manifest:
+    """The manifest of the variables ``model`` saves (and ``load_weights`` expects)."""
+    ensure_built(model, path_label)
+    recorded = record_saved_state(model)
+    if recorded is not None:
+        layers = [_saved_layer(path, name, values) for path, (name, values) in recorded.items()
+                  if not (path[:1] and path[0] in NON_LAYER_ROOTS)]
+        tensors = saved_layer_tensors(layers)
+    else:  # Keras without the saving internals ckptdiff records through (e.g. tf_keras 2)
+        tensors = _tensors_from_variable_paths(model)
+    keras_module = sys.modules.get("keras")
+    metadata: dict[str, Any] = {
+        "live_model": True,
+        "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "model_name": getattr(model, "name", None),
+        "keras_version": getattr(keras_module, "__version__", None),
+        "layers_with_weights": [layer.name for layer in getattr(model, "layers", ())
+                                if getattr(layer, "weights", None)],
+        "unbuilt_layers": sorted(layer.name for layer in _sublayers(model)
+                                 if not getattr(layer, "built", True)),
+        "bytes_read": 0,
+    }
+    return Manifest(path=path_label, format="keras-model", tensors=tuple(tensors),
+                    metadata=metadata)
+
+
+def _saved_layer(path: tuple[str, ...], name: str | None,
+                 values: list[tuple[str, Any]]) -> SavedLayer:
+    return SavedLayer(path=path, name=name, variables=tuple(
+        _saved_variable(index, value) for index, value in values))
+
+
+def _saved_variable(index: str, value: Any) -> SavedVariable:
+    shape = tuple(int(d) for d in value.shape)
+    dtype = _dtype_name(value)
+    trainable = getattr(value, "trainable", None)
+    path = getattr(value, "path", None)
+    return SavedVariable(index=index, shape=shape, dtype=dtype, nbytes=nbytes(dtype, shape),
+                         trainable=trainable if isinstance(trainable, bool) else None,
+                         variable_name=path if isinstance(path, str) else None)
+
+
+def _dtype_name(value: Any) -> str:
+    dtype = value.dtype
+    if not isinstance(dtype, str):
+        from keras import backend
+
+        dtype = backend.standardize_dtype(dtype)
+    return dtype if dtype in DTYPES else "other"
+
+
+def _tensors_from_variable_paths(model: Any) -> list[TensorInfo]:
+    tensors = []
+    for variable in model.weights:
+        key = str(getattr(variable, "path", variable.name)).split(":", 1)[0]
+        dtype = _dtype_name(variable)
+        shape = tuple(int(d) for d in variable.shape)
+        tensors.append(TensorInfo(key=key, shape=shape, dtype=dtype, device=None,
+                                  nbytes=nbytes(dtype, shape), trainable=bool(variable.trainable)))
+    return tensors
+
+
+def _sublayers(model: Any) -> list[Any]:
+    flatten = getattr(model, "_flatten_layers", None)
+    if flatten is None:
+        return list(getattr(model, "layers", ()))
+    return [layer for layer in flatten(include_self=False)]
