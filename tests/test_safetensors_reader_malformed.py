@@ -124,6 +124,20 @@ def test_unpaired_surrogate_escape(tmp_path: Path) -> None:
     refused(path, "unpaired surrogate")
 
 
+def test_surrogate_look_alikes_are_fine(tmp_path: Path) -> None:
+    # An escaped backslash followed by "ud800", and a proper surrogate pair: both valid.
+    path = write_raw(tmp_path / "m.safetensors", b'{"w\\\\ud800\\ud83d\\ude00": {"dtype": '
+                     b'"F32", "shape": [2], "data_offsets": [0, 8], "x": ["\\\\udc00"]}}', bytes(8))
+    assert library_accepts(path)
+    assert SafetensorsReader().read(path).keys() == ["w\\ud800\U0001f600"]
+
+
+def test_long_integers_within_a_double_are_fine(tmp_path: Path) -> None:
+    path = write_raw(tmp_path / "m.safetensors", b'{"w": {"dtype": "F32", "shape": [2], '
+                     b'"data_offsets": [0, 8], "note": 1' + b"0" * 300 + b"}}", bytes(8))
+    assert library_accepts(path) and SafetensorsReader().read(path).keys() == ["w"]
+
+
 def test_nesting_deeper_than_the_library_parses(tmp_path: Path) -> None:
     fine = b"[" * 125 + b"]" * 125
     deep = b"[" * 126 + b"]" * 126

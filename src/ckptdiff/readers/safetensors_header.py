@@ -113,6 +113,10 @@ def read_header(path: Path) -> SafetensorsHeader:
     return SafetensorsHeader(tuple(ordered), metadata, bytes_read)
 
 
+class _BadEntry(Exception):
+    """A problem with one tensor entry; the caller prefixes the path and the tensor's key."""
+
+
 def _parse_entries(
     document: dict[str, Any], label: str
 ) -> tuple[dict[str, str], list[HeaderEntry]]:
@@ -122,26 +126,30 @@ def _parse_entries(
         if key == "__metadata__":
             metadata = _parse_metadata(value, label)
             continue
-        where = f"{label}: tensor {quote(key)}"
-        if not isinstance(value, dict):
-            raise CorruptFileError(f"{where}: entry is a JSON {json_type(value)}, not an object")
-        for field in ("dtype", "shape", "data_offsets"):
-            if field not in value:
-                raise CorruptFileError(f"{where}: missing field {field!r}")
-        # Other fields are ignored, as by the library, whose parser refuses deep nesting anywhere.
-        if len(value) > 3 and 1 + nesting_depth(value) > MAX_NESTING:
-            raise CorruptFileError(f"{where}: entry nests more than {MAX_NESTING} levels deep")
-        code = value["dtype"]
-        if not isinstance(code, str) or element_bits(code) is None:
-            raise CorruptFileError(f"{where}: unknown dtype {describe(code)}")
-        shape = _usize_list(value["shape"], where, "shape")
-        offsets = _usize_list(value["data_offsets"], where, "data_offsets")
-        if len(offsets) != 2:
-            raise CorruptFileError(
-                f"{where}: data_offsets must be [begin, end], not {len(offsets)} numbers"
-            )
-        entries.append(HeaderEntry(key, code, tuple(shape), offsets[0], offsets[1]))
+        try:
+            entries.append(_parse_entry(key, value))
+        except _BadEntry as exc:
+            raise CorruptFileError(f"{label}: tensor {quote(key)}: {exc}") from None
     return metadata, entries
+
+
+def _parse_entry(key: str, value: Any) -> HeaderEntry:
+    if not isinstance(value, dict):
+        raise _BadEntry(f"entry is a JSON {json_type(value)}, not an object")
+    for field in ("dtype", "shape", "data_offsets"):
+        if field not in value:
+            raise _BadEntry(f"missing field {field!r}")
+    # Other fields are ignored, as by the library, whose parser refuses deep nesting anywhere.
+    if len(value) > 3 and 1 + nesting_depth(value) > MAX_NESTING:
+        raise _BadEntry(f"entry nests more than {MAX_NESTING} levels deep")
+    code = value["dtype"]
+    if not isinstance(code, str) or element_bits(code) is None:
+        raise _BadEntry(f"unknown dtype {describe(code)}")
+    shape = _usize_list(value["shape"], "shape")
+    offsets = _usize_list(value["data_offsets"], "data_offsets")
+    if len(offsets) != 2:
+        raise _BadEntry(f"data_offsets must be [begin, end], not {len(offsets)} numbers")
+    return HeaderEntry(key, code, tuple(shape), offsets[0], offsets[1])
 
 
 def _parse_metadata(value: Any, label: str) -> dict[str, str]:
@@ -160,15 +168,13 @@ def _parse_metadata(value: Any, label: str) -> dict[str, str]:
     return dict(sorted(value.items()))
 
 
-def _usize_list(value: Any, where: str, field: str) -> list[int]:
+def _usize_list(value: Any, field: str) -> list[int]:
     if not isinstance(value, list):
-        raise CorruptFileError(f"{where}: {field} is a JSON {json_type(value)}, not an array")
+        raise _BadEntry(f"{field} is a JSON {json_type(value)}, not an array")
     for item in value:
         # bool is an int in Python but not a number in JSON.
         if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item < _USIZE_LIMIT:
-            raise CorruptFileError(
-                f"{where}: {field} holds {describe(item)}, not a non-negative 64-bit integer"
-            )
+            raise _BadEntry(f"{field} holds {describe(item)}, not a non-negative 64-bit integer")
     return value
 
 
@@ -178,30 +184,38 @@ def _check_layout(entries: list[HeaderEntry], label: str) -> tuple[list[HeaderEn
     ordered = sorted(entries, key=lambda entry: (entry.begin, entry.end))
     start = 0
     for entry in ordered:
-        where = f"{label}: tensor {quote(entry.key)}"
-        span = f"data_offsets [{entry.begin:,}, {entry.end:,}]"
-        if entry.end < entry.begin:
-            raise CorruptFileError(f"{where}: {span} end before they begin")
-        if entry.begin > start:
-            raise CorruptFileError(
-                f"{where}: {span} leave a hole: bytes {start:,} to {entry.begin:,} of the data "
-                "section belong to no tensor"
-            )
-        if entry.begin < start:
-            raise CorruptFileError(
-                f"{where}: {span} overlap the tensor before it, which ends at {start:,}"
-            )
+        try:
+            _check_entry_layout(entry, start)
+        except _BadEntry as exc:
+            raise CorruptFileError(f"{label}: tensor {quote(entry.key)}: {exc}") from None
         start = entry.end
-        needed = _needed_bytes(entry, where)
-        if entry.end - entry.begin != needed:
-            raise CorruptFileError(
-                f"{where}: {span} hold {entry.end - entry.begin:,} bytes but shape "
-                f"{list(entry.shape)} of {entry.dtype_code} needs {needed:,}"
-            )
     return ordered, start
 
 
-def _needed_bytes(entry: HeaderEntry, where: str) -> int:
+def _check_entry_layout(entry: HeaderEntry, start: int) -> None:
+    """Check one entry, which must begin where the one before it (in data order) ended."""
+    begin, end = entry.begin, entry.end
+    if end < begin:
+        raise _BadEntry(f"data_offsets [{begin:,}, {end:,}] end before they begin")
+    if begin > start:
+        raise _BadEntry(
+            f"data_offsets [{begin:,}, {end:,}] leave a hole: bytes {start:,} to {begin:,} of "
+            "the data section belong to no tensor"
+        )
+    if begin < start:
+        raise _BadEntry(
+            f"data_offsets [{begin:,}, {end:,}] overlap the tensor before it, which ends at "
+            f"{start:,}"
+        )
+    needed = _needed_bytes(entry)
+    if end - begin != needed:
+        raise _BadEntry(
+            f"data_offsets [{begin:,}, {end:,}] hold {end - begin:,} bytes but shape "
+            f"{list(entry.shape)} of {entry.dtype_code} needs {needed:,}"
+        )
+
+
+def _needed_bytes(entry: HeaderEntry) -> int:
     # Multiply left to right and stop at 2**64 exactly as the library's checked_mul does, so a
     # shape like [2**40, 2**40, 0] is refused even though it has no elements.
     count = 1
@@ -211,12 +225,10 @@ def _needed_bytes(entry: HeaderEntry, where: str) -> int:
             break
     bits = count * (element_bits(entry.dtype_code) or 0)
     if count >= _USIZE_LIMIT or bits >= _USIZE_LIMIT:
-        raise CorruptFileError(
-            f"{where}: shape {list(entry.shape)} of {entry.dtype_code} overflows a 64-bit size"
-        )
+        raise _BadEntry(f"shape {list(entry.shape)} of {entry.dtype_code} overflows a 64-bit size")
     if bits % 8:
-        raise CorruptFileError(
-            f"{where}: shape {list(entry.shape)} of {entry.dtype_code} is {bits:,} bits, "
-            "not a whole number of bytes"
+        raise _BadEntry(
+            f"shape {list(entry.shape)} of {entry.dtype_code} is {bits:,} bits, not a whole "
+            "number of bytes"
         )
     return bits // 8

@@ -9,6 +9,7 @@ the library parses too, and every string can be written back out as UTF-8.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -71,26 +72,39 @@ def nesting_depth(value: Any) -> int:
     return deepest
 
 
-def _check_strings(value: Any) -> None:
-    # Objects are checked by their own hook call; lists are not seen by any hook.
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise _InvalidJson(f"string {quote(value)} has an unpaired surrogate escape") from None
-    elif isinstance(value, list):
-        for item in value:
-            _check_strings(item)
+# A lone surrogate can only come from a \uD800-\uDFFF escape (strict UTF-8 decoding refuses raw
+# ones), and an integer too big for a double needs 309+ digits: when the text has neither, the
+# slow checks are skipped (a false match, e.g. inside a string, only costs time).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONG_DIGITS = re.compile(r"\d{300}")
+
+
+def _unpaired_surrogate(document: Any) -> str | None:
+    """The first string (key or value) that cannot be encoded as UTF-8, if any."""
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return item
+    return None
 
 
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _InvalidJson(f"duplicate key {quote(key)}")
-        _check_strings(key)
-        _check_strings(value)
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _InvalidJson(f"duplicate key {quote(key)}")
+            seen.add(key)
     return result
 
 
@@ -118,10 +132,13 @@ def load_strict_json(text: str, where: str) -> Any:
     """Parse ``text`` strictly; ``CorruptFileError("<where> is not valid JSON: …")`` otherwise."""
     try:
         document = json.loads(
-            text, object_pairs_hook=_object, parse_float=_float, parse_int=_int,
-            parse_constant=_constant,
+            text, object_pairs_hook=_object, parse_float=_float, parse_constant=_constant,
+            parse_int=_int if _LONG_DIGITS.search(text) else None,
         )
-        _check_strings(document)
+        if _SURROGATE_ESCAPE.search(text):
+            bad = _unpaired_surrogate(document)
+            if bad is not None:
+                raise _InvalidJson(f"string {quote(bad)} has an unpaired surrogate escape")
         return document
     except _InvalidJson as exc:
         message = str(exc)
