@@ -17,7 +17,7 @@ from ckptdiff.dtypes import (
     TORCH_DTYPES,
     TORCH_OTHER_BITS,
 )
-from ckptdiff.errors import CorruptFileError, UsageError
+from ckptdiff.errors import CkptdiffError, CorruptFileError, UsageError
 from ckptdiff.manifest import Manifest
 from ckptdiff.readers.safetensors import SafetensorsReader
 from ckptdiff.readers.safetensors_header import element_bits
@@ -251,4 +251,20 @@ def test_lfs_pointer_is_explained(name: str, tmp_path: Path) -> None:
         registry.read(path)
     # Reached directly (a folder of one file, or a shard), the reader says the same.
     with pytest.raises(CorruptFileError, match="git lfs pull"):
+        SafetensorsReader().read(path)
+
+
+def test_io_error_mid_read_is_a_ckptdiff_error(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import ckptdiff.readers.safetensors_header as header_module
+
+    class FailingFile(header_module.CountingFile):
+        def read(self, size: int | None = -1) -> bytes:
+            raise OSError(errno.EIO, "Input/output error")
+
+    path = write_raw(tmp_path / "m.safetensors", {})
+    monkeypatch.setattr(header_module, "CountingFile", FailingFile)
+    with pytest.raises(CkptdiffError, match=r"m.safetensors: cannot read: Input/output error"):
         SafetensorsReader().read(path)

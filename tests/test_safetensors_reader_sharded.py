@@ -198,6 +198,25 @@ def test_symlink_inside_the_folder_is_fine(two_shards: Path) -> None:
     assert registry.read(two_shards)["c"].storage == "s2.safetensors"
 
 
+@pytest.mark.parametrize("kind", ["loop", "folder"])
+def test_shard_that_is_no_file(kind: str, two_shards: Path) -> None:
+    shard = two_shards.parent / "s2.safetensors"
+    shard.unlink()
+    if kind == "loop":
+        os.symlink("s2.safetensors", shard)
+    else:
+        shard.mkdir()
+    with pytest.raises(CorruptFileError, match=r'shard "s2.safetensors" .* is missing'):
+        registry.read(two_shards.parent)
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads anything")
+def test_unreadable_shard(two_shards: Path) -> None:
+    (two_shards.parent / "s2.safetensors").chmod(0)
+    with pytest.raises(CkptdiffError, match="cannot read"):
+        registry.read(two_shards)
+
+
 def test_hugging_face_cache_layout(tmp_path: Path) -> None:
     # models--org--name/snapshots/<rev>/<file> are symlinks into models--org--name/blobs/.
     repo = tmp_path / "models--org--tiny"

@@ -132,6 +132,12 @@ class SafetensorsReader:
     def read(self, path: Path, key: str | None = None) -> Manifest:
         """Validate the header and describe every tensor; reads ``8 + N`` bytes."""
         refuse_key(path, key)
+        try:
+            return self._read(path)
+        except OSError as exc:  # e.g. a folder we may not list, an I/O error mid-read
+            raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+    def _read(self, path: Path) -> Manifest:
         file = path
         if path.is_dir():
             listing = list_directory(path)

@@ -61,32 +61,12 @@ def read_header(path: Path) -> SafetensorsHeader:
     """Read and validate the header of the safetensors file at ``path`` (never its data)."""
     label = str(path)
     try:
-        file = CountingFile(path)
+        with CountingFile(path) as file:
+            size = file.size
+            raw = _read_header_bytes(cast(IO[bytes], file), size, label)
+            bytes_read = file.bytes_read
     except OSError as exc:
         raise CkptdiffError(f"{label}: cannot read: {exc.strerror or exc}") from None
-    with file:
-        stream = cast(IO[bytes], file)  # CountingFile is a raw binary file
-        size = file.size
-        if size == 0:
-            raise CorruptFileError(f"{label}: file is empty (0 bytes)")
-        length = int.from_bytes(read_exact(stream, 8, "the header length", label), "little")
-        if length > MAX_HEADER_SIZE:
-            file.seek(0)
-            if file.read(len(_LFS_POINTER)) == _LFS_POINTER:
-                raise CorruptFileError(
-                    f"{label}: is a Git LFS pointer file, not the weights: run 'git lfs pull'"
-                )
-            raise CorruptFileError(
-                f"{label}: header length {length:,} exceeds the safetensors limit of "
-                f"{MAX_HEADER_SIZE:,} bytes: not a safetensors file?"
-            )
-        if 8 + length > size:
-            raise CorruptFileError(
-                f"{label}: file ends at byte {size:,} but the header length says the header "
-                f"ends at byte {8 + length:,}: truncated download?"
-            )
-        raw = read_exact(stream, length, "the JSON header", label)
-        bytes_read = file.bytes_read
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -98,7 +78,7 @@ def read_header(path: Path) -> SafetensorsHeader:
         raise CorruptFileError(f"{label}: header is a JSON {json_type(document)}, not an object")
     metadata, entries = _parse_entries(document, label)
     ordered, data_end = _check_layout(entries, label)
-    file_end = 8 + length + data_end
+    file_end = 8 + len(raw) + data_end
     if file_end > size:
         raise CorruptFileError(
             f"{label}: file ends at byte {size:,} but the header says {file_end:,}: "
@@ -111,6 +91,29 @@ def read_header(path: Path) -> SafetensorsHeader:
             f"accounts for (its data ends at byte {file_end:,}, the file at byte {size:,})"
         )
     return SafetensorsHeader(tuple(ordered), metadata, bytes_read)
+
+
+def _read_header_bytes(stream: IO[bytes], size: int, label: str) -> bytes:
+    """The ``N`` header bytes after the length field, once ``N`` is known to fit the file."""
+    if size == 0:
+        raise CorruptFileError(f"{label}: file is empty (0 bytes)")
+    length = int.from_bytes(read_exact(stream, 8, "the header length", label), "little")
+    if length > MAX_HEADER_SIZE:
+        stream.seek(0)
+        if stream.read(len(_LFS_POINTER)) == _LFS_POINTER:
+            raise CorruptFileError(
+                f"{label}: is a Git LFS pointer file, not the weights: run 'git lfs pull'"
+            )
+        raise CorruptFileError(
+            f"{label}: header length {length:,} exceeds the safetensors limit of "
+            f"{MAX_HEADER_SIZE:,} bytes: not a safetensors file?"
+        )
+    if 8 + length > size:
+        raise CorruptFileError(
+            f"{label}: file ends at byte {size:,} but the header length says the header "
+            f"ends at byte {8 + length:,}: truncated download?"
+        )
+    return read_exact(stream, length, "the JSON header", label)
 
 
 class _BadEntry(Exception):

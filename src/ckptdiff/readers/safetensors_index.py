@@ -61,6 +61,14 @@ class ShardedSafetensorsReader:
     def read(self, path: Path, key: str | None = None) -> Manifest:
         """Read the index and every shard's header; tensors in shard then offset order."""
         refuse_key(path, key)
+        try:
+            return self._read(path)
+        except OSError as exc:  # e.g. a folder we may not list, an I/O error mid-read
+            raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        except RuntimeError as exc:  # a symlink loop met while resolving a shard's path
+            raise CkptdiffError(f"{path}: cannot read: {exc}") from None
+
+    def _read(self, path: Path) -> Manifest:
         index_path = _index_path(path)
         index_metadata, weight_map, bytes_read = _load_index(index_path)
         folder = index_path.parent
