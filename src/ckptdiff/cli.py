@@ -12,11 +12,14 @@ import sys
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from ckptdiff.errors import CkptdiffError, UsageError
+
+if TYPE_CHECKING:
+    from ckptdiff.policy import Policy
 
 app = typer.Typer(
     name="ckptdiff",
@@ -38,11 +41,14 @@ class InspectFormat(str, Enum):
 
 
 class DiffFormat(str, Enum):
-    """Output formats of ``diff``."""
+    """Output formats of ``diff`` and ``check``."""
 
     table = "table"
     json = "json"
     text = "text"
+    markdown = "markdown"
+    github = "github"
+    junit = "junit"
 
 
 class FailOn(str, Enum):
@@ -87,6 +93,52 @@ def _model_kwargs(text: str | None) -> dict[str, Any]:
 KeyOption = Annotated[str | None, typer.Option(
     "--key", help="Container entry holding the tensors (state_dict, ema, model, a.b path).")]
 
+# Report options shared by `diff` and `check`. Policy flags default to None: unset means
+# "as [tool.ckptdiff] in pyproject.toml says", and a flag that is given wins over the file.
+ReportFormatOption = Annotated[DiffFormat, typer.Option(
+    "--format", "-f", help="table (terminal), json (report schema), text, markdown (PR comment, "
+    "$GITHUB_STEP_SUMMARY), github (Actions annotations), junit (CI test report XML).")]
+OutputOption = Annotated[Path | None, typer.Option(
+    "--output", "-o", metavar="FILE", dir_okay=False,
+    help="Write the report in --format to FILE; the terminal still shows the table.")]
+FailOnOption = Annotated[FailOn | None, typer.Option(
+    "--fail-on", help="Lowest severity that exits 1 [default: error, or fail-on in config].")]
+IgnoreOption = Annotated[list[str] | None, typer.Option(
+    "--ignore", metavar="GLOB",
+    help="Drop findings of keys matching GLOB (repeatable; adds to ignore in config).")]
+AllowRenameOption = Annotated[bool | None, typer.Option(
+    "--allow-rename/--no-allow-rename",
+    help="Confident renames pass: their missing/unexpected findings become info with a note.")]
+ExitZeroOption = Annotated[bool | None, typer.Option(
+    "--exit-zero/--no-exit-zero", help="Exit 0 even when incompatible.")]
+ConfigOption = Annotated[Path | None, typer.Option(
+    "--config", metavar="PYPROJECT", dir_okay=False,
+    help="Settings file [default: nearest pyproject.toml with [tool.ckptdiff], from the "
+    "current directory up].")]
+
+
+def _policy(config: Path | None, fail_on: FailOn | None, ignore: list[str] | None,
+            allow_rename: bool | None, exit_zero: bool | None) -> Policy:
+    """The config file's policy with the command-line flags applied on top."""
+    from ckptdiff.policy_config import load_policy
+
+    return load_policy(config=config).with_overrides(
+        fail_on=None if fail_on is None else fail_on.value, ignore=ignore or (),
+        allow_rename=allow_rename, exit_zero=exit_zero)
+
+
+def _emit(render: Callable[[str, bool, int], str], format_name: str,
+          output: Path | None) -> None:
+    """Print ``render(format, color, width)``; with ``output`` write it there, print the table."""
+    color, width = _terminal()
+    if output is not None:
+        try:
+            output.write_text(render(format_name, False, width), encoding="utf-8")
+        except OSError as exc:
+            raise _fail(f"error: {output}: {exc.strerror or exc}", 2) from None
+        format_name = "table"
+    sys.stdout.write(render(format_name, color, width))
+
 
 @app.command()
 def inspect(
@@ -112,36 +164,96 @@ def inspect(
 
 @app.command()
 def diff(
-    source: Annotated[str, typer.Argument(help="The checkpoint (or snapshot) to load.")],
+    source: Annotated[str, typer.Argument(
+        metavar="SOURCE", help="The checkpoint (or snapshot) to load.")],
     target: Annotated[str, typer.Argument(
+        metavar="TARGET",
         help="A checkpoint, a snapshot, or a live model: pkg.module:attr or file.py:attr.")],
-    format: Annotated[DiffFormat, typer.Option("--format", "-f")] = DiffFormat.table,
+    format: ReportFormatOption = DiffFormat.table,
+    output: OutputOption = None,
     key: KeyOption = None,
     target_key: Annotated[str | None, typer.Option(
         "--target-key", help="Container entry of TARGET when it is a checkpoint.")] = None,
     model_kwargs: Annotated[str | None, typer.Option(
         "--model-kwargs", help="JSON keyword arguments for a model class or factory.")] = None,
-    fail_on: Annotated[FailOn, typer.Option("--fail-on")] = FailOn.error,
-    ignore: Annotated[list[str] | None, typer.Option(
-        "--ignore", help="Glob of keys whose findings are dropped (repeatable).")] = None,
-    exit_zero: Annotated[bool, typer.Option(
-        "--exit-zero", help="Exit 0 even when incompatible.")] = False,
+    fail_on: FailOnOption = None,
+    ignore: IgnoreOption = None,
+    allow_rename: AllowRenameOption = None,
+    exit_zero: ExitZeroOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Say whether SOURCE loads into TARGET; exit 1 when it does not.
 
-    Examples: ckptdiff diff finetuned.pth mypkg.models:build;
-    ckptdiff diff old.safetensors new.pth --format json
+    Policy settings (fail-on, ignore, allow-missing, allow-unexpected, allow-rename, exit-zero)
+    also come from [tool.ckptdiff] in pyproject.toml; flags given here win.
+
+    \b
+    Examples:
+      ckptdiff diff finetuned.pth mypkg.models:build
+      ckptdiff diff old.safetensors new.pth --format json
+      ckptdiff diff model.manifest.json mypkg.models:build --allow-rename --ignore 'head.*'
+      ckptdiff diff ckpt.pth mypkg.models:build -f markdown -o "$GITHUB_STEP_SUMMARY"
+      ckptdiff diff ckpt.pth mypkg.models:build -f junit -o ckptdiff.xml
     """
     from ckptdiff.api import diff as run_diff
     from ckptdiff.render import get_renderer
 
     kwargs = _guarded(lambda: _model_kwargs(model_kwargs))
-    report = _guarded(lambda: run_diff(source, target, key=key, target_key=target_key,
-                                       model_kwargs=kwargs, ignore=ignore or ()))
-    color, width = _terminal()
-    sys.stdout.write(get_renderer(format.value).render(report, color=color, width=width))
-    if report.failing(fail_on.value) and not exit_zero:
+    policy = _guarded(lambda: _policy(config, fail_on, ignore, allow_rename, exit_zero))
+    report = _guarded(lambda: policy.apply(run_diff(source, target, key=key,
+                                                    target_key=target_key, model_kwargs=kwargs)))
+    _emit(lambda name, color, width: get_renderer(name).render(report, color=color, width=width),
+          format.value, output)
+    if policy.exit_code(report):
         raise typer.Exit(1)
+
+
+@app.command()
+def check(
+    format: ReportFormatOption = DiffFormat.table,
+    output: OutputOption = None,
+    update: Annotated[bool, typer.Option(
+        "--update", help="Rewrite the snapshots from their models (after an intended "
+        "architecture change) instead of checking.")] = False,
+    fail_on: FailOnOption = None,
+    ignore: IgnoreOption = None,
+    allow_rename: AllowRenameOption = None,
+    exit_zero: ExitZeroOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Diff every snapshot listed in pyproject.toml against its model; exit 1 when one fails.
+
+    The pre-commit hook (ckptdiff-snapshots) and CI run this. Configure it once:
+
+    \b
+      [[tool.ckptdiff.snapshots]]
+      snapshot = "snapshots/model.manifest.json"
+      model = "mypkg.models:build"
+
+    \b
+    Examples:
+      ckptdiff check
+      ckptdiff check --format github
+      ckptdiff check -f markdown -o "$GITHUB_STEP_SUMMARY"
+      ckptdiff check --update
+    """
+    from ckptdiff.checks import render_reports, run_checks, update_snapshots
+
+    policy = _guarded(lambda: _policy(config, fail_on, ignore, allow_rename, exit_zero))
+    if update:
+        for path, count, changed in _guarded(lambda: update_snapshots(policy)):
+            sys.stderr.write(f"{'updated' if changed else 'unchanged'}: {path} "
+                             f"({count} tensors)\n")
+        return
+    reports = _guarded(lambda: run_checks(policy))
+    _emit(lambda name, color, width: render_reports(name, reports, color=color, width=width),
+          format.value, output)
+    failing = [r for r in reports if policy.fails(r)]
+    if failing:
+        sys.stderr.write(f"ckptdiff: {len(failing)} of {len(reports)} snapshots fail; "
+                         "if the change is intended, run 'ckptdiff check --update'\n")
+        if not policy.exit_zero:
+            raise typer.Exit(1)
 
 
 @app.command()

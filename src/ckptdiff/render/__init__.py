@@ -13,6 +13,9 @@ RENDERERS: dict[str, str] = {
     "table": "ckptdiff.render.table:TableRenderer",
     "json": "ckptdiff.render.json:JsonRenderer",
     "text": "ckptdiff.render.text:TextRenderer",
+    "markdown": "ckptdiff.render.markdown:MarkdownRenderer",
+    "github": "ckptdiff.render.github:GithubRenderer",
+    "junit": "ckptdiff.render.junit:JunitRenderer",
 }
 
 
