@@ -1,0 +1,177 @@
+"""Walking unpickled containers: flattening nested dicts/lists, key paths, optimizer state dicts.
+
+The walks are iterative and bounded: a pickle can share one dict under many keys (or make a dict
+contain itself), so each walk counts the entries it visits and refuses more than
+:data:`MAX_VISITS`, and refuses nesting deeper than :data:`MAX_DEPTH`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeGuard, TypeVar
+
+from ckptdiff.errors import CorruptFileError
+
+T = TypeVar("T")
+
+MAX_DEPTH = 100
+MAX_VISITS = 5_000_000
+MAX_VALUES = 32
+MAX_TEXT = 200
+
+
+def key_text(key: object) -> str:
+    """A dict key as manifest text (ints for optimizer state ids, bytes from Python 2 pickles)."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, (bool, int, float)) or key is None:
+        return str(key)
+    if isinstance(key, bytes):
+        return key.decode("utf-8", "backslashreplace")
+    return f"<{type(key).__name__}>"  # no repr: it could hold an address and vary between runs
+
+
+def entries(value: object) -> list[tuple[str, object]]:
+    """The (key text, value) pairs of a dict or a list/tuple (indices as keys); else none."""
+    if isinstance(value, dict):
+        return [(key_text(k), v) for k, v in value.items()]
+    if isinstance(value, (list, tuple)):
+        return [(str(i), v) for i, v in enumerate(value)]
+    return []
+
+
+class Walker(Generic[T]):
+    """Flattens and counts tensors under a value, within one shared visit budget."""
+
+    def __init__(self, is_tensor: Callable[[object], TypeGuard[T]], path: str) -> None:
+        self.is_tensor = is_tensor
+        self.path = path
+        self._counts: dict[int, int] = {}
+
+    def flatten(self, value: object, prefix: str) -> list[tuple[str, T]]:
+        """Every tensor under ``value`` with its ``.``-joined key, in stored order."""
+        return list(self._walk(value, prefix))
+
+    def count(self, value: object) -> int:
+        """How many tensors are under ``value`` (cached per object)."""
+        if id(value) not in self._counts:
+            self._counts[id(value)] = sum(1 for _ in self._walk(value, ""))
+        return self._counts[id(value)]
+
+    def check_unique(self, keys: list[str]) -> None:
+        """Refuse two tensors that flatten to the same key (``{"a.b": t, "a": {"b": t}}``)."""
+        seen: set[str] = set()
+        for key in keys:
+            if key in seen:
+                raise CorruptFileError(f"{self.path}: two tensors flatten to the key {key!r}")
+            seen.add(key)
+
+    def _walk(self, value: object, prefix: str) -> Iterator[tuple[str, T]]:
+        stack: list[tuple[str, object, int]] = [(prefix, value, 0)]
+        visits = 0
+        while stack:
+            key, item, depth = stack.pop()
+            visits += 1
+            if visits > MAX_VISITS:
+                raise CorruptFileError(
+                    f"{self.path}: the checkpoint expands to more than {MAX_VISITS:,} entries "
+                    "(containers shared many times over)")
+            if self.is_tensor(item):
+                yield key, item
+                continue
+            children = entries(item)
+            if children and depth >= MAX_DEPTH:
+                raise CorruptFileError(
+                    f"{self.path}: containers nest more than {MAX_DEPTH} levels deep "
+                    "(a container that contains itself?)")
+            stack.extend((f"{key}.{k}" if key else k, v, depth + 1) for k, v in reversed(children))
+
+
+def resolve(root: object, key: str) -> tuple[list[str], object] | None:
+    """Follow ``key`` into nested dicts: a top-level key as is, else a ``.``/``/`` path whose
+    segments may themselves contain dots (``{"a": {"b.c": ...}}`` answers ``a.b.c``)."""
+    for name, value in entries(root):
+        if name == key:
+            return [name], value
+    return _follow(root, [s for s in re.split(r"[./]", key) if s], 0)
+
+
+def _follow(value: object, segments: list[str], depth: int) -> tuple[list[str], object] | None:
+    if not segments:
+        return [], value
+    if depth > MAX_DEPTH:
+        return None
+    children = dict(reversed(entries(value)))
+    for cut in range(len(segments), 0, -1):
+        name = ".".join(segments[:cut])
+        if name in children:
+            found = _follow(children[name], segments[cut:], depth + 1)
+            if found is not None:
+                return [name, *found[0]], found[1]
+    return None
+
+
+def optimizer_states(value: object, prefix: str) -> list[tuple[str, dict[Any, Any]]]:
+    """Torch optimizer state dicts at ``value``: itself, or the items of a list/dict of them."""
+    if _is_optimizer_state(value):
+        assert isinstance(value, dict)
+        return [(prefix, value)]
+    found = [(f"{prefix}.{k}" if prefix else k, v) for k, v in entries(value)
+             if _is_optimizer_state(v)]
+    return [(p, v) for p, v in found if isinstance(v, dict)]
+
+
+def _is_optimizer_state(value: object) -> bool:
+    return (isinstance(value, dict) and isinstance(value.get("state"), dict)
+            and isinstance(value.get("param_groups"), list))
+
+
+def optimizer_summary(prefix: str, state: dict[Any, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """A JSON summary of one optimizer state dict, and its parameter names by state id (torch
+    saves ``param_names`` beside ``params`` when the optimizer was built from named params)."""
+    groups = [g for g in state["param_groups"] if isinstance(g, dict)]
+    params: list[list[Any]] = [_as_list(g.get("params")) for g in groups]
+    slots = {key_text(slot) for entry in state["state"].values() if isinstance(entry, dict)
+             for slot in entry}
+    summary: dict[str, Any] = {
+        "key": prefix or None, "param_groups": len(state["param_groups"]),
+        "params_per_group": [len(p) for p in params], "state_entries": len(state["state"]),
+        "slots": sorted(slots)[:MAX_VALUES]}
+    rates = [g.get("lr") for g in groups]
+    if rates and all(isinstance(r, (int, float)) and not isinstance(r, bool)
+                     and math.isfinite(r) for r in rates):
+        summary["lr"] = rates
+    names: dict[str, str] = {}
+    for group, ids in zip(groups, params, strict=True):
+        group_names = group.get("param_names")
+        if isinstance(group_names, list) and len(group_names) == len(ids):
+            names.update((key_text(i), n) for i, n in zip(ids, group_names, strict=True)
+                         if isinstance(n, str))
+    return summary, names
+
+
+def _as_list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def scalar_values(top: list[tuple[str, object]],
+                  scalar_value: Callable[[object], object] | None) -> dict[str, Any]:
+    """Small scalar entries (``epoch``, ``global_step`` …) as JSON values, at most
+    :data:`MAX_VALUES` of them, strings cut to :data:`MAX_TEXT` characters."""
+    values: dict[str, Any] = {}
+    for key, value in top:
+        if len(values) >= MAX_VALUES:
+            break
+        if scalar_value is not None and not isinstance(value, (str, int, float, type(None))):
+            value = scalar_value(value)
+            if value is None:
+                continue
+        if isinstance(value, float) and not math.isfinite(value):
+            values[key] = str(value)
+        elif isinstance(value, (bool, int, float)) or value is None:
+            values[key] = value
+        elif isinstance(value, str):
+            values[key] = value[:MAX_TEXT]
+    return values

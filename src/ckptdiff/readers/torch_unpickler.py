@@ -1,0 +1,208 @@
+"""The restricted unpickler for torch checkpoints: globals resolve only to ckptdiff's recorders.
+
+``load_pickle`` first scans the opcodes (:mod:`pickle_scan`): a pickle naming any global outside
+:data:`ALLOWED_GLOBALS` is refused with :class:`UnsafeContentError` naming every such global, and
+nothing is unpickled. Otherwise :class:`RestrictedUnpickler` (a ``pickle.Unpickler`` whose
+``find_class`` looks names up in the allow-list and never imports) builds inert records. As
+defence in depth, a global that reaches ``find_class`` without being allowed is recorded and
+replaced by an inert placeholder, loading continues to collect the rest, and the load ends in
+``UnsafeContentError``.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from typing import IO, Any
+
+from ckptdiff.errors import CkptdiffError, CorruptFileError, UnsafeContentError
+from ckptdiff.readers.pickle_scan import (
+    PickleScanError,
+    PickleSource,
+    PickleTooLargeError,
+    PickleTruncatedError,
+    qualified_global,
+    scan_pickle,
+)
+from ckptdiff.readers.torch_globals import ALLOWED_GLOBALS, WEIGHTS_ONLY_REFUSES
+from ckptdiff.readers.torch_records import Record, StorageRecord, StorageTypeToken, TensorRecord
+from ckptdiff.readers.torch_validate import (
+    RecordError,
+    UnsupportedRecordError,
+    as_location,
+    as_storage_key,
+    as_text,
+    as_uint,
+)
+
+# A pickle this large is not a checkpoint's metadata (a 100k-tensor state dict pickles to ~10 MB).
+MAX_PICKLE_BYTES = 1 << 30
+
+
+class UnknownGlobal:
+    """Base of the inert placeholders for globals outside the allow-list.
+
+    Every way a pickle can use a global (call it, NEWOBJ it, BUILD it, append or set items on its
+    result) is accepted and does nothing, so loading can go on and find every unsafe name.
+    """
+
+    __slots__ = ()
+    qualified_name = "?"
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __call__(self, *args: object, **kwargs: object) -> UnknownGlobal:
+        return self
+
+    def __setstate__(*args: object) -> None:  # noqa: N805 - also absorbs BUILD on the class
+        pass
+
+    def __setitem__(self, key: object, value: object) -> None:
+        pass
+
+    def append(self, item: object) -> None:
+        """Absorb APPEND."""
+
+    def extend(self, items: object) -> None:
+        """Absorb APPENDS."""
+
+
+class LoadSession:
+    """What one checkpoint's pickles referenced: storages by key, every tensor, unsafe globals."""
+
+    def __init__(self, legacy: bool) -> None:
+        self.legacy = legacy
+        self.storages: dict[str, StorageRecord] = {}
+        self.views: dict[str, StorageRecord] = {}
+        self.tensors: list[TensorRecord] = []
+        self.unsafe: set[str] = set()
+        self.weights_only_refuses: set[str] = set()
+
+    def placeholder(self, qualified_name: str) -> type[UnknownGlobal]:
+        """Record an unsafe global and return an inert class standing in for it."""
+        self.unsafe.add(qualified_name)
+        return type("UnknownGlobal", (UnknownGlobal,), {"__slots__": (),
+                                                        "qualified_name": qualified_name})
+
+    def storage(self, pid: object) -> StorageRecord:
+        """The storage a torch persistent id names (zip: 5 fields; legacy: 6 with a view)."""
+        fields = 6 if self.legacy else 5
+        if not isinstance(pid, tuple) or len(pid) != fields:
+            raise RecordError(f"persistent id is not a {fields}-field storage tuple")
+        if as_text(pid[0], "persistent id tag") != "storage":
+            raise RecordError("persistent id does not name a storage")
+        storage_type = pid[1]
+        if not isinstance(storage_type, StorageTypeToken) or storage_type.dtype is None:
+            raise RecordError("persistent id names no storage type")
+        key = as_storage_key(pid[2])
+        record = self.storages.get(key)
+        if record is None:
+            record = StorageRecord(key, storage_type.dtype, as_uint(pid[4], "storage size"),
+                                   as_location(pid[3]))
+            self.storages[key] = record
+        if self.legacy and pid[5] is not None:
+            return self._view(record, pid[5])
+        return record
+
+    def _view(self, root: StorageRecord, view: object) -> StorageRecord:
+        # Pre-1.0 legacy files could save a storage view: (view_key, offset, size) in elements.
+        if not isinstance(view, tuple) or len(view) != 3:
+            raise RecordError("storage view metadata is not (key, offset, size)")
+        key = as_storage_key(view[0])
+        offset, size = as_uint(view[1], "view offset"), as_uint(view[2], "view size")
+        if offset + size > root.numel:
+            raise RecordError(f"storage view {key} reaches past its storage {root.key}")
+        return self.views.setdefault(
+            key, StorageRecord(key, root.dtype, size, root.device, root.key, offset))
+
+
+class _BoundRecorder(Record):
+    """An allowed callable, bound to a session: notes the tensors it builds, and once the file is
+    known to be unsafe, answers nonsense arguments with a placeholder instead of an error."""
+
+    __slots__ = ("_function", "_session")
+
+    def __init__(self, function: Any, session: LoadSession) -> None:
+        self._function = function
+        self._session = session
+
+    def __call__(self, *args: object) -> object:
+        try:
+            result = self._function(*args)
+        except RecordError:
+            if self._session.unsafe:
+                return UnknownGlobal()
+            raise
+        if isinstance(result, TensorRecord):
+            self._session.tensors.append(result)
+        return result
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """``find_class`` resolves only allow-listed names to records; ``persistent_load`` only
+    storage ids. Nothing is imported, and no real object of the file's choosing is built."""
+
+    def __init__(self, file: IO[bytes], session: LoadSession) -> None:
+        super().__init__(file, encoding="utf-8")
+        self._session = session
+
+    def find_class(self, module: str, name: str, /) -> Any:
+        module, name = qualified_global(module, name)
+        found = ALLOWED_GLOBALS.get((module, name))
+        if found is None:
+            return self._session.placeholder(f"{module}.{name}")
+        if f"{module}.{name}" in WEIGHTS_ONLY_REFUSES:
+            self._session.weights_only_refuses.add(f"{module}.{name}")
+        return _BoundRecorder(found, self._session) if callable(found) else found
+
+    def persistent_load(self, pid: Any) -> Any:
+        try:
+            return self._session.storage(pid)
+        except RecordError:
+            if self._session.unsafe:
+                return UnknownGlobal()
+            raise
+
+
+def load_pickle(stream: PickleSource, session: LoadSession, path: str, what: str,
+                limit: int = MAX_PICKLE_BYTES) -> object:
+    """Read one pickle (named ``what`` in messages) from ``stream``: scan it, then unpickle it
+    into records. ``stream`` is left just after the pickle."""
+    try:
+        scan = scan_pickle(stream, limit)
+    except PickleTruncatedError:
+        raise CorruptFileError(
+            f"{path}: the file ends inside {what}: truncated download?") from None
+    except PickleTooLargeError:
+        raise CorruptFileError(f"{path}: {what} is larger than {limit:,} bytes") from None
+    except PickleScanError as exc:
+        raise CorruptFileError(f"{path}: {what} is not a valid pickle: {_one_line(exc)}") from None
+    unsafe = {f"{module}.{name}" for module, name in scan.globals
+              if (module, name) not in ALLOWED_GLOBALS}
+    if unsafe:
+        raise UnsafeContentError(path, unsafe)
+    try:
+        result = RestrictedUnpickler(io.BytesIO(scan.data), session).load()
+    except UnsupportedRecordError as exc:
+        error: CkptdiffError = CkptdiffError(f"{path}: {exc}")
+    except RecordError as exc:
+        error = CorruptFileError(f"{path}: {what} is not a torch checkpoint pickle: {exc}")
+    except CkptdiffError:
+        raise
+    except RecursionError:
+        error = CorruptFileError(f"{path}: {what} nests too deeply")
+    except Exception as exc:  # any input (EOFError, MemoryError …) must end in a clear error
+        error = CorruptFileError(f"{path}: {what} is not a valid pickle: {_one_line(exc)}")
+    else:
+        if session.unsafe:
+            raise UnsafeContentError(path, session.unsafe)
+        return result
+    if session.unsafe:
+        raise UnsafeContentError(path, session.unsafe) from None
+    raise error from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0][:200] if text else type(exc).__name__) or type(exc).__name__
