@@ -38,6 +38,7 @@ class InspectFormat(str, Enum):
 
     table = "table"
     json = "json"
+    html = "html"
 
 
 class DiffFormat(str, Enum):
@@ -49,6 +50,7 @@ class DiffFormat(str, Enum):
     markdown = "markdown"
     github = "github"
     junit = "junit"
+    html = "html"
 
 
 class FailOn(str, Enum):
@@ -143,12 +145,22 @@ def _emit(render: Callable[[str, bool, int], str], format_name: str,
 @app.command()
 def inspect(
     path: Annotated[str, typer.Argument(help="Checkpoint file, directory or TF prefix.")],
-    format: Annotated[InspectFormat, typer.Option("--format", "-f")] = InspectFormat.table,
+    format: Annotated[InspectFormat, typer.Option(
+        "--format", "-f", help="table (terminal), json (manifest schema), html (one "
+        "self-contained page with a searchable tree).")] = InspectFormat.table,
     key: KeyOption = None,
+    tree: Annotated[bool, typer.Option(
+        "--tree", help="Show the module tree: counts and sizes per module, repeated blocks "
+        "folded (layers.{0..31} ×32).")] = False,
+    depth: Annotated[int | None, typer.Option(
+        "--depth", min=1, help="Levels of the tree to show (implies --tree).")] = None,
+    key_filter: Annotated[str | None, typer.Option(
+        "--filter", metavar="GLOB", help="Only keys matching GLOB (implies --tree).")] = None,
 ) -> None:
     """List every tensor of a checkpoint: key, shape, dtype, device, size, tied weights.
 
-    Examples: ckptdiff inspect model.safetensors; ckptdiff inspect ckpt.pth --format json
+    Examples: ckptdiff inspect model.safetensors; ckptdiff inspect ckpt.pth --format json;
+    ckptdiff inspect model.safetensors --tree --depth 3; ckptdiff inspect ckpt.pth -f html
     """
     from ckptdiff.api import read
 
@@ -156,9 +168,20 @@ def inspect(
     if format is InspectFormat.json:
         sys.stdout.write(manifest.to_json() + "\n")
         return
+    if format is InspectFormat.html:
+        from ckptdiff.render.html import render_manifest_html
+
+        sys.stdout.write(render_manifest_html(manifest))
+        return
+    color, width = _terminal()
+    if tree or depth is not None or key_filter is not None:
+        from ckptdiff.render.tree import render_manifest_tree
+
+        sys.stdout.write(render_manifest_tree(manifest, depth=depth, key_glob=key_filter,
+                                              color=color, width=width))
+        return
     from ckptdiff.render.manifest_view import render_manifest_table
 
-    color, width = _terminal()
     sys.stdout.write(render_manifest_table(manifest, color=color, width=width))
 
 
@@ -181,6 +204,9 @@ def diff(
     allow_rename: AllowRenameOption = None,
     exit_zero: ExitZeroOption = None,
     config: ConfigOption = None,
+    tree: Annotated[bool, typer.Option(
+        "--tree", help="Draw the table as the union key tree, each module marked; all-matching "
+        "branches collapse (--format html always has the tree).")] = False,
 ) -> None:
     """Say whether SOURCE loads into TARGET; exit 1 when it does not.
 
@@ -196,14 +222,24 @@ def diff(
       ckptdiff diff ckpt.pth mypkg.models:build -f junit -o ckptdiff.xml
     """
     from ckptdiff.api import diff as run_diff
+    from ckptdiff.api import resolve
     from ckptdiff.render import get_renderer
 
     kwargs = _guarded(lambda: _model_kwargs(model_kwargs))
     policy = _guarded(lambda: _policy(config, fail_on, ignore, allow_rename, exit_zero))
-    report = _guarded(lambda: policy.apply(run_diff(source, target, key=key,
-                                                    target_key=target_key, model_kwargs=kwargs)))
-    _emit(lambda name, color, width: get_renderer(name).render(report, color=color, width=width),
-          format.value, output)
+    # Both manifests stay at hand: the tree and html views show the keys that matched too.
+    sides = _guarded(lambda: (resolve(source, key=key),
+                              resolve(target, key=target_key, model_kwargs=kwargs)))
+    report = _guarded(lambda: policy.apply(run_diff(*sides)))
+
+    def render(name: str, color: bool, width: int) -> str:
+        if name == "html" or (tree and name == "table"):
+            from ckptdiff.render.tree_diff import render_diff_view
+
+            return render_diff_view(report, *sides, name, color=color, width=width)
+        return get_renderer(name).render(report, color=color, width=width)
+
+    _emit(render, format.value, output)
     if policy.exit_code(report):
         raise typer.Exit(1)
 

@@ -130,6 +130,12 @@ class Manifest:
         """Keys in stored order."""
         return [t.key for t in self.tensors]
 
+    def _repr_html_(self) -> str:
+        """Compact HTML for notebooks: the summary line and the folded module tree."""
+        from ckptdiff.render.html_notebook import manifest_fragment
+
+        return manifest_fragment(self)
+
     def __repr__(self) -> str:
         return (
             f"<Manifest {self.format} {self.path!r}: {len(self.tensors)} tensors"

@@ -180,6 +180,12 @@ class Report:
         if self.failing(fail_on):
             raise IncompatibleError(self.to_text())
 
+    def _repr_html_(self) -> str:
+        """Compact HTML for notebooks: verdict, the tree of keys with findings, the rules."""
+        from ckptdiff.render.html_notebook import report_fragment
+
+        return report_fragment(self)
+
     def __repr__(self) -> str:
         verdict = "compatible" if self.compatible else "INCOMPATIBLE"
         parts = ", ".join(f"{k} {v}" for k, v in self.summary.items() if v)

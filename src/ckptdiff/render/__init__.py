@@ -16,6 +16,7 @@ RENDERERS: dict[str, str] = {
     "markdown": "ckptdiff.render.markdown:MarkdownRenderer",
     "github": "ckptdiff.render.github:GithubRenderer",
     "junit": "ckptdiff.render.junit:JunitRenderer",
+    "html": "ckptdiff.render.html:HtmlRenderer",
 }
 
 
