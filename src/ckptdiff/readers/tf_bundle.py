@@ -34,7 +34,8 @@ def parse_proto(message: type[M], data: bytes, what: str, path: str) -> M:
     try:
         parsed: M = message.FromString(data)
     except Exception as exc:  # protobuf raises DecodeError, or RuntimeError from upb
-        raise CorruptFileError(f"{path}: cannot parse {what}: {exc}") from None
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise CorruptFileError(f"{path}: cannot parse {what}: {reason}") from None
     return parsed
 
 
