@@ -95,10 +95,11 @@ def _layer_weights(layer_group: Any, layer: str, chain: Chain, where: str,
         if not walker.is_dataset(dataset):
             raise CorruptFileError(f"{walker.path}: /{where}/{weight_name} is not a dataset")
         parts = _SUFFIX.sub("", weight_name).split("/")
-        # Keras writes the owner's path into the name (my_lstm/lstm_cell/kernel), except for
-        # layers of a nested model that was built on its own (inner_dense/kernel in "sub").
-        if layer and len(parts) > 1 and parts[0] == layer:
-            parts = parts[1:]
+        # Names hold the scopes the variable was created in: the layer's own (my_lstm/…), after
+        # the model's when a Sequential built it (seq/c1/kernel), or none of the outer layer's
+        # for a nested model built on its own (inner_dense/kernel in group "sub").
+        if layer in parts[:-1]:
+            parts = parts[parts.index(layer) + 1:]
         found.append(_Stored((*chain, *parts[:-1]), parts[-1], weight_name,
                              dataset_facts(dataset, walker.path), f"{where}/{weight_name}"))
     return found
@@ -115,8 +116,8 @@ def _named(stored: list[_Stored], config: ConfigIndex | None) -> list[TensorInfo
         if config is not None:
             cls = _config_class(config, chain)
             flag = config.layer_trainable(chain)
-        else:  # weights only: no classes; names that a built-in layer saves are trusted
-            cls = class_saving(real) if chain else None
+        else:
+            cls = _guessed_class(chain, real, chain[:-1] in by_chain)
             flag = None
         known = variable_names(cls, len(items)) is not None
         names = name_variables(cls if known else None, len(items))
@@ -133,6 +134,19 @@ def _named(stored: list[_Stored], config: ConfigIndex | None) -> list[TensorInfo
                 storage=item.storage, kind=named.kind, trainable=trainable,
                 variable_name=item.weight_name if item.weight_name != key else None))
     return tensors
+
+
+def _guessed_class(chain: Chain, real: list[str], parent_has_variables: bool) -> str | None:
+    """A layer's class in a weights-only file, which records none, guessed the way the live
+    target names it. A parent without variables of its own is a nested model or a wrapper (RNN,
+    attention) whose children Keras names by class or role: names that a built-in layer saves
+    are trusted. A parent with variables is a custom layer, whose children the target can name
+    only by their default names (``dense_1``), so the same rule applies here."""
+    if not chain:
+        return None
+    if len(chain) > 1 and parent_has_variables:
+        return child_class(None, chain[-1])
+    return class_saving(real)
 
 
 def _config_class(config: ConfigIndex, chain: Chain) -> str | None:
