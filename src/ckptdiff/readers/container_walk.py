@@ -128,6 +128,13 @@ def _is_optimizer_state(value: object) -> bool:
             and isinstance(value.get("param_groups"), list))
 
 
+def is_optimizer_container(value: object) -> bool:
+    """An optimizer state dict, or a list of them (Lightning's ``optimizer_states``)."""
+    if isinstance(value, (list, tuple)):
+        return bool(value) and all(_is_optimizer_state(item) for item in value)
+    return _is_optimizer_state(value)
+
+
 def optimizer_summary(prefix: str, state: dict[Any, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """A JSON summary of one optimizer state dict, and its parameter names by state id (torch
     saves ``param_names`` beside ``params`` when the optimizer was built from named params)."""

@@ -28,6 +28,7 @@ from ckptdiff.errors import UsageError
 from ckptdiff.readers.container_walk import (
     Walker,
     entries,
+    is_optimizer_container,
     optimizer_states,
     optimizer_summary,
     resolve,
@@ -83,7 +84,7 @@ def select_tensors(root: object, is_tensor: Callable[[object], TypeGuard[T]], ke
     optimizer: list[Found[T]] = []
     summaries: list[dict[str, Any]] = []
     for prefix, value in chosen:
-        if optimizer_states(value, prefix):
+        if is_optimizer_container(value):
             _add_optimizer(prefix, value, walker, optimizer, summaries)
         else:
             model.extend(Found(k, t) for k, t in walker.flatten(value, prefix))
@@ -127,7 +128,7 @@ def _explicit(root: object, key: str, walker: Walker[T], top: list[tuple[str, ob
 
 def _automatic(root: object, top: list[tuple[str, object]], optimizer_keys: list[str],
                walker: Walker[T]) -> _Chosen:
-    if optimizer_states(root, ""):
+    if is_optimizer_container(root):
         return None, [("", root)]
     candidates = {k: v for k, v in reversed(top) if k not in optimizer_keys
                   and k not in NON_MODEL_KEYS and not walker.is_tensor(v) and walker.count(v)}
@@ -162,7 +163,7 @@ def _add_optimizer(prefix: str, value: object, walker: Walker[T], optimizer: lis
 
 
 def _is_optimizer_entry(key: str, value: object, walker: Walker[T]) -> bool:
-    if optimizer_states(value, key):
+    if is_optimizer_container(value):
         return True
     return key in OPTIMIZER_KEYS and not walker.is_tensor(value) and walker.count(value) > 0
 

@@ -142,6 +142,14 @@ class TorchLegacyReader:
 
             check_tensor_bounds(session, path, storage_name)
             metadata = _sys_info(sys_info)
+            untyped = sorted({t.dtype for t in session.tensors if t.storage is not None
+                              and t.storage.type_name == "UntypedStorage"})
+            if untyped:
+                # torch saves these dtypes (uint16, float8 …) as UntypedStorage, then its legacy
+                # loader asks that class for a dtype it does not have.
+                metadata["warnings"] = [
+                    f"torch.load cannot read this legacy-format file: its {', '.join(untyped)} "
+                    "tensors use untyped storages; re-save it in the zip format"]
             metadata["bytes_read"] = raw.bytes_read
         return build_manifest(path, self.name, obj, key, session, storage_name, metadata)
 

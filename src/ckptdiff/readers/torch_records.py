@@ -86,14 +86,16 @@ class StorageRecord(Record):
     """One storage a tensor points into: its key, element dtype, element count and device.
 
     ``root`` is the key whose bytes hold it (differs from ``key`` only for legacy storage views,
-    which start ``base_offset`` elements into the root storage).
+    which start ``base_offset`` elements into the root storage). ``type_name`` is the storage
+    class the file names (``FloatStorage``, ``UntypedStorage``).
     """
 
-    __slots__ = ("key", "dtype", "numel", "device", "root", "base_offset")
+    __slots__ = ("key", "type_name", "dtype", "numel", "device", "root", "base_offset")
 
-    def __init__(self, key: str, dtype: str, numel: int, device: str,
+    def __init__(self, key: str, type_name: str, dtype: str, numel: int, device: str,
                  root: str | None = None, base_offset: int = 0) -> None:
         self.key = key
+        self.type_name = type_name
         self.dtype = dtype
         self.numel = numel
         self.device = device

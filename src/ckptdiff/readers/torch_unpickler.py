@@ -98,8 +98,8 @@ class LoadSession:
         key = as_storage_key(pid[2])
         record = self.storages.get(key)
         if record is None:
-            record = StorageRecord(key, storage_type.dtype, as_uint(pid[4], "storage size"),
-                                   as_location(pid[3]))
+            record = StorageRecord(key, storage_type.name, storage_type.dtype,
+                                   as_uint(pid[4], "storage size"), as_location(pid[3]))
             self.storages[key] = record
         if self.legacy and pid[5] is not None:
             return self._view(record, pid[5])
@@ -113,8 +113,9 @@ class LoadSession:
         offset, size = as_uint(view[1], "view offset"), as_uint(view[2], "view size")
         if offset + size > root.numel:
             raise RecordError(f"storage view {key} reaches past its storage {root.key}")
-        return self.views.setdefault(
-            key, StorageRecord(key, root.dtype, size, root.device, root.key, offset))
+        view_record = StorageRecord(key, root.type_name, root.dtype, size, root.device,
+                                    root=root.key, base_offset=offset)
+        return self.views.setdefault(key, view_record)
 
 
 class _BoundRecorder(Record):
