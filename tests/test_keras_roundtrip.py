@@ -27,14 +27,15 @@ def triples(manifest: Manifest) -> set[tuple[str, tuple[int, ...], str]]:
 def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Any, dict[str, Path]]]:
     models = keras_models()
     out = {}
-    for name in ("functional_model", "sequential_model", "custom_model"):
+    for name in ("functional_model", "sequential_model", "custom_model", "subclassed_model"):
         model = getattr(models, name)()
         out[name] = (model, save_all(model, tmp_path_factory.mktemp(name)))
     return out
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("model_name", ["functional_model", "sequential_model", "custom_model"])
+@pytest.mark.parametrize("model_name", ["functional_model", "sequential_model", "custom_model",
+                                        "subclassed_model"])
 def test_file_and_model_agree(written: dict[str, Any], model_name: str, fmt: str) -> None:
     from ckptdiff.targets.keras import keras_model_manifest
 
@@ -59,6 +60,18 @@ def test_custom_layer_keys_are_positional_with_the_real_name(written: dict[str, 
     legacy = registry.read(paths["legacy_h5"])
     assert legacy["scale/vars/0"].variable_name == "scale/w"
     assert registry.read(paths["keras"])["pre/kernel"].trainable is False
+
+
+@pytest.mark.parametrize("model_name", ["functional_model", "sequential_model"])
+def test_target_without_keras_saving_internals(written: dict[str, Any], model_name: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without Keras' private saving walk, keys come from variable paths: same for built-ins."""
+    from ckptdiff.targets import keras as keras_target
+
+    model, paths = written[model_name]
+    monkeypatch.setattr(keras_target, "record_saved_state", lambda model: None)
+    target = keras_target.keras_model_manifest(model, model_name)
+    assert triples(target) == triples(registry.read(paths["keras"]))
 
 
 def test_target_metadata(written: dict[str, Any]) -> None:

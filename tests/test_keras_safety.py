@@ -15,6 +15,7 @@ from ckptdiff.errors import (
     CkptdiffError,
     CorruptFileError,
     MissingDependencyError,
+    UnknownFormatError,
     UnsafeContentError,
     UsageError,
 )
@@ -141,8 +142,19 @@ def test_oversized_attribute_is_refused(tmp_path: Path, monkeypatch: pytest.Monk
 def test_hdf5_that_is_not_keras(tmp_path: Path) -> None:
     with h5py.File(tmp_path / "data.h5", "w") as handle:
         handle["images"] = np.zeros((2, 2))
-    with pytest.raises(CorruptFileError, match="not a Keras one.*images"):
+    with pytest.raises(UnknownFormatError, match="suggests keras-h5, but the content is not"):
         registry.read(tmp_path / "data.h5")
+    with h5py.File(tmp_path / "data.h5", "a") as handle:
+        handle.attrs["layer_names"] = [b"images_layer"]
+    with pytest.raises(CorruptFileError, match="/images_layer does not exist"):
+        registry.read(tmp_path / "data.h5")
+
+
+def test_user_block_before_the_superblock(tmp_path: Path) -> None:
+    with h5py.File(tmp_path / "x.weights.h5", "w", userblock_size=1024) as handle:
+        handle.create_group("vars")
+        handle["layers/dense/vars/0"] = np.zeros((2, 2), dtype="float16")
+    assert registry.read(tmp_path / "x.weights.h5")["dense/kernel"].dtype == "float16"
 
 
 def test_key_is_a_usage_error(tmp_path: Path) -> None:

@@ -2,9 +2,9 @@
 (``keras-weights-h5``). h5py is the only dependency; tensorflow and keras are never imported.
 
 Both are HDF5, so the signature alone cannot tell them apart: the sniffers open the file's top
-level with h5py (links listed, never followed). The legacy reader claims every other HDF5 file,
-so a non-Keras HDF5 file gets a clear "not a Keras file" error, and a missing h5py the one-line
-install hint.
+level with h5py (links listed, never followed). HDF5 files in neither layout are left to other
+readers. The legacy reader also claims HDF5 that h5py cannot open (a truncated file gets its
+clear error) and, without h5py, every HDF5 file (which gets the one-line install hint).
 """
 
 from __future__ import annotations
@@ -20,20 +20,21 @@ from ckptdiff.readers.base import CountingFile
 from ckptdiff.readers.keras_hdf5 import Walker, has_hdf5_signature, hdf5_errors, open_hdf5
 from ckptdiff.readers.keras_legacy import legacy_manifest_parts
 from ckptdiff.readers.keras_saved_layers import saved_layer_tensors
-from ckptdiff.readers.keras_v3_h5 import looks_like_keras3, saved_layers
+from ckptdiff.readers.keras_v3_h5 import hdf5_layout, saved_layers
 
 _Parts = tuple[list[TensorInfo], dict[str, Any]]
 
 
-def _keras3_layout(path: Path) -> bool | None:
-    """Whether the HDF5 file at ``path`` has Keras 3's layout; None when h5py cannot tell."""
+def _layout(path: Path) -> str:
+    """The Keras layout of the HDF5 file at ``path`` (see ``hdf5_layout``), ``"unreadable"``
+    when h5py cannot open it, ``"no-h5py"`` when h5py is missing, ``"other"`` for other HDF5."""
     if importlib.util.find_spec("h5py") is None:
-        return None
+        return "no-h5py"
     try:
         with open(path, "rb") as handle, open_hdf5(handle, str(path)) as root:
-            return looks_like_keras3(root, Walker(str(path)))
+            return hdf5_layout(root, Walker(str(path))) or "other"
     except Exception:  # a sniffer never raises: the chosen reader reports the problem
-        return None
+        return "unreadable"
 
 
 def read_hdf5(path: Path, key: str | None, format_name: str,
@@ -80,8 +81,9 @@ class KerasH5Reader:
     extra: ClassVar[str | None] = "h5"
 
     def sniff(self, head: bytes, path: Path) -> bool:
-        """HDF5 content that is not in Keras 3's layout."""
-        return has_hdf5_signature(head) and _keras3_layout(path) is not True
+        """HDF5 content in the legacy layout; also HDF5 that h5py cannot open (truncated) or
+        cannot be opened without h5py, so the error or the install hint comes from here."""
+        return has_hdf5_signature(head) and _layout(path) in ("legacy", "unreadable", "no-h5py")
 
     def read(self, path: Path, key: str | None = None) -> Manifest:
         """Layers, weight names and dataset headers; dataset values are never read."""
@@ -99,7 +101,7 @@ class KerasWeightsH5Reader:
 
     def sniff(self, head: bytes, path: Path) -> bool:
         """HDF5 content in Keras 3's layout (``vars`` groups, no ``layer_names``)."""
-        return has_hdf5_signature(head) and _keras3_layout(path) is True
+        return has_hdf5_signature(head) and _layout(path) == "keras3"
 
     def read(self, path: Path, key: str | None = None) -> Manifest:
         """Saved layers and dataset headers, named by the layers' ``name`` attributes."""

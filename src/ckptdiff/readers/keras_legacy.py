@@ -113,12 +113,8 @@ def _named(stored: list[_Stored], config: ConfigIndex | None) -> list[TensorInfo
     used: set[str] = set()
     for chain, items in by_chain.items():
         real = [item.short for item in items]
-        if config is not None:
-            cls = _config_class(config, chain)
-            flag = config.layer_trainable(chain)
-        else:
-            cls = _guessed_class(chain, real, chain[:-1] in by_chain)
-            flag = None
+        cls = _layer_class(chain, real, config, chain[:-1] in by_chain)
+        flag = config.layer_trainable(chain) if config is not None else None
         known = variable_names(cls, len(items)) is not None
         names = name_variables(cls if known else None, len(items))
         for item, named in zip(items, names, strict=True):
@@ -136,26 +132,24 @@ def _named(stored: list[_Stored], config: ConfigIndex | None) -> list[TensorInfo
     return tensors
 
 
-def _guessed_class(chain: Chain, real: list[str], parent_has_variables: bool) -> str | None:
-    """A layer's class in a weights-only file, which records none, guessed the way the live
-    target names it. A parent without variables of its own is a nested model or a wrapper (RNN,
-    attention) whose children Keras names by class or role: names that a built-in layer saves
-    are trusted. A parent with variables is a custom layer, whose children the target can name
-    only by their default names (``dense_1``), so the same rule applies here."""
+def _layer_class(chain: Chain, real: list[str], config: ConfigIndex | None,
+                 parent_has_variables: bool) -> str | None:
+    """The class of the layer at ``chain``, found the way the live target finds it (see
+    keras_saved_layers): the config's class where it lists the layer; for a child of a listed
+    layer, its role or default name. Where the file says nothing (weights-only files, subclassed
+    models), the class is guessed: a top-level layer, or the child of a layer without variables
+    of its own (a nested model or a wrapper such as an RNN), is a built-in layer when its variable
+    names are exactly that layer's; the child of a layer with variables (a custom layer) only
+    when its default name says so."""
     if not chain:
         return None
-    if len(chain) > 1 and parent_has_variables:
-        return child_class(None, chain[-1])
-    return class_saving(real)
-
-
-def _config_class(config: ConfigIndex, chain: Chain) -> str | None:
-    if not chain:
-        return None
-    listed = config.class_of(chain)
+    listed = config.class_of(chain) if config is not None else None
     if listed is not None:
         return listed
-    return child_class(_config_class(config, chain[:-1]), chain[-1])
+    parent = config.class_of(chain[:-1]) if config is not None and len(chain) > 1 else None
+    if parent is not None or (len(chain) > 1 and parent_has_variables):
+        return child_class(parent, chain[-1])
+    return class_saving(real)
 
 
 def _optimizer(root: Any, walker: Walker) -> list[TensorInfo]:

@@ -11,18 +11,19 @@ from ckptdiff.readers.keras_saved_layers import SavedLayer, SavedVariable
 VARS = "vars"
 
 
-def looks_like_keras3(root: Any, walker: Walker) -> bool:
-    """True for Keras 3's layout: a ``vars`` group at the top or one level down, and none of the
-    legacy format's ``layer_names``/``model_weights`` markers. Links are inspected, not followed."""
+def hdf5_layout(root: Any, walker: Walker) -> str | None:
+    """``"legacy"`` for the legacy Keras layout (``layer_names`` attribute or ``model_weights``),
+    ``"keras3"`` for Keras 3's (a ``vars`` group at the top or one level down), None for other
+    HDF5 files. Links are inspected, never followed."""
     names = set(root)
     if "model_weights" in names or any(a.startswith("layer_names") for a in root.attrs):
-        return False
+        return "legacy"
     if _is_hard_group(root, VARS, walker):
-        return True
+        return "keras3"
     for name in sorted(names):
         if _is_hard_group(root, name, walker) and _is_hard_group(root[name], VARS, walker):
-            return True
-    return False
+            return "keras3"
+    return None
 
 
 def _is_hard_group(group: Any, name: str, walker: Walker) -> bool:

@@ -116,18 +116,21 @@ def _saved_variable(index: str, value: Any) -> SavedVariable:
 
 
 def _dtype_name(value: Any) -> str:
+    # Keras variables give a string; backend tensors a tf/numpy dtype (.name) or a torch one.
     dtype = value.dtype
-    if not isinstance(dtype, str):
-        from keras import backend
-
-        dtype = backend.standardize_dtype(dtype)
-    return dtype if dtype in DTYPES else "other"
+    name = dtype if isinstance(dtype, str) else getattr(dtype, "name", None) or str(dtype)
+    name = str(name).removeprefix("torch.")
+    return name if name in DTYPES else "other"
 
 
 def _tensors_from_variable_paths(model: Any) -> list[TensorInfo]:
+    # Keys from the variables' own paths: right for built-in layers, but custom layers keep
+    # their variable names where files have positions. Like the readers, keys start below the
+    # model (a Sequential builds its layers inside its own name scope).
     tensors = []
     for variable in model.weights:
         key = str(getattr(variable, "path", variable.name)).split(":", 1)[0]
+        key = key.removeprefix(f"{getattr(model, 'name', '')}/")
         dtype = _dtype_name(variable)
         shape = tuple(int(d) for d in variable.shape)
         tensors.append(TensorInfo(key=key, shape=shape, dtype=dtype, device=None,

@@ -23,7 +23,10 @@ def record_saved_state(model: Any) -> Recorded | None:
     """The variables ``model.save_weights`` would write, by saved path; None if unsupported."""
     try:
         from keras.src.saving import saving_lib
+        from keras.src.saving.keras_saveable import KerasSaveable
     except ImportError:
+        return None
+    if not isinstance(model, KerasSaveable):  # e.g. a tf_keras (Keras 2) model
         return None
     store_base = getattr(saving_lib, "H5IOStore", None)
     save_state = getattr(saving_lib, "_save_state", None)

@@ -105,6 +105,30 @@ def custom_model() -> Any:
     return model
 
 
+@keras.saving.register_keras_serializable(package="ckptdiff_tests")
+class Net(keras.Model):
+    """A subclassed model: layers in a list attribute and in plain attributes."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.body = [layers.Dense(4, name="d1"), layers.Dense(2)]
+        self.norm = layers.BatchNormalization(name="norm")
+        self.rnn = layers.GRU(3, name="gru")
+
+    def call(self, inputs: Any) -> Any:
+        for layer in self.body:
+            inputs = layer(inputs)
+        return self.rnn(self.norm(inputs)[:, None, :])
+
+
+def subclassed_model() -> Any:
+    """A built :class:`Net`."""
+    keras.utils.clear_session()
+    model = Net(name="net")
+    model(np.zeros((1, 3), dtype="float32"))
+    return model
+
+
 def write_tf2_weights(model: Any, path: Path, nested_prefix: bool = False) -> None:
     """A weights-only HDF5 file in tf.keras 2's layout, for ``model``'s layers.
 
