@@ -39,11 +39,13 @@ class NodeStats:
     nbytes: int = 0
     bytes_by_dtype: dict[str, int] = field(default_factory=dict)
     unknown_size: int = 0  # tensors whose size the format does not give (strings)
+    shared: int = 0  # tied copies: tensors whose storage is counted under another key
 
     def add(self, info: TensorInfo, shared: bool) -> None:
         """Count ``info``; a ``shared`` one (a tied copy) adds a tensor but no size."""
         self.tensors += 1
         if shared:
+            self.shared += 1
             return
         if info.kind in WEIGHT_KINDS:
             self.params += info.numel
@@ -98,6 +100,10 @@ class ManifestGraph:
             stats.add(info, info.key in self.copies)
         return stats
 
+    def tied(self, info: TensorInfo) -> tuple[str, ...]:
+        """The keys of this manifest that share ``info``'s storage."""
+        return tuple(alias for alias in info.aliases if alias in self.manifest)
+
     def folded(self) -> TreeNode[TensorInfo]:
         """The tree with identical index siblings (``layers.{0..31}``) folded."""
         return fold_tree(self.tree, self._signature)
@@ -126,7 +132,8 @@ def edges(manifest: Manifest) -> list[Edge]:
     found: list[Edge] = []
     seen: set[tuple[str, str]] = set()
     for info in manifest.tensors:
-        for alias in info.aliases:
+        # Only aliases that are keys here: a reader may also name raw storage entries.
+        for alias in (a for a in info.aliases if a in manifest):
             pair = (min(info.key, alias), max(info.key, alias))
             if pair not in seen:
                 seen.add(pair)

@@ -17,7 +17,7 @@ from ckptdiff.manifest import Manifest, TensorInfo
 from ckptdiff.render.html import esc
 from ckptdiff.render.manifest_view import summary_line
 from ckptdiff.render.rows import summary_counts, verdict
-from ckptdiff.render.tree import compact, stats_text, tensor_text
+from ckptdiff.render.tree import compact, describe_tensor, stats_text
 from ckptdiff.render.tree_diff import counts_text, is_collapsed, leaf_text, single_rule
 from ckptdiff.report import Report
 
@@ -91,7 +91,7 @@ def manifest_fragment(manifest: Manifest) -> str:
     def line(label: str, node: TreeNode[TensorInfo]) -> str:
         fold = f" ×{node.count}" if node.count > 1 else ""
         if node.item is not None and not node.children:
-            detail = tensor_text(node.item, node.item.key in graph.copies)
+            detail = describe_tensor(graph, node.item)
         else:
             detail = stats_text(graph.stats(node.group[0] if node.group else node),
                                 node.count > 1)

@@ -16,7 +16,7 @@ from ckptdiff.graph import TreeNode
 from ckptdiff.graph_diff import DiffLeaf, DiffTree
 from ckptdiff.graph_manifest import ManifestGraph
 from ckptdiff.manifest import TensorInfo
-from ckptdiff.render.tree import compact, stats_text, tensor_text
+from ckptdiff.render.tree import compact, describe_tensor, stats_text
 from ckptdiff.render.tree_diff import counts_text, is_collapsed, leaf_text, single_rule
 
 T = TypeVar("T")
@@ -79,17 +79,17 @@ def manifest_payload(graph: ManifestGraph) -> dict[str, Any]:
     def fields(node: TreeNode[TensorInfo]) -> dict[str, Any]:
         parts = []
         if node.item is not None:
-            parts.append(tensor_text(node.item, node.item.key in graph.copies)
+            parts.append(describe_tensor(graph, node.item)
                          + (" each" if node.count > 1 else ""))
         if node.children:
             parts.append(stats_text(graph.stats(node.group[0] if node.group else node),
                                     node.count > 1))
-        return {"m": "", "s": "tied" if node.item and node.item.aliases else "size",
+        return {"m": "", "s": "tied" if node.item and graph.tied(node.item) else "size",
                 "d": "  ·  ".join(parts), "o": 1}
 
     root = tree_payload(graph.folded(), fields, graph.manifest.format)
-    keys = _key_rows((t.key, "tied" if t.aliases else "size", "",
-                      tensor_text(t, t.key in graph.copies)) for t in graph.tree.items())
+    keys = _key_rows((t.key, "tied" if graph.tied(t) else "size", "",
+                      describe_tensor(graph, t)) for t in graph.tree.items())
     return {"mode": "manifest", "tree": root, **keys}
 
 

@@ -38,35 +38,47 @@ def make_console(color: bool, width: int | None) -> tuple[Console, io.StringIO]:
     from rich.console import Console
 
     buffer = io.StringIO()
+    # No markup: keys, globs and regexes are full of [brackets] that rich would eat.
     console = Console(file=buffer, force_terminal=color, no_color=not color, width=width or 120,
-                      highlight=False, soft_wrap=False)
+                      highlight=False, soft_wrap=False, markup=False)
     return console, buffer
 
 
 def stats_text(stats: NodeStats, each: bool) -> str:
     """``9 tensors · 202.4K params · 790.6 KiB`` (dtypes listed when several)."""
-    parts = [f"{stats.tensors} tensor{'s' if stats.tensors != 1 else ''}",
-             f"{human_count(stats.params)} params", human_bytes(stats.nbytes)]
+    tensors = f"{stats.tensors} tensor{'s' if stats.tensors != 1 else ''}"
+    if stats.shared:
+        tensors += f" ({stats.shared} tied cop{'ies' if stats.shared != 1 else 'y'})"
+    parts = [tensors, f"{human_count(stats.params)} params", human_bytes(stats.nbytes)]
     if len(stats.bytes_by_dtype) > 1:
         parts.append(", ".join(f"{dtype} {human_bytes(size)}" for dtype, size
                                in sorted(stats.bytes_by_dtype.items(), key=lambda i: -i[1])))
     return " · ".join(parts) + (" each" if each else "")
 
 
-def tensor_text(info: TensorInfo, shared: bool) -> str:
-    """``[4096, 4096] bfloat16 · 32.0 MiB`` plus kind, device, tie and slot facts."""
+def tensor_text(info: TensorInfo, shared: bool, tied: tuple[str, ...] | None = None) -> str:
+    """``[4096, 4096] bfloat16 · 32.0 MiB`` plus kind, device, tie and slot facts.
+
+    ``tied`` overrides ``info.aliases`` (callers pass the aliases that are keys of the manifest).
+    """
     size = tensor_nbytes(info)
     parts = [f"[{', '.join(str(d) for d in info.shape)}] {info.dtype}",
              "?" if size is None else human_bytes(size)]
-    if info.kind != "parameter":
+    if info.kind != "parameter" and not (info.kind == "optimizer_slot" and info.slot_of):
         parts.append(info.kind)
     if info.device not in (None, "cpu"):
         parts.append(str(info.device))
-    if info.aliases:
-        parts.append(f"tied: {', '.join(info.aliases)}" + (" (shared storage)" if shared else ""))
+    tied = info.aliases if tied is None else tied
+    if tied:
+        parts.append(f"tied: {', '.join(tied)}" + (" (shared storage)" if shared else ""))
     if info.slot_of:
         parts.append(f"slot of {info.slot_of}")
     return " · ".join(parts)
+
+
+def describe_tensor(graph: ManifestGraph, info: TensorInfo) -> str:
+    """:func:`tensor_text` of a tensor of ``graph`` (ties to keys of its manifest only)."""
+    return tensor_text(info, info.key in graph.copies, graph.tied(info))
 
 
 def _label(graph: ManifestGraph, label: str, node: TreeNode[TensorInfo]) -> Text:
@@ -77,8 +89,8 @@ def _label(graph: ManifestGraph, label: str, node: TreeNode[TensorInfo]) -> Text
         text.append(f"  ×{node.count}", style="magenta")
     if node.item is not None:
         each = " each" if node.count > 1 else ""
-        text.append(f"  {tensor_text(node.item, node.item.key in graph.copies)}{each}",
-                    style="cyan" if node.item.aliases else "dim")
+        text.append(f"  {describe_tensor(graph, node.item)}{each}",
+                    style="cyan" if graph.tied(node.item) else "dim")
     if node.children:
         text.append("  " + stats_text(graph.stats(node.group[0] if node.group else node),
                                       node.count > 1), style="green")
