@@ -245,7 +245,7 @@ def _strip_name_attributes(weights: Path) -> None:
 
 
 def test_files_without_name_attributes(tmp_path: Path) -> None:
-    """Keras before 3.10 wrote no ``name`` on ``vars``: config.json names the layers."""
+    """Older Keras 3 releases wrote no ``name`` on ``vars``: config.json names the layers."""
     from ckptdiff.targets.keras import keras_model_manifest
 
     model = keras_models().sequential_model()

@@ -1,12 +1,12 @@
 """Keras 3's saved layout (``layers/dense_1/vars/0``) turned into keys the user recognises.
 
 Keras 3 saves each saveable object (the model, each layer, the optimizer) as a group holding a
-``vars`` group with its variables at ``0, 1, …``; Keras ≥ 3.10 puts the layer's name on ``vars``
-as the ``name`` attribute. A layer inside a list (``model.layers``) is saved under its class in
-snake case, made unique (``dense``, ``dense_1``); a layer held in an attribute is saved under
-the attribute's name (an LSTM's ``cell``). The ``.weights.h5`` and ``.keras`` readers and the
-live Keras target all describe a model as :class:`SavedLayer` objects and name them here, so
-their keys agree by construction.
+``vars`` group with its variables at ``0, 1, …``; recent Keras 3 releases (3.15 does) put the
+layer's name on ``vars`` as the ``name`` attribute, older ones did not. A layer inside a list
+(``model.layers``) is saved under its class in snake case, made unique (``dense``,
+``dense_1``); a layer held in an attribute is saved under the attribute's name (an LSTM's
+``cell``). The ``.weights.h5`` and ``.keras`` readers and the live Keras target all describe a
+model as :class:`SavedLayer` objects and name them here, so their keys agree by construction.
 """
 
 from __future__ import annotations
