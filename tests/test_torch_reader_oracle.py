@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from ckptdiff.dtypes import TORCH_DTYPES
+from ckptdiff.errors import CkptdiffError, UnsafeContentError
 from ckptdiff.manifest import Manifest
 from ckptdiff.readers import read
 
@@ -37,8 +38,8 @@ def _dtypes(names: tuple[str, ...]) -> dict[str, Any]:
 def _views() -> dict[str, Any]:
     base = torch.arange(24, dtype=torch.float32).reshape(4, 6)
     return {"base": base, "transposed": base.t(), "strided": base[1:, ::2], "row": base[2],
-            "flat_slice": base.view(-1)[5:9], "column": base[:, 3], "expanded": base[0:1].expand(3, 6),
-            "other": torch.ones(3)}
+            "flat_slice": base.view(-1)[5:9], "column": base[:, 3],
+            "expanded": base[0:1].expand(3, 6), "other": torch.ones(3)}
 
 
 def _slices_only() -> dict[str, Any]:
@@ -103,6 +104,15 @@ def _scalars_and_empty() -> dict[str, Any]:
             "empty_2d": torch.zeros(2, 0, 3), "bool_scalar": torch.tensor(True)}
 
 
+def _with_python_state() -> dict[str, Any]:
+    # Saved through _rebuild_from_type_v2 and _rebuild_parameter_with_state.
+    tensor = torch.ones(2, 3)
+    tensor.note = "calibrated"
+    param = nn.Parameter(torch.zeros(4))
+    param.tag = 7
+    return {"tensor": tensor, "param": param}
+
+
 def _nested() -> dict[str, Any]:
     return {"state_dict": {"encoder": {"layers": [{"w": torch.ones(2)}, {"w": torch.ones(3)}]},
                            "head.bias": torch.zeros(1)}}
@@ -122,6 +132,7 @@ CASES: dict[str, tuple[Callable[[], Any], str | None, tuple[str, ...], bool]] = 
     "model_optimizer": (_model_optimizer, "model", ("optimizer",), False),
     "ema_model": (_ema_model, "model", (), False),
     "parameters": (_parameters, None, (), False),
+    "python_state": (_with_python_state, None, (), False),
     "nested": (_nested, "state_dict", (), False),
 }
 FORMATS = {"zip": {}, "zip-protocol4": {"pickle_protocol": 4},
@@ -278,6 +289,27 @@ def test_sparse_and_quantized_tensors_are_described(tmp_path: Path) -> None:
     assert manifest["coo"].nbytes == (coo._indices().numel() * 8 + coo._values().numel() * 4)
     assert manifest["q"].dtype == "other" and manifest["q"].shape == (4,)
     assert manifest["q"].nbytes == 4 and manifest["qc"].shape == (2, 3)
+
+
+def test_nested_tensors_are_unsupported_not_unsafe(tmp_path: Path) -> None:
+    parts = [torch.ones(2), torch.ones(3)]
+    for layout, message in ((torch.strided, "nested tensor"), (torch.jagged, "nested jagged")):
+        path = save({"n": torch.nested.nested_tensor(parts, layout=layout)}, tmp_path / "n.pt",
+                    "zip")
+        with pytest.raises(CkptdiffError, match=message) as caught:
+            read(path)
+        assert not isinstance(caught.value, UnsafeContentError)
+        assert caught.value.exit_code == 2
+
+
+def test_big_endian_byteorder_is_recorded(tmp_path: Path) -> None:
+    path = save({"w": torch.ones(2)}, tmp_path / "le.pt", "zip")
+    target = tmp_path / "be.pt"
+    with zipfile.ZipFile(path) as old, zipfile.ZipFile(target, "w") as new:
+        for info in old.infolist():
+            big = info.filename.endswith("/byteorder")
+            new.writestr(info.filename, b"big" if big else old.read(info))
+    assert read(target).metadata["byteorder"] == "big"
 
 
 def test_header_only_reading_of_a_large_checkpoint(tmp_path: Path) -> None:

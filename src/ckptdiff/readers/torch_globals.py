@@ -166,3 +166,23 @@ def _table() -> dict[tuple[str, str], object]:
 
 
 ALLOWED_GLOBALS: Mapping[tuple[str, str], object] = _table()
+
+_NJT = ("holds a nested jagged tensor (torch.nested, layout=torch.jagged), which has no single "
+        "shape; ckptdiff cannot describe it")
+_DTENSOR = ("holds DTensors (torch.distributed.tensor shards); save a full state dict "
+            "(torch.distributed.checkpoint.state_dict.get_model_state_dict with "
+            "full_state_dict=True) to compare it")
+# torch classes that torch itself refuses under weights_only with an explanation, not as unsafe
+# code: ckptdiff says why it cannot read them instead of calling them unsafe.
+UNSUPPORTED_GLOBALS: Mapping[tuple[str, str], str] = {
+    ("torch.nested._internal.nested_tensor", "NestedTensor"): _NJT,
+    ("torch.nested._internal.nested_tensor", "_rebuild_njt"): _NJT,
+    ("torch._dynamo.decorators", "_DimRange"): _NJT,
+    ("torch.distributed.device_mesh", "DeviceMesh"): _DTENSOR,
+    ("torch.distributed.tensor._dtensor_spec", "DTensorSpec"): _DTENSOR,
+    ("torch.distributed.tensor._dtensor_spec", "TensorMeta"): _DTENSOR,
+    ("torch.distributed.tensor", "DTensor"): _DTENSOR,
+    ("torch.distributed.tensor.placement_types", "Partial"): _DTENSOR,
+    ("torch.distributed.tensor.placement_types", "Replicate"): _DTENSOR,
+    ("torch.distributed.tensor.placement_types", "Shard"): _DTENSOR,
+}

@@ -22,7 +22,7 @@ from ckptdiff.errors import CorruptFileError
 from ckptdiff.manifest import Manifest, TensorInfo
 from ckptdiff.readers.containers import Found, select_tensors
 from ckptdiff.readers.torch_numpy import OpaqueRecord
-from ckptdiff.readers.torch_records import StorageRecord, TensorRecord, is_tensor, torch_dtype_bytes
+from ckptdiff.readers.torch_records import StorageRecord, TensorRecord, is_tensor
 from ckptdiff.readers.torch_unpickler import LoadSession
 
 # The same list the safetensors reader uses, so both formats classify a state dict alike.
@@ -35,15 +35,8 @@ def check_tensor_bounds(session: LoadSession, path: Path,
                         storage_name: Callable[[StorageRecord], str]) -> None:
     """Refuse any tensor whose elements reach past the end of its storage."""
     for tensor in session.tensors:
-        if tensor.pending or tensor.storage is None or tensor.stride is None:
-            continue
-        size = torch_dtype_bytes(tensor.dtype)
-        if size is None or tensor.numel == 0:
-            continue
-        span = 1 + sum((dim - 1) * step for dim, step in zip(tensor.shape, tensor.stride,
-                                                              strict=True))
-        needed = ((tensor.storage_offset or 0) + span) * size
-        if needed > tensor.storage.nbytes:
+        needed = None if tensor.pending else tensor.extent_bytes()
+        if tensor.storage is not None and needed is not None and needed > tensor.storage.nbytes:
             raise CorruptFileError(
                 f"{path}: a {list(tensor.shape)} {tensor.dtype} tensor needs {needed:,} bytes of "
                 f"storage {storage_name(tensor.storage)}, which holds {tensor.storage.nbytes:,}")

@@ -152,6 +152,22 @@ class TensorRecord(Record):
         self.dtype = storage.dtype
         self.device = storage.device
         self.pending = False
+        needed = self.extent_bytes()
+        if needed is not None and needed > storage.nbytes:
+            raise RecordError(f"a legacy tensor needs {needed:,} bytes of storage {storage.key}, "
+                              f"which holds {storage.nbytes:,}")
+
+    def extent_bytes(self) -> int | None:
+        """Bytes from the storage's start to the end of the tensor's last element (``None`` when
+        the tensor has no strided storage or its element size is unknown)."""
+        size = torch_dtype_bytes(self.dtype)
+        if self.storage is None or self.stride is None or size is None:
+            return None
+        if self.numel == 0:
+            return 0
+        span = 1 + sum((dim - 1) * step for dim, step in zip(self.shape, self.stride,
+                                                              strict=True))
+        return ((self.storage_offset or 0) + span) * size
 
     @property
     def numel(self) -> int:

@@ -24,7 +24,12 @@ from ckptdiff.readers.pickle_scan import (
     qualified_global,
     scan_pickle,
 )
-from ckptdiff.readers.torch_globals import ALLOWED_GLOBALS, WEIGHTS_ONLY_REFUSES
+from ckptdiff.readers.torch_globals import (
+    ALLOWED_GLOBALS,
+    UNSUPPORTED_GLOBALS,
+    WEIGHTS_ONLY_REFUSES,
+)
+from ckptdiff.readers.torch_rebuild import Recorder
 from ckptdiff.readers.torch_records import Record, StorageRecord, StorageTypeToken, TensorRecord
 from ckptdiff.readers.torch_validate import (
     RecordError,
@@ -155,7 +160,9 @@ class RestrictedUnpickler(pickle.Unpickler):
             return self._session.placeholder(f"{module}.{name}")
         if f"{module}.{name}" in WEIGHTS_ONLY_REFUSES:
             self._session.weights_only_refuses.add(f"{module}.{name}")
-        return _BoundRecorder(found, self._session) if callable(found) else found
+        # Recorders are bound to the session; tokens (tensor classes, dtypes …) keep their
+        # identity, which the rebuild recorders check.
+        return _BoundRecorder(found, self._session) if isinstance(found, Recorder) else found
 
     def persistent_load(self, pid: Any) -> Any:
         try:
@@ -179,10 +186,13 @@ def load_pickle(stream: PickleSource, session: LoadSession, path: str, what: str
         raise CorruptFileError(f"{path}: {what} is larger than {limit:,} bytes") from None
     except PickleScanError as exc:
         raise CorruptFileError(f"{path}: {what} is not a valid pickle: {_one_line(exc)}") from None
-    unsafe = {f"{module}.{name}" for module, name in scan.globals
-              if (module, name) not in ALLOWED_GLOBALS}
+    known = ALLOWED_GLOBALS.keys() | UNSUPPORTED_GLOBALS.keys()
+    unsafe = {f"{module}.{name}" for module, name in scan.globals - known}
     if unsafe:
         raise UnsafeContentError(path, unsafe)
+    unsupported = sorted(UNSUPPORTED_GLOBALS[g] for g in scan.globals if g in UNSUPPORTED_GLOBALS)
+    if unsupported:
+        raise CkptdiffError(f"{path}: {unsupported[0]}")
     try:
         result = RestrictedUnpickler(io.BytesIO(scan.data), session).load()
     except UnsupportedRecordError as exc:
