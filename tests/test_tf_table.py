@@ -133,6 +133,24 @@ def test_crc32c_known_values() -> None:
         assert unmask(mask(value)) == value
 
 
+def bitwise_crc32c(data: bytes) -> int:
+    """CRC-32C the slow, obvious way (one bit at a time), as a reference."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=100), st.integers(0, 100))
+def test_crc32c_matches_the_bitwise_reference(data: bytes, split: int) -> None:
+    assert crc32c(data) == bitwise_crc32c(data)
+    split = min(split, len(data))
+    assert crc32c(data[split:], crc32c(data[:split])) == crc32c(data)
+
+
 def test_snappy_hand_made_streams() -> None:
     # literal "abcd", then a 4-byte-offset copy of 4 (tag 0b11), then an overlapping
     # 1-byte-offset copy of 6 ("dddddd" from offset 1).
