@@ -117,6 +117,23 @@ def test_parameter_class_call_and_legacy_views() -> None:
     assert (viewed.storage.root, viewed.storage.base_offset) == ("root", 2)
 
 
+def test_wrapper_subclass_and_device_tensors_have_no_file_storage() -> None:
+    wrapper = load(call("torch._utils", "_rebuild_wrapper_subclass", glob("torch", "Tensor"),
+                        glob("torch", "float16"), ints(2, 3), ints(3, 1), integer(0),
+                        call("torch.serialization", "_get_layout", text("torch.strided")),
+                        call("torch", "device", text("cuda"), integer(0)), b"\x89"))
+    assert isinstance(wrapper, TensorRecord) and wrapper.storage is None
+    assert (wrapper.dtype, wrapper.shape, wrapper.device) == ("float16", (2, 3), "cuda:0")
+    cpu_copy = call("torch._utils", "_rebuild_tensor", storage("k", 6), integer(0), ints(2, 3),
+                    ints(3, 1))
+    moved = load(call("torch._utils", "_rebuild_device_tensor_from_cpu_tensor", cpu_copy,
+                      glob("torch", "bfloat16"), text("xla:0"), b"\x88"))
+    assert isinstance(moved, TensorRecord) and moved.storage is None
+    assert (moved.dtype, moved.shape, moved.stride, moved.device) == (
+        "bfloat16", (2, 3), (3, 1), "xla:0")
+    assert moved.requires_grad and moved.nbytes == 12
+
+
 @pytest.mark.parametrize("body", [
     call("torch", "device", text("cuda"), text("x")),
     call("torch", "device", text("not a device!")),

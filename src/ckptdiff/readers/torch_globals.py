@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ckptdiff.dtypes import TORCH_DTYPES, TORCH_OTHER_BITS, TORCH_STORAGE_CLASSES
-from ckptdiff.readers import torch_numpy, torch_rebuild
+from ckptdiff.readers import torch_numpy, torch_rebuild, torch_rebuild_special
 from ckptdiff.readers.torch_rebuild import Recorder, TensorTypeToken
 from ckptdiff.readers.torch_records import DtypeRecord, NamedRecord, RecordedDict, StorageTypeToken
 from ckptdiff.readers.torch_validate import RecordError, as_location, as_shape, as_text
@@ -138,10 +138,11 @@ def _table() -> dict[tuple[str, str], object]:
     call("builtins", "set", _builtin_set)
     call("builtins", "bytearray", _builtin_bytearray)
     call("builtins", "complex", _builtin_complex)
-    for name in dir(torch_rebuild):
-        if name.startswith("rebuild_"):
-            module = "torch._tensor" if name == "rebuild_from_type_v2" else "torch._utils"
-            call(module, f"_{name}", getattr(torch_rebuild, name))
+    for recorders in (torch_rebuild, torch_rebuild_special):
+        for name in dir(recorders):
+            if name.startswith("rebuild_"):
+                module = "torch._tensor" if name == "rebuild_from_type_v2" else "torch._utils"
+                call(module, f"_{name}", getattr(recorders, name))
     for dtype in (*TORCH_DTYPES, *TORCH_OTHER_BITS):
         table[("torch", dtype)] = DtypeRecord(dtype)
     for storage, dtype in TORCH_STORAGE_CLASSES.items():

@@ -1,7 +1,8 @@
-"""Recorders for torch's tensor rebuild functions (``torch._utils._rebuild_tensor_v2`` …).
+"""Recorders for torch's rebuild functions of strided tensors (``_rebuild_tensor_v2`` …).
 
 Each takes exactly the arguments ``torch.save`` writes for the real function, checks their types,
-and returns a :class:`TensorRecord`; nothing is allocated or executed.
+and returns a :class:`TensorRecord`; nothing is allocated or executed. Other layouts are in
+:mod:`torch_rebuild_special`.
 """
 
 from __future__ import annotations
@@ -18,13 +19,11 @@ from ckptdiff.readers.torch_records import (
 )
 from ckptdiff.readers.torch_validate import (
     RecordError,
-    UnsupportedRecordError,
     as_bool,
     as_location,
     as_shape,
     as_stride,
     as_uint,
-    contiguous_stride,
 )
 
 
@@ -57,9 +56,9 @@ class TensorTypeToken(Record):
 
     def __call__(self, *args: object) -> TensorRecord:
         if self.parameter:
-            _arity(args, 1, 2, "torch.nn.Parameter")
+            check_arity(args, 1, 2, "torch.nn.Parameter")
             requires_grad = True if len(args) == 1 else as_bool(args[1], "requires_grad")
-            return as_parameter(_tensor(args[0], "Parameter data"), requires_grad)
+            return as_parameter(tensor_arg(args[0], "Parameter data"), requires_grad)
         if args:
             raise RecordError(f"{self.name}(...) with inline data is not a torch.save tensor")
         record = TensorRecord(self.dtype, (0,), stride=(1,), storage_offset=0, storage=None)
@@ -79,149 +78,83 @@ def as_parameter(data: TensorRecord, requires_grad: bool) -> TensorRecord:
 
 def rebuild_tensor(*args: object) -> TensorRecord:
     """``_rebuild_tensor(storage, storage_offset, size, stride)`` (torch < 1.0)."""
-    _arity(args, 4, 4, "_rebuild_tensor")
-    storage = _storage(args[0])
-    return _strided(storage, storage.dtype, args[1:4], requires_grad=False)
+    check_arity(args, 4, 4, "_rebuild_tensor")
+    storage = storage_arg(args[0])
+    return strided(storage, storage.dtype, args[1:4], requires_grad=False)
 
 
 def rebuild_tensor_v2(*args: object) -> TensorRecord:
     """``_rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata])``."""
-    _arity(args, 6, 7, "_rebuild_tensor_v2")
-    storage = _storage(args[0])
-    _mapping_or_none(args[5], "backward hooks")
+    check_arity(args, 6, 7, "_rebuild_tensor_v2")
+    storage = storage_arg(args[0])
+    check_mapping(args[5], "backward hooks")
     if len(args) == 7:
-        _mapping_or_none(args[6], "tensor metadata")
-    return _strided(storage, storage.dtype, args[1:4], as_bool(args[4], "requires_grad"))
+        check_mapping(args[6], "tensor metadata")
+    return strided(storage, storage.dtype, args[1:4], as_bool(args[4], "requires_grad"))
 
 
 def rebuild_tensor_v3(*args: object) -> TensorRecord:
     """``_rebuild_tensor_v3(storage, offset, size, stride, requires_grad, hooks, dtype[, meta])``:
     an untyped storage viewed as ``dtype`` (uint16, float8 … since torch 2.1)."""
-    _arity(args, 7, 8, "_rebuild_tensor_v3")
-    storage = _storage(args[0])
-    _mapping_or_none(args[5], "backward hooks")
+    check_arity(args, 7, 8, "_rebuild_tensor_v3")
+    storage = storage_arg(args[0])
+    check_mapping(args[5], "backward hooks")
     if len(args) == 8:
-        _mapping_or_none(args[7], "tensor metadata")
-    dtype = _dtype(args[6])
-    return _strided(storage, dtype, args[1:4], as_bool(args[4], "requires_grad"))
+        check_mapping(args[7], "tensor metadata")
+    dtype = dtype_arg(args[6])
+    return strided(storage, dtype, args[1:4], as_bool(args[4], "requires_grad"))
 
 
 def rebuild_parameter(*args: object) -> TensorRecord:
     """``_rebuild_parameter(data, requires_grad, hooks)``."""
-    _arity(args, 3, 3, "_rebuild_parameter")
-    _mapping_or_none(args[2], "backward hooks")
-    return as_parameter(_tensor(args[0], "parameter data"), as_bool(args[1], "requires_grad"))
+    check_arity(args, 3, 3, "_rebuild_parameter")
+    check_mapping(args[2], "backward hooks")
+    return as_parameter(tensor_arg(args[0], "parameter data"), as_bool(args[1], "requires_grad"))
 
 
 def rebuild_parameter_with_state(*args: object) -> TensorRecord:
     """``_rebuild_parameter_with_state(data, requires_grad, hooks, state)``; the Python state
     (attributes set on the parameter) is inert data and is ignored."""
-    _arity(args, 4, 4, "_rebuild_parameter_with_state")
-    _mapping_or_none(args[2], "backward hooks")
-    return as_parameter(_tensor(args[0], "parameter data"), as_bool(args[1], "requires_grad"))
+    check_arity(args, 4, 4, "_rebuild_parameter_with_state")
+    check_mapping(args[2], "backward hooks")
+    return as_parameter(tensor_arg(args[0], "parameter data"), as_bool(args[1], "requires_grad"))
 
 
 def rebuild_from_type_v2(*args: object) -> object:
     """``_rebuild_from_type_v2(func, new_type, args, state)``: a tensor saved with Python state."""
-    _arity(args, 4, 4, "_rebuild_from_type_v2")
+    check_arity(args, 4, 4, "_rebuild_from_type_v2")
     func, new_type, func_args = args[0], args[1], args[2]
     if not isinstance(func, Record) or not callable(func) or not isinstance(func_args, tuple):
         raise RecordError("_rebuild_from_type_v2 needs an allowed rebuild function and a tuple")
     if not isinstance(new_type, TensorTypeToken):
         raise RecordError("_rebuild_from_type_v2 names a type that is not a tensor class")
-    tensor = _tensor(func(*func_args), "rebuilt tensor")
+    tensor = tensor_arg(func(*func_args), "rebuilt tensor")
     return as_parameter(tensor, tensor.requires_grad) if new_type.parameter else tensor
 
 
 def rebuild_meta_tensor_no_storage(*args: object) -> TensorRecord:
     """``_rebuild_meta_tensor_no_storage(dtype, size, stride, requires_grad)``: a meta tensor."""
-    _arity(args, 4, 4, "_rebuild_meta_tensor_no_storage")
+    check_arity(args, 4, 4, "_rebuild_meta_tensor_no_storage")
     shape = as_shape(args[1], "meta tensor size")
-    return TensorRecord(_dtype(args[0]), shape, stride=as_stride(args[2], len(shape), "stride"),
+    return TensorRecord(dtype_arg(args[0]), shape, stride=as_stride(args[2], len(shape), "stride"),
                         storage_offset=0, storage=None,
                         requires_grad=as_bool(args[3], "requires_grad"), device="meta")
 
 
 def rebuild_qtensor(*args: object) -> TensorRecord:
     """``_rebuild_qtensor(storage, offset, size, stride, qparams, requires_grad, hooks)``."""
-    _arity(args, 7, 7, "_rebuild_qtensor")
-    storage = _storage(args[0])
+    check_arity(args, 7, 7, "_rebuild_qtensor")
+    storage = storage_arg(args[0])
     qparams = args[4]
-    if not isinstance(qparams, tuple) or not qparams or not _named(qparams[0], "qscheme"):
+    if not isinstance(qparams, tuple) or not qparams or not is_named(qparams[0], "qscheme"):
         raise RecordError("_rebuild_qtensor: quantizer parameters must start with a qscheme")
-    _mapping_or_none(args[6], "backward hooks")
-    return _strided(storage, storage.dtype, args[1:4], as_bool(args[5], "requires_grad"))
+    check_mapping(args[6], "backward hooks")
+    return strided(storage, storage.dtype, args[1:4], as_bool(args[5], "requires_grad"))
 
 
-def rebuild_sparse_tensor(*args: object) -> TensorRecord:
-    """``_rebuild_sparse_tensor(layout, data)``: COO or compressed (CSR/CSC/BSR/BSC) sparse.
-
-    The shape and dtype are the sparse tensor's; ``nbytes`` is what its index and value tensors
-    store, and there is no single storage (``storage`` is ``None``).
-    """
-    _arity(args, 2, 2, "_rebuild_sparse_tensor")
-    layout, data = args
-    if not _named(layout, "layout") or not isinstance(data, tuple) or not 3 <= len(data) <= 4:
-        raise RecordError("_rebuild_sparse_tensor needs (layout, (tensors..., size))")
-    assert isinstance(layout, NamedRecord)
-    if layout.name == "sparse_coo":
-        parts, size = data[:2], data[2]
-    elif layout.name in ("sparse_csr", "sparse_csc", "sparse_bsr", "sparse_bsc") and len(data) == 4:
-        parts, size = data[:3], data[3]
-    else:
-        raise RecordError(f"_rebuild_sparse_tensor: unexpected layout {layout.name!r}")
-    tensors = [_tensor(part, "sparse component") for part in parts]
-    values = tensors[-1]
-    stored = sum(t.nbytes or 0 for t in tensors)
-    return TensorRecord(values.dtype, as_shape(size, "sparse size"), stride=None,
-                        storage_offset=None, storage=None, device=values.device,
-                        layout=layout.name, stored_nbytes=stored)
-
-
-def rebuild_nested_tensor(*args: object) -> TensorRecord:
-    """``_rebuild_nested_tensor``: nested tensors have ragged shapes the manifest cannot hold."""
-    raise UnsupportedRecordError(
-        "holds a nested tensor (torch.nested), which has no single shape; "
-        "ckptdiff cannot describe it"
-    )
-
-
-def rebuild_wrapper_subclass(*args: object) -> TensorRecord:
-    """``_rebuild_wrapper_subclass(cls, dtype, size, stride, offset, layout, device, grad)``."""
-    _arity(args, 8, 8, "_rebuild_wrapper_subclass")
-    if not isinstance(args[0], TensorTypeToken) or not _named(args[5], "layout"):
-        raise RecordError("_rebuild_wrapper_subclass needs a tensor class and a layout")
-    shape = as_shape(args[2], "size")
-    return TensorRecord(_dtype(args[1]), shape, stride=as_stride(args[3], len(shape), "stride"),
-                        storage_offset=as_uint(args[4], "storage offset"), storage=None,
-                        requires_grad=as_bool(args[7], "requires_grad"), device=_device(args[6]))
-
-
-def rebuild_device_tensor_from_cpu_tensor(*args: object) -> TensorRecord:
-    """``_rebuild_device_tensor_from_cpu_tensor(data, dtype, device, requires_grad)`` (XLA …):
-    a CPU copy in the file, moved to ``device`` on load, so the result has no file storage."""
-    _arity(args, 4, 4, "_rebuild_device_tensor_from_cpu_tensor")
-    shape = _tensor(args[0], "device tensor data").shape
-    return _moved(shape, args[1:])
-
-
-def rebuild_device_tensor_from_numpy(*args: object) -> TensorRecord:
-    """``_rebuild_device_tensor_from_numpy(array, dtype, device, requires_grad)``."""
-    _arity(args, 4, 4, "_rebuild_device_tensor_from_numpy")
-    shape = getattr(args[0], "shape", None)
-    if not isinstance(shape, tuple):
-        raise RecordError("_rebuild_device_tensor_from_numpy needs a numpy array")
-    return _moved(shape, args[1:])
-
-
-def _moved(shape: tuple[int, ...], rest: tuple[object, ...]) -> TensorRecord:
-    return TensorRecord(_dtype(rest[0]), shape, stride=contiguous_stride(shape), storage_offset=0,
-                        storage=None, requires_grad=as_bool(rest[2], "requires_grad"),
-                        device=_device(rest[1]))
-
-
-def _strided(storage: StorageRecord, dtype: str, geometry: tuple[object, ...],
+def strided(storage: StorageRecord, dtype: str, geometry: tuple[object, ...],
              requires_grad: bool) -> TensorRecord:
+    """A strided tensor record from ``(storage_offset, size, stride)``."""
     offset = as_uint(geometry[0], "storage offset")
     shape = as_shape(geometry[1], "size")
     stride = as_stride(geometry[2], len(shape), "stride")
@@ -229,41 +162,48 @@ def _strided(storage: StorageRecord, dtype: str, geometry: tuple[object, ...],
                         requires_grad=requires_grad)
 
 
-def _arity(args: tuple[object, ...], low: int, high: int, name: str) -> None:
+def check_arity(args: tuple[object, ...], low: int, high: int, name: str) -> None:
+    """Refuse a call with fewer than ``low`` or more than ``high`` arguments."""
     if not low <= len(args) <= high:
         expected = str(low) if low == high else f"{low} to {high}"
         raise RecordError(f"{name} takes {expected} arguments, the pickle passes {len(args)}")
 
 
-def _storage(value: object) -> StorageRecord:
+def storage_arg(value: object) -> StorageRecord:
+    """``value`` as a storage record."""
     if not isinstance(value, StorageRecord):
         raise RecordError("a tensor's storage argument is not a storage")
     return value
 
 
-def _tensor(value: object, what: str) -> TensorRecord:
+def tensor_arg(value: object, what: str) -> TensorRecord:
+    """``value`` as a finished tensor record."""
     if not is_tensor(value):
         raise RecordError(f"{what} is not a tensor")
     return value
 
 
-def _dtype(value: object) -> str:
+def dtype_arg(value: object) -> str:
+    """The torch dtype name of a dtype global."""
     if not isinstance(value, DtypeRecord):
         raise RecordError("a dtype argument is not a torch dtype")
     return value.name
 
 
-def _device(value: object) -> str:
-    if _named(value, "device"):
+def device_arg(value: object) -> str:
+    """A device name from a ``torch.device`` record or a location string."""
+    if is_named(value, "device"):
         assert isinstance(value, NamedRecord)
         return value.name
     return as_location(value)
 
 
-def _named(value: object, kind: str) -> bool:
+def is_named(value: object, kind: str) -> bool:
+    """True for a named constant of ``kind`` (``layout``, ``qscheme``, ``device``)."""
     return isinstance(value, NamedRecord) and value.kind == kind
 
 
-def _mapping_or_none(value: object, what: str) -> None:
+def check_mapping(value: object, what: str) -> None:
+    """Refuse anything but a dict or ``None`` (backward hooks, tensor metadata)."""
     if value is not None and not isinstance(value, dict):
         raise RecordError(f"{what} must be a dict")
