@@ -98,25 +98,23 @@ KeyOption = Annotated[str | None, typer.Option(
 # Report options shared by `diff` and `check`. Policy flags default to None: unset means
 # "as [tool.ckptdiff] in pyproject.toml says", and a flag that is given wins over the file.
 ReportFormatOption = Annotated[DiffFormat, typer.Option(
-    "--format", "-f", help="table (terminal), json (report schema), text, markdown (PR comment, "
-    "$GITHUB_STEP_SUMMARY), github (Actions annotations), junit (CI test report XML).")]
+    "--format", "-f", help="markdown: PR comments; github: annotations; junit: CI test reports.")]
 OutputOption = Annotated[Path | None, typer.Option(
     "--output", "-o", metavar="FILE", dir_okay=False,
     help="Write the report in --format to FILE; the terminal still shows the table.")]
 FailOnOption = Annotated[FailOn | None, typer.Option(
-    "--fail-on", help="Lowest severity that exits 1 [default: error, or fail-on in config].")]
+    "--fail-on", help="Lowest severity that exits 1 (default: error, or fail-on in config).")]
 IgnoreOption = Annotated[list[str] | None, typer.Option(
     "--ignore", metavar="GLOB",
     help="Drop findings of keys matching GLOB (repeatable; adds to ignore in config).")]
 AllowRenameOption = Annotated[bool | None, typer.Option(
     "--allow-rename/--no-allow-rename",
-    help="Confident renames pass: their missing/unexpected findings become info with a note.")]
+    help="Confident renames pass: their findings become info with a note.")]
 ExitZeroOption = Annotated[bool | None, typer.Option(
     "--exit-zero/--no-exit-zero", help="Exit 0 even when incompatible.")]
 ConfigOption = Annotated[Path | None, typer.Option(
     "--config", metavar="PYPROJECT", dir_okay=False,
-    help="Settings file [default: nearest pyproject.toml with [tool.ckptdiff], from the "
-    "current directory up].")]
+    help="Settings file (default: nearest pyproject.toml with tool.ckptdiff).")]
 
 
 def _policy(config: Path | None, fail_on: FailOn | None, ignore: list[str] | None,
@@ -146,12 +144,12 @@ def _emit(render: Callable[[str, bool, int], str], format_name: str,
 def inspect(
     path: Annotated[str, typer.Argument(help="Checkpoint file, directory or TF prefix.")],
     format: Annotated[InspectFormat, typer.Option(
-        "--format", "-f", help="table (terminal), json (manifest schema), html (one "
-        "self-contained page with a searchable tree).")] = InspectFormat.table,
+        "--format", "-f", help="table, json (manifest schema), html (a page with a searchable "
+        "tree).")] = InspectFormat.table,
     key: KeyOption = None,
     tree: Annotated[bool, typer.Option(
-        "--tree", help="Show the module tree: counts and sizes per module, repeated blocks "
-        "folded (layers.{0..31} ×32).")] = False,
+        "--tree", help="Show the module tree, repeated blocks folded (layers.{0..31} ×32).")
+    ] = False,
     depth: Annotated[int | None, typer.Option(
         "--depth", min=1, help="Levels of the tree to show (implies --tree).")] = None,
     key_filter: Annotated[str | None, typer.Option(
@@ -159,8 +157,12 @@ def inspect(
 ) -> None:
     """List every tensor of a checkpoint: key, shape, dtype, device, size, tied weights.
 
-    Examples: ckptdiff inspect model.safetensors; ckptdiff inspect ckpt.pth --format json;
-    ckptdiff inspect model.safetensors --tree --depth 3; ckptdiff inspect ckpt.pth -f html
+    \b
+    Examples:
+      ckptdiff inspect model.safetensors
+      ckptdiff inspect ckpt.pth --format json
+      ckptdiff inspect model.safetensors --tree --depth 3
+      ckptdiff inspect ckpt.pth -f html > ckpt.html
     """
     from ckptdiff.api import read
 
@@ -205,8 +207,8 @@ def diff(
     exit_zero: ExitZeroOption = None,
     config: ConfigOption = None,
     tree: Annotated[bool, typer.Option(
-        "--tree", help="Draw the table as the union key tree, each module marked; all-matching "
-        "branches collapse (--format html always has the tree).")] = False,
+        "--tree", help="Draw the table as the key tree; all-matching branches collapse.")
+    ] = False,
 ) -> None:
     """Say whether SOURCE loads into TARGET; exit 1 when it does not.
 
@@ -249,8 +251,7 @@ def check(
     format: ReportFormatOption = DiffFormat.table,
     output: OutputOption = None,
     update: Annotated[bool, typer.Option(
-        "--update", help="Rewrite the snapshots from their models (after an intended "
-        "architecture change) instead of checking.")] = False,
+        "--update", help="Rewrite the snapshots from their models instead of checking.")] = False,
     fail_on: FailOnOption = None,
     ignore: IgnoreOption = None,
     allow_rename: AllowRenameOption = None,
@@ -297,11 +298,19 @@ def snapshot(
     target: Annotated[str, typer.Argument(help="A live model spec or a checkpoint.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Manifest JSON to write.")],
     key: KeyOption = None,
-    model_kwargs: Annotated[str | None, typer.Option("--model-kwargs")] = None,
+    model_kwargs: Annotated[str | None, typer.Option(
+        "--model-kwargs", help="JSON keyword arguments for a model class or factory.")] = None,
 ) -> None:
     """Write a deterministic manifest of a model or checkpoint, to commit and diff against.
 
-    Example: ckptdiff snapshot mypkg.models:build -o model.manifest.json
+    The manifest holds keys, shapes and dtypes, never weight values. It is a valid SOURCE or
+    TARGET of diff; ckptdiff check --update writes the snapshots listed in pyproject.toml.
+
+    \b
+    Examples:
+      ckptdiff snapshot mypkg.models:build -o model.manifest.json
+      ckptdiff snapshot models/net.py:Net --model-kwargs '{"depth": 4}' -o net.manifest.json
+      ckptdiff diff released.safetensors model.manifest.json
     """
     from ckptdiff.api import snapshot as take_snapshot
 
@@ -316,7 +325,12 @@ def snapshot(
 
 @app.command()
 def formats() -> None:
-    """List the readers, their extensions, and whether their optional dependency is installed."""
+    """List the readers, their extensions, and whether their optional dependency is installed.
+
+    \b
+    Example:
+      ckptdiff formats
+    """
     from rich.console import Console
     from rich.table import Table
 
