@@ -122,15 +122,29 @@ def test_snapshot_is_deterministic_and_holds_no_values(project: Path) -> None:
     assert all(set(t) <= TENSOR_FIELDS for t in document["tensors"])
     assert document["metadata"]["model_class"] == "tinynet.model.TinyNet"
     assert ckptdiff("check", cwd=project).returncode == 0
+    # A snapshot is a TARGET too; a model given as a file gets the same snapshot everywhere.
+    assert ckptdiff("diff", SNAPSHOT, str(again), cwd=project).returncode == 0
+    by_file = [project / "file1.json", project / "file2.json"]
+    for seed, out in zip(("3", "4"), by_file, strict=True):
+        result = ckptdiff("snapshot", "tinynet/model.py:build", "-o", str(out), cwd=project,
+                          seed=seed)
+        assert result.returncode == 0, result.stderr
+    assert by_file[0].read_text() == by_file[1].read_text()
+    assert '"model_class": "_ckptdiff_model_model.TinyNet"' in by_file[0].read_text()
+    write_model(project, hidden=16)
+    assert ckptdiff("diff", str(by_file[0]), "tinynet/model.py:build", cwd=project).returncode == 1
 
 
 def test_changed_layer_width_fails_with_error_annotations(
         project: Path, report_schema: dict[str, Any]) -> None:
     write_model(project, hidden=16)
-    result = ckptdiff("diff", SNAPSHOT, "tinynet.model:build", "--format", "github",
+    result = ckptdiff("diff", SNAPSHOT, "tinynet.model:build", "--format", "json",
                       "--output", "report.json", cwd=project)
     assert result.returncode == 1
     assert "INCOMPATIBLE" in result.stdout  # the terminal shows the table when --output is set
+    document = json.loads((project / "report.json").read_text())
+    jsonschema.validate(document, report_schema)
+    assert document["compatible"] is False and document["summary"]["shape"] == 7
     result = ckptdiff("diff", SNAPSHOT, "tinynet.model:build", "--format", "github", cwd=project)
     assert result.returncode == 1, result.stderr
     errors = {props["title"]: message for command, props, message in annotations(result.stdout)
@@ -140,11 +154,6 @@ def test_changed_layer_width_fails_with_error_annotations(
     first_layer = errors["ckptdiff shape: encoder.0.weight"]
     assert "dim 0 is 8 in the source, 16 in the target" in first_layer
     assert all(title.startswith("ckptdiff shape: ") for title in errors)
-
-    json_run = ckptdiff("diff", SNAPSHOT, "tinynet.model:build", "-f", "json", cwd=project)
-    document = json.loads(json_run.stdout)
-    jsonschema.validate(document, report_schema)
-    assert document["compatible"] is False and document["summary"]["shape"] == 7
 
 
 def test_check_writes_every_format_and_points_at_the_snapshot(
