@@ -86,6 +86,8 @@ def apply_ignore(report: Report, patterns: Iterable[str]) -> Report:
         findings=tuple(f for f in report.findings if not ignored(f.key)),
         suggestions=tuple(s for s in report.suggestions
                           if not (ignored(s.source_key) or ignored(s.target_key))),
+        unpaired=tuple(u for u in report.unpaired
+                       if not ignored(u.source_key or u.target_key or "")),
     )
 
 

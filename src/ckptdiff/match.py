@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ckptdiff.manifest import Manifest, TensorInfo
-from ckptdiff.rename import suggest_renames
+from ckptdiff.rename import plan_renames
 from ckptdiff.report import Finding, Report, Side, TensorSide
 
 NON_WEIGHT_KINDS = ("optimizer_slot", "other")
@@ -51,14 +51,16 @@ def diff_manifests(source: Manifest, target: Manifest) -> Report:
     # Info-level keys take part too: a renamed num_batches_tracked belongs with its siblings.
     missing = [target.by_key[f.key] for f in findings if f.kind == "missing"]
     unexpected = [src[f.key] for f in findings if f.kind == "unexpected"]
-    suggestions, rules = suggest_renames(unexpected, missing)
+    plan = plan_renames(unexpected, missing, source_all=source.tensors,
+                        target_all=target.tensors)
     return Report(
         source=Side.of(source),
         target=Side.of(target),
         matched=len(matched_keys),
         findings=tuple(findings),
-        suggestions=tuple(suggestions),
-        rules=tuple(rules),
+        suggestions=plan.suggestions,
+        rules=plan.rules,
+        unpaired=plan.unpaired,
         matched_keys=tuple(matched_keys),
     )
 

@@ -1,159 +1,76 @@
 """Rename suggestions: pair unexpected source keys with missing target keys, as reusable rules.
 
-This module knows prefix rules: a prefix stripped (``module.``), added, or replaced
-(``fc.`` → ``head.``) at a segment boundary, at any depth of stacking. Precision comes first: a
-pair is only suggested when shapes agree and dtypes convert, each key is used once, and when two
-rules explain the same keys equally well nothing is suggested.
+The engine explains renames it can establish — wrappers added or stripped at any depth
+(``module.``, ``_orig_mod.``, ``base_model.model.``, ``.base_layer.``, FSDP and checkpoint
+wrappers), prefixes and segments, token substitutions learned from the data (``gamma`` →
+``weight``, ``attn`` → ``attention``), legacy weight norm, shifted ``Sequential`` indices, and
+TF/Keras ↔ torch names with the kernel layout change — and says nothing when it cannot know.
+
+Precision comes first: a pair is only suggested when shapes agree (after the stated transform)
+and dtypes convert, each key is used at most once (a global assignment, not greedy), and when two
+candidates are equally good neither is suggested; ``unpaired`` says why.
 """
 
 from __future__ import annotations
 
-import re
-from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from ckptdiff.dtypes import can_convert
 from ckptdiff.manifest import TensorInfo
-from ckptdiff.report import Rule, Suggestion
+from ckptdiff.rename_explain import describe
+from ckptdiff.rename_rules import synthesize
+from ckptdiff.rename_session import Session
+from ckptdiff.rename_stages import align_stage, known_stage, learned_stage, structure_stage
+from ckptdiff.report import Rule, Suggestion, Unpaired
 
-# Prefixes that wrappers add (DataParallel, torch.compile, Lightning, PEFT, FSDP, checkpointing).
-KNOWN_WRAPPERS = frozenset({
-    "module.", "_orig_mod.", "model.", "base_model.model.", "_fsdp_wrapped_module.",
-    "_checkpoint_wrapped_module.", "net.", "network.", "encoder.", "backbone.",
-})
-MAX_PREFIX_SEGMENTS = 4
-# A suffix shared by more keys than this says nothing about which key is which.
-MAX_CANDIDATES_PER_SUFFIX = 32
 
-Pair = tuple[str, str]
+@dataclass(frozen=True)
+class RenamePlan:
+    """What the rename engine concluded: suggestions, the rules that perform them, and why not."""
+
+    suggestions: tuple[Suggestion, ...]
+    rules: tuple[Rule, ...]
+    unpaired: tuple[Unpaired, ...]
+
+    def mapping(self) -> dict[str, Suggestion]:
+        """Suggestions by source key."""
+        return {s.source_key: s for s in self.suggestions}
+
+
+def plan_renames(
+    unexpected: Sequence[TensorInfo],
+    missing: Sequence[TensorInfo],
+    *,
+    source_all: Sequence[TensorInfo] | None = None,
+    target_all: Sequence[TensorInfo] | None = None,
+) -> RenamePlan:
+    """Pair ``unexpected`` source tensors with ``missing`` target tensors.
+
+    ``source_all``/``target_all`` (every tensor of each side) let the engine see keys whose shapes
+    differ under the same name (a layer shifted by an insertion), keep rules from touching keys
+    that already load, and align blocks in order.
+    """
+    session = Session.start(unexpected, missing, source_all, target_all)
+    if session.sources and session.targets:
+        for stage in (known_stage, learned_stage, align_stage, structure_stage):
+            stage(session)
+    order = {info.key: i for i, info in enumerate(session.source_all)}
+    chosen = sorted(session.chosen, key=lambda c: (order.get(c.source.key, len(order)),
+                                                   c.source.key))
+    suggestions = tuple(
+        Suggestion(c.source.key, c.target.key, c.confidence, describe(c.steps, c.transform),
+                   None if c.transform is None else c.transform.name,
+                   None if c.transform is None else c.transform.axes)
+        for c in chosen)
+    universe = [info.key for info in session.source_all]
+    target_keys = {info.key for info in session.target_all}
+    rules = synthesize([(s.source_key, s.target_key) for s in suggestions], universe, target_keys)
+    return RenamePlan(suggestions, tuple(rules), tuple(session.unpaired()))
 
 
 def suggest_renames(
     unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo]
 ) -> tuple[list[Suggestion], list[Rule]]:
-    """Suggestions (one per paired key) and the rules that produce them, best rule first."""
-    if not unexpected or not missing:
-        return [], []
-    by_rule = _candidate_rules(unexpected, {m.key: m for m in missing})
-    ranked = sorted(by_rule.items(), key=lambda item: (-len(item[1]), _rule_sort_key(item[0])))
-    used_source: set[str] = set()
-    used_target: set[str] = set()
-    suggestions: list[Suggestion] = []
-    rules: list[Rule] = []
-    for index, (prefixes, pairs) in enumerate(ranked):
-        live = [(s, t) for s, t in pairs if s not in used_source and t not in used_target]
-        if not live or not _has_support(prefixes, live):
-            continue
-        if _tied_with_rival(live, ranked[index + 1:], used_source, used_target):
-            # Two rules explain the same keys equally well: guessing would be a coin toss.
-            used_source.update(s for s, _ in live)
-            used_target.update(t for _, t in live)
-            continue
-        confidence = _confidence(prefixes, len(live))
-        description = _describe(prefixes)
-        for source_key, target_key in live:
-            suggestions.append(Suggestion(source_key, target_key, confidence, description))
-            used_source.add(source_key)
-            used_target.add(target_key)
-        rules.append(Rule("^" + re.escape(prefixes[0]), prefixes[1], len(live)))
-    return suggestions, rules
-
-
-def _splits(key: str) -> Iterator[tuple[str, str]]:
-    """(prefix, rest) at each segment boundary, the empty prefix first."""
-    yield "", key
-    position = 0
-    for _ in range(MAX_PREFIX_SEGMENTS):
-        position = key.find(".", position) + 1
-        if position == 0 or position >= len(key):
-            return
-        yield key[:position], key[position:]
-
-
-def _candidate_rules(
-    unexpected: Sequence[TensorInfo], missing: dict[str, TensorInfo]
-) -> dict[Pair, list[Pair]]:
-    prefixes_by_rest: dict[str, list[str]] = defaultdict(list)
-    for key in missing:
-        for prefix, rest in _splits(key):
-            prefixes_by_rest[rest].append(prefix)
-    by_rule: dict[Pair, list[Pair]] = defaultdict(list)
-    for info in unexpected:
-        for source_prefix, rest in _splits(info.key):
-            target_prefixes = prefixes_by_rest.get(rest, ())
-            if len(target_prefixes) > MAX_CANDIDATES_PER_SUFFIX:
-                continue
-            for target_prefix in target_prefixes:
-                if target_prefix == source_prefix:
-                    continue
-                expected = missing[target_prefix + rest]
-                if expected.shape == info.shape and can_convert(info.dtype, expected.dtype):
-                    by_rule[(source_prefix, target_prefix)].append((info.key, expected.key))
-    return by_rule
-
-
-def _rule_sort_key(prefixes: Pair) -> tuple[int, int, str, str]:
-    rank = 0 if _involves_wrapper(prefixes) else 1
-    return (rank, len(prefixes[0]) + len(prefixes[1]), prefixes[0], prefixes[1])
-
-
-def _has_support(prefixes: Pair, pairs: list[Pair]) -> bool:
-    if _involves_wrapper(prefixes) or len(pairs) >= 2:
-        return True
-    # One pair from an unknown prefix: only when what stays the same is a real path.
-    source_key, _ = pairs[0]
-    return source_key[len(prefixes[0]):].count(".") >= 2
-
-
-def _tied_with_rival(
-    pairs: list[Pair], rivals: list[tuple[Pair, list[Pair]]], used_source: set[str],
-    used_target: set[str],
-) -> bool:
-    ours = set(pairs)
-    sources = {s for s, _ in pairs}
-    targets = {t for _, t in pairs}
-    for _, other in rivals:
-        if len(other) < len(pairs):
-            return False  # rivals are sorted by size: the rest are smaller still
-        # The same pair reached through another prefix split is agreement, not rivalry.
-        live = [(s, t) for s, t in other if s not in used_source and t not in used_target]
-        clashes = [(s, t) for s, t in live if (s in sources or t in targets) and (s, t) not in ours]
-        if len(live) >= len(pairs) and clashes:
-            return True
-    return False
-
-
-def _confidence(prefixes: Pair, count: int) -> float:
-    if _involves_wrapper(prefixes):
-        return 0.99
-    return min(0.95, 0.6 + 0.07 * count)
-
-
-def _is_wrapper_stack(prefix: str) -> bool:
-    """True for a non-empty prefix made only of known wrapper segments (``module._orig_mod.``)."""
-    rest = prefix
-    while rest:
-        head = next((w for w in KNOWN_WRAPPERS if rest.startswith(w)), None)
-        if head is None:
-            return False
-        rest = rest[len(head):]
-    return bool(prefix)
-
-
-def _involves_wrapper(prefixes: Pair) -> bool:
-    """A strip or add of a wrapper stack (a replace between two non-wrappers does not count)."""
-    source_prefix, target_prefix = prefixes
-    if not target_prefix:
-        return _is_wrapper_stack(source_prefix)
-    if not source_prefix:
-        return _is_wrapper_stack(target_prefix)
-    return _is_wrapper_stack(source_prefix) and _is_wrapper_stack(target_prefix)
-
-
-def _describe(prefixes: Pair) -> str:
-    source_prefix, target_prefix = prefixes
-    if not target_prefix:
-        return f"strip prefix '{source_prefix}'"
-    if not source_prefix:
-        return f"add prefix '{target_prefix}'"
-    return f"replace prefix '{source_prefix}' with '{target_prefix}'"
+    """Suggestions (one per paired key) and the rules that perform them, in application order."""
+    plan = plan_renames(unexpected, missing)
+    return list(plan.suggestions), list(plan.rules)

@@ -71,6 +71,9 @@ class Suggestion:
     confidence: float
     rule: str
     transform: str | None = None
+    # How to reorder the source tensor's dimensions (numpy ``transpose``/torch ``permute``
+    # ``axes``): ``(1, 0)`` for ``transpose``, e.g. ``(3, 2, 0, 1)`` for ``permute`` HWIO → OIHW.
+    axes: tuple[int, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON object of the report schema's suggestion."""
@@ -80,6 +83,7 @@ class Suggestion:
             "confidence": round(self.confidence, 4),
             "rule": self.rule,
             "transform": self.transform,
+            "axes": None if self.axes is None else list(self.axes),
         }
 
 
@@ -94,6 +98,25 @@ class Rule:
     def to_dict(self) -> dict[str, Any]:
         """JSON object of the report schema's rule."""
         return {"pattern": self.pattern, "replacement": self.replacement, "matches": self.matches}
+
+
+@dataclass(frozen=True)
+class Unpaired:
+    """A key the rename engine deliberately left unpaired, and why (a tie, a shape, weak evidence).
+
+    One of ``source_key``/``target_key`` is set; ``candidates`` lists the keys it could have been
+    paired with.
+    """
+
+    source_key: str | None
+    target_key: str | None
+    reason: str
+    candidates: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON object of the report schema's ``unpaired`` entry."""
+        return {"source_key": self.source_key, "target_key": self.target_key,
+                "reason": self.reason, "candidates": list(self.candidates)}
 
 
 @dataclass(frozen=True)
@@ -126,6 +149,8 @@ class Report:
     findings: tuple[Finding, ...]
     suggestions: tuple[Suggestion, ...] = ()
     rules: tuple[Rule, ...] = ()
+    # Keys left unpaired on purpose by the rename engine, with the reason (JSON ``unpaired``).
+    unpaired: tuple[Unpaired, ...] = ()
     # Keys whose shapes agree (``matched`` counts them): renderers that list passing checks
     # (JUnit) need them; not part of the JSON document.
     matched_keys: tuple[str, ...] = ()
@@ -163,6 +188,7 @@ class Report:
             "findings": [f.to_dict() for f in self.findings],
             "suggestions": [s.to_dict() for s in self.suggestions],
             "rules": [r.to_dict() for r in self.rules],
+            "unpaired": [u.to_dict() for u in self.unpaired],
         }
 
     def to_json(self, indent: int | None = 2) -> str:

@@ -1,0 +1,136 @@
+"""Shifted indices: layers inserted into or removed from a ``Sequential``/``ModuleList``.
+
+Keys under one container (``layers.3.mlp.weight``, or Keras' ``dense_3/kernel``) form blocks, one
+per index. Blocks of both sides are aligned in order (an insertion or removal never reorders the
+others) by what they hold: the same member names with fitting shapes. The alignment maximises
+the blocks kept in place first, then the blocks paired; a pair of blocks is suggested only when
+*every* best alignment contains it, so a layer whose shape matches its neighbours' stays unpaired.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+
+from ckptdiff.rename_assign import Candidate
+from ckptdiff.rename_explain import SHIFT, Step, merge_parts
+from ckptdiff.rename_keys import KeyView, fit
+
+_INDEXED = re.compile(r"^(?:(?P<family>.+)[_-])?(?P<index>\d+)$")
+_IGNORED_MEMBERS = frozenset({("num_batches_tracked",)})
+MAX_CELLS = 400_000  # blocks × blocks × re-solves per container
+
+Container = tuple[tuple[str, ...], str]
+Blocks = dict[int, dict[tuple[str, ...], KeyView]]
+
+
+def align(sources: Sequence[KeyView], targets: Sequence[KeyView], open_sources: Collection[str],
+          open_targets: Collection[str], taken_sources: Collection[str],
+          taken_targets: Collection[str], fitting_source_keys: Collection[str]
+          ) -> list[Candidate]:
+    """Candidates that move whole blocks to another index.
+
+    ``open_*`` are the unpaired keys with findings; ``taken_*`` are keys already paired;
+    ``fitting_source_keys`` are source keys that load as they are (never displaced).
+    """
+    source_blocks = _blocks(sources)
+    target_blocks = _blocks(targets)
+    moves: list[tuple[Step, list[tuple[KeyView, KeyView]]]] = []
+    covered: set[str] = set()
+    # Outer containers first: a layer that moves carries its inner lists with it.
+    for container in sorted(source_blocks, key=lambda c: (len(c[0]), c)):
+        src, tgt = source_blocks[container], target_blocks.get(container)
+        if tgt is None or not _touches(src, open_sources) or not _touches(tgt, open_targets):
+            continue
+        for i, j in _forced_moves(src, tgt):
+            pairs = _member_pairs(src[i], tgt[j])
+            if pairs is None or any(s.key in covered or s.key in taken_sources
+                                    for s, _ in pairs):
+                continue
+            covered.update(s.key for s, _ in pairs)
+            label = ".".join(container[0] + ((container[1] + "_N",) if container[1] else ("N",)))
+            moves.append((Step("shift", label, f"{j - i:+d}"), pairs))
+    found: list[Candidate] = []
+    for step, pairs in moves:
+        if any(t.key in taken_targets or (t.key in fitting_source_keys and t.key not in covered)
+               for _, t in pairs):
+            continue  # the target key is held by a tensor that loads as it is
+        for s, t in pairs:
+            _, transform = fit(s, t)
+            steps = (*merge_parts(s.parts, t.parts), *s.learned, step)
+            found.append(Candidate(s, t, steps, transform, 0.9, SHIFT * 64 + 32))
+    return found
+
+
+def _blocks(views: Sequence[KeyView]) -> dict[Container, Blocks]:
+    found: dict[Container, Blocks] = defaultdict(lambda: defaultdict(dict))
+    bare: list[tuple[KeyView, int]] = []
+    for view in views:
+        tokens = view.tokens
+        for position in range(len(tokens) - 1):
+            match = _INDEXED.match(tokens[position])
+            if match is None:
+                if view.tf_style:
+                    bare.append((view, position))
+                continue
+            container = (tokens[:position], match.group("family") or "")
+            found[container][int(match.group("index"))][tokens[position + 1:]] = view
+    for view, position in bare:  # Keras names the first layer of a family without a suffix
+        container = (view.tokens[:position], view.tokens[position])
+        if container in found:
+            found[container][0].setdefault(view.tokens[position + 1:], view)
+    return found
+
+
+def _touches(blocks: Blocks, keys: Collection[str]) -> bool:
+    return any(v.key in keys for block in blocks.values() for v in block.values())
+
+
+def _member_pairs(src: dict[tuple[str, ...], KeyView],
+                  tgt: dict[tuple[str, ...], KeyView]) -> list[tuple[KeyView, KeyView]] | None:
+    if set(src) - _IGNORED_MEMBERS != set(tgt) - _IGNORED_MEMBERS:
+        return None
+    pairs = [(src[m], tgt[m]) for m in src if m in tgt]
+    return pairs if all(fit(s, t)[0] for s, t in pairs) else None
+
+
+def _forced_moves(src: Blocks, tgt: Blocks) -> list[tuple[int, int]]:
+    rows, cols = sorted(src), sorted(tgt)
+    weight = [[0] * len(cols) for _ in rows]
+    for a, i in enumerate(rows):
+        for b, j in enumerate(cols):
+            if _member_pairs(src[i], tgt[j]) is not None:
+                weight[a][b] = 2 if i == j else 1
+    best, path = _solve(weight, None)
+    moves = [(a, b) for a, b in path if rows[a] != cols[b]]
+    if len(rows) * len(cols) * (len(moves) + 1) > MAX_CELLS:
+        return []
+    return [(rows[a], cols[b]) for a, b in moves if _solve(weight, (a, b))[0] < best]
+
+
+def _solve(weight: list[list[int]], banned: tuple[int, int] | None
+           ) -> tuple[int, list[tuple[int, int]]]:
+    """Best order-preserving alignment (weighted LCS) and one alignment that reaches it."""
+    m, n = len(weight), len(weight[0]) if weight else 0
+    table = [[0] * (n + 1) for _ in range(m + 1)]
+    for a in range(m - 1, -1, -1):
+        row, below = table[a], table[a + 1]
+        for b in range(n - 1, -1, -1):
+            value = max(below[b], row[b + 1])
+            w = weight[a][b]
+            if w and (a, b) != banned:
+                value = max(value, below[b + 1] + w)
+            row[b] = value
+    path: list[tuple[int, int]] = []
+    a = b = 0
+    while a < m and b < n:
+        w = weight[a][b]
+        if w and (a, b) != banned and table[a][b] == table[a + 1][b + 1] + w:
+            path.append((a, b))
+            a, b = a + 1, b + 1
+        elif table[a][b] == table[a + 1][b]:
+            a += 1
+        else:
+            b += 1
+    return table[0][0], path

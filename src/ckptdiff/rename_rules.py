@@ -1,0 +1,145 @@
+"""Regex rules (``re.sub(pattern, replacement, key)``, applied in order) that perform the pairs.
+
+Rules are built greedily, each one verified against every source key before it is kept: applied
+after the rules before it, a rule must move each pair it touches one edit closer to its target,
+never change a key that already loads, never turn an unpaired key into a target key, and never
+make two keys collide. The most general form of an edit is tried first (``^module\\.`` → ``''``),
+then templates anchored on the whole key (``^(layer\\.\\d+\\.)gamma$``), then one literal rule per
+key. Suggestions the rules cannot reach (a cycle of swaps) stay suggestions only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Collection, Sequence
+
+from ckptdiff.rename_ops import Edit, Signature, apply, edits, generic_regex, layout, template_regex
+from ckptdiff.report import Rule
+
+MAX_RULES = 200
+_WHERE_ORDER = {"whole": 0, "start": 1, "middle": 2, "end": 3}
+
+
+class _State:
+    """Every source key's current name as the rules so far rewrite it."""
+
+    def __init__(self, pairs: Sequence[tuple[str, str]], universe: Sequence[str],
+                 target_keys: Collection[str]) -> None:
+        self.goal = dict(pairs)
+        self.current = {key: key for key in universe}
+        self.current.update({s: s for s in self.goal})
+        self.targets = target_keys
+        self.fixed = {k for k in self.current if k in target_keys and k not in self.goal}
+        self.occupied = Counter(self.current.values())
+        self.rules: list[Rule] = []
+
+    def pending(self) -> list[str]:
+        return [s for s, t in self.goal.items() if self.current[s] != t]
+
+    def try_rule(self, pattern: str, replacement: str, signature: Signature,
+                 expected: dict[str, str]) -> bool:
+        """Keep the rule when it passes every check; returns whether it was kept."""
+        compiled = re.compile(pattern)
+        literal = signature.removed or signature.before
+        changes: dict[str, str] = {}
+        for key, now in self.current.items():
+            if literal and literal not in now:
+                continue
+            new = compiled.sub(replacement, now)
+            if new != now:
+                changes[key] = new
+        if any(changes.get(key) != want for key, want in expected.items()):
+            return False
+        for key, new in changes.items():
+            if key in expected:
+                continue
+            if key in self.goal:
+                if new != _progress(self.current[key], self.goal[key], signature):
+                    return False
+            elif key in self.fixed or new in self.targets:
+                return False
+        leaving = Counter(self.current[k] for k in changes)
+        arriving = Counter(changes.values())
+        for name, count in arriving.items():
+            if count > 1 or self.occupied[name] - leaving[name] > 0:
+                return False
+        for key, new in changes.items():
+            self.occupied[self.current[key]] -= 1
+            self.occupied[new] += 1
+            self.current[key] = new
+        matches = sum(1 for key in changes if key in self.goal)
+        self.rules.append(Rule(pattern, replacement, matches))
+        return True
+
+
+def synthesize(pairs: Sequence[tuple[str, str]], universe: Sequence[str],
+               target_keys: Collection[str]) -> list[Rule]:
+    """Ordered, verified rules that turn each pair's source key into its target key."""
+    if not pairs:
+        return []
+    state = _State(pairs, universe, target_keys)
+    _separators(state)
+    while len(state.rules) < MAX_RULES:
+        groups = _groups(state)
+        if not groups or not any(_place(state, sig, members) for sig, members in groups):
+            break
+    return state.rules
+
+
+def _separators(state: _State) -> None:
+    """TF/Keras ``/`` paths against torch ``.`` keys (or back) differ in every separator first."""
+    for old, new in (("/", "."), (".", "/")):
+        if all(old in s and old not in t and new in t for s, t in state.goal.items()):
+            sig = Signature("sub", "middle", old, new, "", "")
+            expected = {s: s.replace(old, new) for s in state.goal}
+            state.try_rule(re.escape(old), new, sig, expected)
+            return
+
+
+def _groups(state: _State) -> list[tuple[Signature, list[tuple[str, list[Edit]]]]]:
+    grouped: dict[Signature, list[tuple[str, list[Edit]]]] = defaultdict(list)
+    for source in state.pending():
+        found = edits(state.current[source], state.goal[source])
+        by_sig: dict[Signature, list[Edit]] = defaultdict(list)
+        for edit in found:
+            by_sig[edit.signature].append(edit)
+        for sig, mine in by_sig.items():
+            grouped[sig].append((source, mine))
+    return sorted(grouped.items(), key=lambda item: (
+        _WHERE_ORDER[item[0].where], -len(item[1]), item[0].removed, item[0].inserted))
+
+
+def _place(state: _State, sig: Signature, members: list[tuple[str, list[Edit]]]) -> bool:
+    """Add the most general verified rule for ``sig``; False when none passes."""
+    expected = {s: apply(state.current[s], mine) for s, mine in members}
+    generic = generic_regex(sig)
+    index_change = sig.removed.isdigit() and sig.inserted.isdigit()
+    if generic is not None and not index_change and state.try_rule(*generic, sig, expected):
+        return True
+    single = [(s, mine[0]) for s, mine in members if len(mine) == 1]
+    by_layout: dict[tuple[tuple[str, ...], tuple[str, ...]], list[tuple[str, Edit]]] = (
+        defaultdict(list))
+    for source, edit in single:
+        text = state.current[source]
+        by_layout[(layout(text[:edit.start]), layout(text[edit.end:]))].append((source, edit))
+    for group in sorted(by_layout.values(), key=len, reverse=True):
+        keys = [(state.current[s], e) for s, e in group]
+        wanted = {s: expected[s] for s, _ in group}
+        for anchored, exact in ((False, False), (False, True), (True, False), (True, True)):
+            rule = template_regex(sig, keys, exact, anchored)
+            if rule is not None and state.try_rule(*rule, sig, wanted):
+                return True
+    for source, _ in members:
+        whole = Signature("sub", "whole", state.current[source], state.goal[source], "", "")
+        pattern = "^" + re.escape(state.current[source]) + "$"
+        replacement = state.goal[source].replace("\\", "\\\\")
+        if state.try_rule(pattern, replacement, whole, {source: state.goal[source]}):
+            return True
+    return False
+
+
+def _progress(current: str, goal: str, signature: Signature) -> str | None:
+    """``current`` after its edits of ``signature``, or ``None`` when it has none."""
+    mine = [e for e in edits(current, goal) if e.signature == signature]
+    return apply(current, mine) if mine else None

@@ -1,0 +1,127 @@
+"""The rename engine's working state: open keys, pairs chosen so far, and why others stay open."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ckptdiff.manifest import TensorInfo
+from ckptdiff.rename_assign import Candidate, Tie, assign
+from ckptdiff.rename_explain import Step, Transform, describe
+from ckptdiff.rename_keys import KeyView, make_view
+from ckptdiff.report import Unpaired
+
+# Reasons rank: a tie explains more than a shape near miss, which explains more than weak evidence.
+_TIE, _SHAPE, _WEAK = 3, 2, 1
+
+
+@dataclass
+class Session:
+    """Pools of open keys (unexpected or mismatched sources; missing or mismatched targets)."""
+
+    sources: dict[str, KeyView]
+    targets: dict[str, KeyView]
+    source_all: Sequence[TensorInfo]
+    target_all: Sequence[TensorInfo]
+    chosen: list[Candidate] = field(default_factory=list)
+    used_sources: set[str] = field(default_factory=set)
+    used_targets: set[str] = field(default_factory=set)
+    # Keys whose name already has a partner of another shape: only the index alignment moves them.
+    align_only: set[tuple[bool, str]] = field(default_factory=set)
+    accepted: dict[Step, tuple[int, float, int]] = field(default_factory=dict)
+    notes: dict[tuple[bool, str], tuple[tuple[int, ...], Unpaired]] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo],
+              source_all: Sequence[TensorInfo] | None,
+              target_all: Sequence[TensorInfo] | None) -> Session:
+        """Pools from the findings, plus same-named keys whose shapes differ."""
+        sources = {info.key: make_view(info) for info in unexpected}
+        targets = {info.key: make_view(info) for info in missing}
+        session = cls(sources, targets, source_all or list(unexpected),
+                      target_all or list(missing))
+        if source_all is not None and target_all is not None:
+            expected = {info.key: info for info in target_all}
+            for info in source_all:
+                other = expected.get(info.key)
+                if other is not None and other.shape != info.shape:
+                    sources.setdefault(info.key, make_view(info))
+                    targets.setdefault(other.key, make_view(other))
+                    session.align_only.update({(True, info.key), (False, other.key)})
+        return session
+
+    def open_sources(self, learnable: bool = False) -> list[KeyView]:
+        """Unpaired source views (``learnable``: also not reserved for the alignment)."""
+        return [v for k, v in self.sources.items() if k not in self.used_sources
+                and not (learnable and (True, k) in self.align_only)]
+
+    def open_targets(self, learnable: bool = False) -> list[KeyView]:
+        """Unpaired target views (``learnable``: also not reserved for the alignment)."""
+        return [v for k, v in self.targets.items() if k not in self.used_targets
+                and not (learnable and (False, k) in self.align_only)]
+
+    def commit(self, candidates: Iterable[Candidate]) -> None:
+        """Assign open candidates one-to-one; keep forced pairs, note the ties."""
+        live = [c for c in candidates
+                if c.source.key not in self.used_sources and c.target.key not in self.used_targets]
+        chosen, ties = assign(live)
+        for cand in chosen:
+            self.chosen.append(cand)
+            self.used_sources.add(cand.source.key)
+            self.used_targets.add(cand.target.key)
+        for tie in ties:
+            self._tie(tie)
+
+    def near_miss(self, source: KeyView, target: KeyView, steps: tuple[Step, ...],
+                  transform: Transform | None) -> None:
+        """Names pair up but shapes or dtypes do not."""
+        s, t = source.info, target.info
+        shape = list(s.shape) if transform is None else list(transform.apply(s.shape))
+        after = "" if transform is None else f" after {transform.describe()}"
+        what = (f"shapes differ: {shape}{after} vs {list(t.shape)}" if shape != list(t.shape)
+                else f"dtypes cannot convert: {s.dtype} vs {t.dtype}")
+        rule = describe(steps, None)
+        self._note(True, s.key, (_SHAPE,), f"{rule} pairs it with '{t.key}', but {what}",
+                   (t.key,))
+        self._note(False, t.key, (_SHAPE,), f"{rule} pairs it with '{s.key}', but {what}",
+                   (s.key,))
+        self.align_only.update({(True, s.key), (False, t.key)})
+
+    def weak(self, step: Step, pairs: Sequence[tuple[KeyView, KeyView]], support: int) -> None:
+        """A rename the data hints at but cannot establish."""
+        keys = "key supports" if support == 1 else "keys support"
+        # The best-supported, most local explanation is the one worth showing.
+        rank = (_WEAK, support, ("prefix", "segment", "substitute").index(step.kind))
+        for s, t in pairs:
+            reason = (f"may be '{t.key}' ({step.describe()}, shapes fit), but only {support} "
+                      f"{keys} that rename: not suggested")
+            self._note(True, s.key, rank, reason, (t.key,))
+            reason = reason.replace(f"may be '{t.key}'", f"may be '{s.key}'")
+            self._note(False, t.key, rank, reason, (s.key,))
+
+    def unpaired(self) -> list[Unpaired]:
+        """Notes of the pool keys that stayed unpaired, sources first, in pool order."""
+        out = [self.notes[(True, k)][1] for k in self.sources
+               if k not in self.used_sources and (True, k) in self.notes]
+        out += [self.notes[(False, k)][1] for k in self.targets
+                if k not in self.used_targets and (False, k) in self.notes]
+        return out
+
+    def _tie(self, tie: Tie) -> None:
+        others = ", ".join(f"'{k}'" for k in tie.candidates[:6])
+        more = f" and {len(tie.candidates) - 6} more" if len(tie.candidates) > 6 else ""
+        if len(tie.candidates) > 1:
+            reason = f"equally good candidates: {others}{more}; not guessing"
+        else:
+            rivals = ", ".join(f"'{k}'" for k in tie.rivals[:6])
+            reason = f"its candidate {others} fits {rivals} equally well; not guessing"
+        self._note(tie.is_source, tie.key, (_TIE,), reason, tie.candidates)
+
+    def _note(self, is_source: bool, key: str, rank: tuple[int, ...], reason: str,
+              candidates: tuple[str, ...]) -> None:
+        held = self.notes.get((is_source, key))
+        if held is not None and held[0] >= rank:
+            return
+        entry = (Unpaired(key, None, reason, candidates) if is_source
+                 else Unpaired(None, key, reason, candidates))
+        self.notes[(is_source, key)] = (rank, entry)

@@ -1,0 +1,155 @@
+"""The rename engine's stages, strongest evidence first; each assigns before the next one runs.
+
+1. Known conventions: keys equal once wrappers, legacy and framework names are normalized.
+2. Learned renames (up to three rounds, so that learned steps compose): prefixes, segments and
+   substitutions graded by their evidence; large pools learn from a sample and then rewrite all.
+3. Shifted indices: order-preserving block alignment by shape.
+4. Cross-framework layers that no name explains: pairing by kind, order and shape.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from ckptdiff.rename_align import align
+from ckptdiff.rename_assign import Candidate
+from ckptdiff.rename_explain import (
+    KNOWN,
+    Step,
+    Transform,
+    known_confidence,
+    learned_confidence,
+    merge_parts,
+    ordered,
+)
+from ckptdiff.rename_keys import KeyView, fit, make_view, rewritten
+from ckptdiff.rename_learn import grade, learn
+from ckptdiff.rename_session import Session
+from ckptdiff.rename_structure import structure
+
+ROUNDS = 3
+SAMPLE = 3000  # source keys that learning looks at per round; all keys are then rewritten
+
+
+def known_stage(session: Session) -> None:
+    """Pairs whose canonical keys are equal."""
+    session.commit(_exact(session, session.open_sources(), session.open_targets()))
+
+
+def learned_stage(session: Session) -> None:
+    """Learn steps from the open keys, pair, rewrite what is left with them, repeat."""
+    views = session.open_sources(learnable=True)
+    for _ in range(ROUNDS):
+        targets = session.open_targets(learnable=True)
+        if not views or not targets:
+            return
+        stride = max(1, -(-len(views) // SAMPLE))
+        evidence = learn(views[::stride], targets)
+        graded: dict[Step, tuple[int, float, int]] = {}
+        for step, found in evidence.items():
+            tier = grade(step, found)
+            if tier is None:
+                session.weak(step, [(s, t) for s, t, _ in found.pairs], found.support)
+                continue
+            confidence = 0.99 if tier >= KNOWN else learned_confidence(tier, found.support)
+            graded[step] = (tier, confidence, found.support)
+            for s, t in found.misses:
+                session.near_miss(s, t, _steps(s, t, step), None)
+        session.accepted.update(graded)
+        candidates = [_candidate(session, s, t, step, transform)
+                      for step in graded for s, t, transform in evidence[step].pairs]
+        views = [rewrite(v, session.accepted) for v in views]
+        candidates += _exact(session, [v for v in views if v.learned], targets)
+        session.commit(candidates)
+        views = [v for v in views if v.key not in session.used_sources and v.learned]
+        if not graded:
+            return
+
+
+def align_stage(session: Session) -> None:
+    """Whole blocks moved to other indices (inserted or removed layers)."""
+    open_sources = {v.key for v in session.open_sources()}
+    open_targets = {v.key for v in session.open_targets()}
+    if not open_sources or not open_targets:
+        return
+    expected = {info.key: info for info in session.target_all}
+    fitting = {i.key for i in session.source_all
+               if i.key in expected and expected[i.key].shape == i.shape}
+    sources = [rewrite(make_view(info), session.accepted) for info in session.source_all]
+    targets = [make_view(info) for info in session.target_all]
+    session.commit(align(sources, targets, open_sources, open_targets, session.used_sources,
+                         session.used_targets, fitting))
+
+
+def structure_stage(session: Session) -> None:
+    """Cross-framework layers paired by kind, order and shape."""
+    session.commit(structure(session.open_sources(learnable=True),
+                             session.open_targets(learnable=True)))
+
+
+def rewrite(view: KeyView, accepted: dict[Step, tuple[int, float, int]]) -> KeyView:
+    """``view`` with every accepted learned step that applies to it performed."""
+    prefixes = [(grade, step) for step, grade in accepted.items() if step.kind == "prefix"
+                and _starts(view.tokens, step.source)]
+    if prefixes:
+        _, step = max(prefixes, key=lambda item: (item[0][0], item[0][2], item[1]))
+        rest = view.tokens[len(step.source.split(".")) - 1:] if step.source else view.tokens
+        view = rewritten(view, tuple(step.target.split(".")[:-1]) + rest, step)
+    drops = {s.source: s for s in accepted if s.kind == "segment" and s.source}
+    for token in [t for t in view.tokens[1:-1] if t in drops]:
+        position = view.tokens.index(token, 1)
+        view = rewritten(view, view.tokens[:position] + view.tokens[position + 1:], drops[token])
+    substitutions: dict[str, list[Step]] = defaultdict(list)
+    for step in accepted:
+        if step.kind == "substitute":
+            substitutions[step.source].append(step)
+    for token in set(view.tokens):
+        options = substitutions.get(token, [])
+        if len(options) == 1:  # an ambiguous substitution is the assignment's to decide
+            step = options[0]
+            view = rewritten(view, tuple(step.target if t == token else t for t in view.tokens),
+                             step)
+    return view
+
+
+def _starts(tokens: tuple[str, ...], prefix: str) -> bool:
+    parts = prefix.split(".")[:-1] if prefix else []
+    return len(parts) < len(tokens) and list(tokens[:len(parts)]) == parts
+
+
+def _exact(session: Session, sources: Iterable[KeyView],
+           targets: Sequence[KeyView]) -> list[Candidate]:
+    index: dict[str, list[KeyView]] = defaultdict(list)
+    for view in targets:
+        index[view.canonical].append(view)
+    found: list[Candidate] = []
+    for s in sources:
+        for t in index.get(s.canonical, ()):
+            if t.key == s.key:
+                continue
+            ok, transform = fit(s, t)
+            steps = _steps(s, t, None)
+            if not ok:
+                session.near_miss(s, t, steps, transform)
+                continue
+            found.append(_candidate(session, s, t, None, transform))
+    return found
+
+
+def _steps(s: KeyView, t: KeyView, step: Step | None) -> tuple[Step, ...]:
+    extra = (step,) if step is not None else ()
+    return ordered((*merge_parts(s.parts, t.parts), *s.learned, *extra))
+
+
+def _candidate(session: Session, s: KeyView, t: KeyView, step: Step | None,
+               transform: Transform | None) -> Candidate:
+    steps = _steps(s, t, step)
+    tier, confidence, support = KNOWN, known_confidence(steps), 1 << 62
+    for learned in (*s.learned, *((step,) if step is not None else ())):
+        grade_tier, grade_confidence, grade_support = session.accepted[learned]
+        tier = min(tier, grade_tier)
+        confidence = min(confidence, grade_confidence)
+        support = min(support, grade_support)
+    weight = tier * 64 + min(63, support.bit_length())
+    return Candidate(s, t, steps, transform, confidence, weight)

@@ -1,0 +1,113 @@
+"""Cross-framework pairs whose layer names differ: Keras ``dense_1/kernel`` ↔ torch ``2.weight``.
+
+Only between a TF/Keras side and a torch side, and only for keys no name-based rule explained.
+Keys group into layers (everything but the last segment); layers group into kinds by what they
+hold (``weight``+``bias`` of rank 2 is a dense layer, rank 4 a conv, four statistics a norm). Within
+one kind, layers pair when the counts agree and either both sides' orders are trustworthy
+(Keras' auto-numbered ``dense``, ``dense_1``… or TF's ``layer_with_weights-N`` against torch's
+registration order) and every pair fits in order, or every layer fits exactly one layer on the
+other side. Anything short of that pairs nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+
+from ckptdiff.rename_assign import Candidate
+from ckptdiff.rename_explain import STRUCTURE, Step, merge_parts
+from ckptdiff.rename_keys import KeyView, fit
+from ckptdiff.rename_lexical import family
+
+_DIGITS = re.compile(r"(\d+)")
+_IGNORED_LEAVES = frozenset({"num_batches_tracked"})
+
+Layer = dict[str, KeyView]
+
+
+def structure(sources: Sequence[KeyView], targets: Sequence[KeyView]) -> list[Candidate]:
+    """Candidates pairing whole layers across frameworks; empty unless the sides differ in style."""
+    if not sources or not targets:
+        return []
+    source_styles = {v.tf_style for v in sources}
+    target_styles = {v.tf_style for v in targets}
+    if len(source_styles) != 1 or len(target_styles) != 1 or source_styles == target_styles:
+        return []
+    source_tf, target_tf = source_styles == {True}, target_styles == {True}
+    source_kinds = _kinds(_layers(sources, source_tf))
+    target_kinds = _kinds(_layers(targets, target_tf))
+    step = Step("structure", "TF/Keras layers with torch modules", "")
+    found: list[Candidate] = []
+    for kind, src in source_kinds.items():
+        tgt = target_kinds.get(kind, [])
+        for s_layer, t_layer in _pair_layers(src, tgt, source_tf):
+            for leaf, s in s_layer.items():
+                t = t_layer.get(leaf)
+                if t is None:
+                    continue
+                _, transform = fit(s, t)
+                steps = (*merge_parts(s.parts, t.parts), step)
+                found.append(Candidate(s, t, steps, transform, 0.85, STRUCTURE * 64 + 32))
+    return found
+
+
+def _layers(views: Sequence[KeyView], tf_side: bool) -> list[tuple[tuple[str, ...], Layer]]:
+    layers: dict[tuple[str, ...], Layer] = {}
+    for view in views:
+        layers.setdefault(view.tokens[:-1], {})[view.tokens[-1]] = view
+    items = list(layers.items())
+    if tf_side:  # files list layers by name; Keras numbers a family's layers in creation order
+        items.sort(key=lambda item: _natural(_location(next(iter(item[1].values())))))
+    return items
+
+
+def _location(view: KeyView) -> str:
+    storage = view.info.storage or ""
+    return storage if "/vars/" in storage else view.key  # Keras 3 files: layers/dense_1/vars/0
+
+
+def _natural(text: str) -> tuple[object, ...]:
+    return tuple(int(part) if part.isdigit() else part for part in _DIGITS.split(text))
+
+
+def _kinds(layers: list[tuple[tuple[str, ...], Layer]]
+           ) -> dict[tuple[object, ...], list[tuple[tuple[str, ...], Layer]]]:
+    kinds: dict[tuple[object, ...], list[tuple[tuple[str, ...], Layer]]] = defaultdict(list)
+    for name, layer in layers:
+        leaves = tuple(sorted(set(layer) - _IGNORED_LEAVES))
+        weight = layer.get("weight")
+        kinds[(leaves, -1 if weight is None else len(weight.info.shape))].append((name, layer))
+    return kinds
+
+
+def _pair_layers(src: list[tuple[tuple[str, ...], Layer]],
+                 tgt: list[tuple[tuple[str, ...], Layer]],
+                 source_tf: bool) -> list[tuple[Layer, Layer]]:
+    if len(src) != len(tgt):
+        return []
+    tf_names = [name for name, _ in (src if source_tf else tgt)]
+    if _ordered(tf_names) and all(_fits(a, b) for (_, a), (_, b) in zip(src, tgt, strict=True)):
+        return [(a, b) for (_, a), (_, b) in zip(src, tgt, strict=True)]
+    options = {i: [j for j, (_, b) in enumerate(tgt) if _fits(a, b)]
+               for i, (_, a) in enumerate(src)}
+    chosen = {i: js[0] for i, js in options.items() if len(js) == 1}
+    if len(chosen) != len(src) or len(set(chosen.values())) != len(tgt):
+        return []
+    return [(src[i][1], tgt[j][1]) for i, j in chosen.items()]
+
+
+def _ordered(names: list[tuple[str, ...]]) -> bool:
+    """True when the TF/Keras layer names carry their creation order (one numbered family)."""
+    if len(names) <= 1:
+        return True
+    if any(len(n) != len(names[0]) or n[:-1] != names[0][:-1] for n in names):
+        return False
+    return len({family(n[-1]) if n else "" for n in names}) == 1
+
+
+def _fits(a: Layer, b: Layer) -> bool:
+    leaves = set(a) - _IGNORED_LEAVES
+    if leaves != set(b) - _IGNORED_LEAVES:
+        return False
+    return all(fit(a[leaf], b[leaf])[0] for leaf in leaves)
