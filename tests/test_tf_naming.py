@@ -106,6 +106,12 @@ def test_dtypes_and_string_sizes(read_case: Any) -> None:
     assert manifest["text"].nbytes == 1 + 4 + len("héllo".encode())
     assert manifest["texts"].nbytes == (1 + 1 + 2) + 4 + (0 + 1 + 200)  # 200 needs 2 varint bytes
     assert manifest["scalar"].shape == ()
+    # Saveables that are not variables: an iterator's variant state, a lookup table's contents.
+    state = manifest["iterator/ITERATOR_STATE"]
+    assert (state.dtype, state.kind) == ("other", "other")
+    assert state.aliases == ("iterator/.ATTRIBUTES/ITERATOR_STATE",)
+    assert manifest["table/table-keys"].dtype == "string"
+    assert manifest["table/table-values"].kind == "other"
 
 
 def test_many_keys_span_several_index_blocks(

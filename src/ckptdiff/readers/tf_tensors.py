@@ -16,7 +16,8 @@ from ckptdiff.readers.tf_bundle import Bundle, BundleEntry
 from ckptdiff.readers.tf_objectgraph import TensorNaming
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
-VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+ATTRIBUTES = "/.ATTRIBUTES/"
+VALUE_SUFFIX = ATTRIBUTES + "VARIABLE_VALUE"
 _TF1_SLOT = re.compile(
     r"^(?:Adam|AdamW|LazyAdam|Momentum|RMSProp|Adagrad|AdagradDA|Adadelta|Ftrl|Nadam|Adamax|"
     r"ProximalAdagrad|ProximalGradientDescent|LARS|LAMB)(?:_\d+)?$")
@@ -50,6 +51,25 @@ def tf1_namings(entries: Mapping[str, BundleEntry]) -> dict[str, TensorNaming]:
             for key, n in namings.items()}
 
 
+def tf2_naming(raw: str, namings: Mapping[str, TensorNaming]) -> TensorNaming:
+    """The naming of ``raw``, also for tensors a saveable writes under a suffixed key.
+
+    A non-variable attribute may save several tensors under its checkpoint key plus a suffix
+    (a lookup table's ``table-keys``/``table-values``, an iterator's ``ITERATOR_STATE``): they
+    take the attribute's readable key plus the same suffix. Keys the graph does not cover at all
+    keep the raw key minus the attribute suffix.
+    """
+    if raw in namings:
+        return namings[raw]
+    marker = raw.find(ATTRIBUTES)
+    for end in range(len(raw) - 1, marker + len(ATTRIBUTES) if marker >= 0 else len(raw), -1):
+        owner = namings.get(raw[:end])
+        if owner is not None:
+            return TensorNaming(owner.key + raw[end:], None, owner.kind, owner.slot_of,
+                                owner.trainable)
+    return TensorNaming(raw.removesuffix(VALUE_SUFFIX), None, "parameter")
+
+
 def tensor_infos(
     bundle: Bundle,
     shard_names: Mapping[int, str],
@@ -70,8 +90,7 @@ def tensor_infos(
     for raw, entry in bundle.entries.items():
         if tf2 and raw == OBJECT_GRAPH_KEY:
             continue
-        naming = namings.get(raw) or TensorNaming(raw.removesuffix(VALUE_SUFFIX), None,
-                                                  "parameter")
+        naming = tf2_naming(raw, namings) if tf2 else namings[raw]
         key = naming.key if naming.key not in used else raw
         used.add(key)
         kind = naming.kind

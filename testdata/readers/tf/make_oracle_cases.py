@@ -107,6 +107,12 @@ def tf2_cases(tf: Any, keras: Any, out: Path) -> dict[str, str]:
     dtypes["empty"] = tf.Variable(tf.zeros([0, 4]))
     dtypes["text"] = tf.Variable("héllo")
     dtypes["texts"] = tf.Variable(["", "a", "bc" * 100])
+    # Non-variable state: a tf.data iterator (a variant tensor) and a lookup table's keys/values.
+    dtypes["iterator"] = iter(tf.data.Dataset.range(5))
+    next(dtypes["iterator"])
+    table = tf.lookup.experimental.MutableHashTable(tf.string, tf.int64, default_value=-1)
+    table.insert(tf.constant(["a", "b"]), tf.constant([1, 2], tf.int64))
+    dtypes["table"] = table
     tf.train.Checkpoint(**dtypes).save(str(out / "tf2_dtypes/ckpt"))
     paths["tf2_dtypes"] = "tf2_dtypes/ckpt-1"
 
