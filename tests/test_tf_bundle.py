@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.test_tf_table import build_table, varint
 
 import ckptdiff.readers as registry
 from ckptdiff.errors import CorruptFileError
 from ckptdiff.proto.tensor_bundle_pb2 import BundleEntryProto, BundleHeaderProto
 from ckptdiff.proto.trackable_object_graph_pb2 import TrackableObjectGraph
 from ckptdiff.readers.tf_crc32c import crc32c, mask
-from tests.test_tf_table import build_table, varint
 
 GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 
