@@ -8,6 +8,7 @@ and the TensorFlow version.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -15,6 +16,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from ckptdiff.manifest import Manifest, TensorInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATOR = ROOT / "testdata" / "readers" / "tf" / "make_oracle_cases.py"
+_FALLBACK: dict[str, Path] = {}
 TF_OTHER = {"resource", "variant", "qint8", "quint8", "qint16", "quint16", "qint32"}
 
 
@@ -44,8 +47,14 @@ def generated_cases(config: pytest.Config) -> Path:
     if importlib.util.find_spec("tensorflow") is None:
         pytest.skip("tensorflow is not installed (pip install tensorflow-cpu)")
     key = hashlib.sha256(GENERATOR.read_bytes() + tensorflow_version().encode()).hexdigest()[:16]
-    assert config.cache is not None
-    final = config.cache.mkdir(f"tf_oracle_{key}")
+    cache = getattr(config, "cache", None)
+    if cache is not None:
+        final = cache.mkdir(f"tf_oracle_{key}")
+    else:  # -p no:cacheprovider: one temporary folder for this process
+        if key not in _FALLBACK:
+            _FALLBACK[key] = Path(tempfile.mkdtemp(prefix="ckptdiff-tf-oracle-"))
+            atexit.register(shutil.rmtree, _FALLBACK[key], True)
+        final = _FALLBACK[key]
     if (final / "oracle.json").exists():
         return final
     work = final.with_name(final.name + ".partial")
