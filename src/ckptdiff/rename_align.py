@@ -102,11 +102,25 @@ def _forced_moves(src: Blocks, tgt: Blocks) -> list[tuple[int, int]]:
         for b, j in enumerate(cols):
             if _member_pairs(src[i], tgt[j]) is not None:
                 weight[a][b] = 2 if i == j else 1
-    best, path = _solve(weight, None)
-    moves = [(a, b) for a, b in path if rows[a] != cols[b]]
-    if len(rows) * len(cols) * (len(moves) + 1) > MAX_CELLS:
+    moved = [(rows[a], cols[b]) for a, b in forced_pairs(weight, skip_identity=rows, cols=cols)]
+    return moved
+
+
+def forced_pairs(weight: list[list[int]], skip_identity: list[int] | None = None,
+                 cols: list[int] | None = None) -> list[tuple[int, int]]:
+    """Pairs (row, column) in every best order-preserving alignment of a weight matrix.
+
+    With ``skip_identity``/``cols`` (the indices rows and columns stand for), pairs that keep
+    their index are not checked (and not returned): only moves matter.
+    """
+    if not weight or not weight[0]:
         return []
-    return [(rows[a], cols[b]) for a, b in moves if _solve(weight, (a, b))[0] < best]
+    best, path = _solve(weight, None)
+    if skip_identity is not None and cols is not None:
+        path = [(a, b) for a, b in path if skip_identity[a] != cols[b]]
+    if len(weight) * len(weight[0]) * (len(path) + 1) > MAX_CELLS:
+        return []
+    return [(a, b) for a, b in path if _solve(weight, (a, b))[0] < best]
 
 
 def _solve(weight: list[list[int]], banned: tuple[int, int] | None

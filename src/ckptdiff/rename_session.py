@@ -30,6 +30,7 @@ class Session:
     align_only: set[tuple[bool, str]] = field(default_factory=set)
     accepted: dict[Step, tuple[int, float, int]] = field(default_factory=dict)
     notes: dict[tuple[bool, str], tuple[tuple[int, ...], Unpaired]] = field(default_factory=dict)
+    hints: dict[tuple[bool, str], list[tuple[str, Step, int]]] = field(default_factory=dict)
 
     @classmethod
     def start(cls, unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo],
@@ -88,19 +89,17 @@ class Session:
         self.align_only.update({(True, s.key), (False, t.key)})
 
     def weak(self, step: Step, pairs: Sequence[tuple[KeyView, KeyView]], support: int) -> None:
-        """A rename the data hints at but cannot establish."""
-        keys = "key supports" if support == 1 else "keys support"
-        # The best-supported, most local explanation is the one worth showing.
-        rank = (_WEAK, support, ("prefix", "segment", "substitute").index(step.kind))
+        """A rename the data hints at but cannot establish (reported if nothing better is)."""
         for s, t in pairs:
-            reason = (f"may be '{t.key}' ({step.describe()}, shapes fit), but only {support} "
-                      f"{keys} that rename: not suggested")
-            self._note(True, s.key, rank, reason, (t.key,))
-            reason = reason.replace(f"may be '{t.key}'", f"may be '{s.key}'")
-            self._note(False, t.key, rank, reason, (s.key,))
+            self.hints.setdefault((True, s.key), []).append((t.key, step, support))
+            self.hints.setdefault((False, t.key), []).append((s.key, step, support))
 
     def unpaired(self) -> list[Unpaired]:
         """Notes of the pool keys that stayed unpaired, sources first, in pool order."""
+        for (is_source, key), hints in self.hints.items():
+            if (is_source, key) not in self.notes:
+                self._note(is_source, key, (_WEAK,), _hint_reason(hints),
+                           tuple(sorted({other for other, _, _ in hints})))
         out = [self.notes[(True, k)][1] for k in self.sources
                if k not in self.used_sources and (True, k) in self.notes]
         out += [self.notes[(False, k)][1] for k in self.targets
@@ -125,3 +124,19 @@ class Session:
         entry = (Unpaired(key, None, reason, candidates) if is_source
                  else Unpaired(None, key, reason, candidates))
         self.notes[(is_source, key)] = (rank, entry)
+
+
+def _hint_reason(hints: list[tuple[str, Step, int]]) -> str:
+    """Why a key whose only candidates rest on weak evidence is left alone."""
+    others = sorted({other for other, _, _ in hints})
+    if len(others) > 1:
+        shown = ", ".join(f"'{k}'" for k in others[:6])
+        more = f" and {len(others) - 6} more" if len(others) > 6 else ""
+        return (f"shapes fit several keys ({shown}{more}) but nothing in the names says which: "
+                "not guessing")
+    # The best-supported, most local explanation is the one worth showing.
+    other, step, support = max(hints, key=lambda h: (
+        h[2], ("prefix", "segment", "substitute").index(h[1].kind)))
+    keys = "key supports" if support == 1 else "keys support"
+    return (f"may be '{other}' ({step.describe()}, shapes fit), but only {support} {keys} that "
+            "rename: not suggested")

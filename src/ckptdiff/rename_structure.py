@@ -15,6 +15,7 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 
+from ckptdiff.rename_align import forced_pairs
 from ckptdiff.rename_assign import Candidate
 from ckptdiff.rename_explain import STRUCTURE, Step, merge_parts
 from ckptdiff.rename_keys import KeyView, fit
@@ -84,26 +85,34 @@ def _kinds(layers: list[tuple[tuple[str, ...], Layer]]
 def _pair_layers(src: list[tuple[tuple[str, ...], Layer]],
                  tgt: list[tuple[tuple[str, ...], Layer]],
                  source_tf: bool) -> list[tuple[Layer, Layer]]:
-    if len(src) != len(tgt):
-        return []
-    tf_names = [name for name, _ in (src if source_tf else tgt)]
-    if _ordered(tf_names) and all(_fits(a, b) for (_, a), (_, b) in zip(src, tgt, strict=True)):
-        return [(a, b) for (_, a), (_, b) in zip(src, tgt, strict=True)]
-    options = {i: [j for j, (_, b) in enumerate(tgt) if _fits(a, b)]
-               for i, (_, a) in enumerate(src)}
-    chosen = {i: js[0] for i, js in options.items() if len(js) == 1}
-    if len(chosen) != len(src) or len(set(chosen.values())) != len(tgt):
-        return []
-    return [(src[i][1], tgt[j][1]) for i, j in chosen.items()]
+    fits = [[1 if _fits(a, b) else 0 for _, b in tgt] for _, a in src]
+    if _ordered([layer for _, layer in (src if source_tf else tgt)]):
+        pairs = forced_pairs(fits)
+    else:  # no order to trust: only layers with exactly one fitting partner, both ways
+        pairs = [(i, row.index(1)) for i, row in enumerate(fits) if sum(row) == 1
+                 and sum(fits[k][row.index(1)] for k in range(len(src))) == 1]
+    return [(src[i][1], tgt[j][1]) for i, j in pairs]
 
 
-def _ordered(names: list[tuple[str, ...]]) -> bool:
-    """True when the TF/Keras layer names carry their creation order (one numbered family)."""
+def _ordered(layers: list[Layer]) -> bool:
+    """True when the TF/Keras layers' names carry their creation order (one numbered family).
+
+    Keras 3 files name each layer's group by its class, numbered in model order
+    (``layers/dense_1/vars``), whatever the user called the layer: that name is used when known.
+    """
+    names = [_group(next(iter(layer.values()))) for layer in layers]
     if len(names) <= 1:
         return True
     if any(len(n) != len(names[0]) or n[:-1] != names[0][:-1] for n in names):
         return False
     return len({family(n[-1]) if n else "" for n in names}) == 1
+
+
+def _group(view: KeyView) -> tuple[str, ...]:
+    storage = view.info.storage or ""
+    if "/vars/" in storage:
+        return tuple(storage.split("/vars/")[0].split("/"))
+    return view.tokens[:-1]
 
 
 def _fits(a: Layer, b: Layer) -> bool:
