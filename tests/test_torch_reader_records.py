@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import struct
 
 import pytest
@@ -43,7 +42,7 @@ def ints(*values: int) -> bytes:
 
 def load(*parts: bytes, legacy: bool = False) -> object:
     data = b"\x80\x02" + b"".join(parts) + b"."
-    return load_pickle(io.BytesIO(data), LoadSession(legacy=legacy), "f.pt", "data.pkl")
+    return load_pickle(data, LoadSession(legacy=legacy), "f.pt", "data.pkl")
 
 
 def storage(key: str, numel: int, cls: str = "FloatStorage", legacy: bool = False) -> bytes:

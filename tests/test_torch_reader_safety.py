@@ -67,7 +67,7 @@ def tensor_v2(key: str, numel: int, shape: tuple[int, ...], stride: tuple[int, .
 
 def load(data: bytes) -> object:
     """Run the zip-format loading path over one pickle."""
-    return load_pickle(io.BytesIO(data), LoadSession(legacy=False), "f.pt", "data.pkl")
+    return load_pickle(data, LoadSession(legacy=False), "f.pt", "data.pkl")
 
 
 def write_zip(path: Path, data_pkl: bytes, storages: dict[str, bytes]) -> Path:
@@ -175,7 +175,7 @@ def test_extension_codes_are_unsafe() -> None:
 def test_pickle_size_is_capped() -> None:
     data = pickled(EMPTY_DICT, text("x" * 5000))
     with pytest.raises(CorruptFileError, match="larger than 1,000 bytes"):
-        load_pickle(io.BytesIO(data), LoadSession(legacy=False), "f.pt", "data.pkl", limit=1000)
+        load_pickle(data, LoadSession(legacy=False), "f.pt", "data.pkl", limit=1000)
     huge = PROTO + b"X" + (2**32 - 1).to_bytes(4, "little") + b"abc"
     with pytest.raises(CorruptFileError):
         load(huge)
@@ -323,6 +323,35 @@ def test_mutated_pickles_never_escape_as_other_exceptions(tmp_path: Path) -> Non
             assert "\n" not in str(exc)
             outcomes[type(exc).__name__] = outcomes.get(type(exc).__name__, 0) + 1
     assert outcomes.get("CorruptFileError", 0) > 50
+
+
+def test_mutated_hand_made_and_stdlib_pickles_fail_cleanly() -> None:
+    samples = [
+        pickled(EMPTY_DICT, text("w"), tensor_v2("0", 6, (2, 3), (3, 1)), SETITEM),
+        pickle.dumps({"a": [1, 2.5, (3, "x"), b"by", {1, 2}, frozenset([3])]}, protocol=4),
+        pickle.dumps([(1,), "x" * 300, 2**100, None, True], protocol=5),
+        pickle.dumps({"k": ("a", "b"), "n": [1.5]}, protocol=0),
+        pickle.dumps({"k": [1, 2]}, protocol=1),
+    ]
+    rng = random.Random(99)
+    for _ in range(1500):
+        blob = bytearray(rng.choice(samples))
+        for _ in range(rng.randint(1, 6)):
+            where = rng.randrange(len(blob))
+            action = rng.randrange(4)
+            if action == 0:
+                blob[where] = rng.randrange(256)
+            elif action == 1:
+                del blob[where:where + rng.randint(1, 8)]
+            elif action == 2:
+                blob[where:where] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+            else:
+                donor = rng.choice(samples)
+                blob[where:where] = donor[rng.randrange(len(donor)):][:rng.randint(1, 40)]
+        try:
+            load_pickle(bytes(blob), LoadSession(legacy=rng.random() < 0.5), "f.pt", "data.pkl")
+        except CkptdiffError as exc:
+            assert str(exc).startswith("f.pt: ") and "\n" not in str(exc)
 
 
 def test_plain_pickles_are_not_torch_checkpoints(tmp_path: Path) -> None:

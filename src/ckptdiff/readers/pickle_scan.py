@@ -1,45 +1,33 @@
 """A pass over a pickle's opcodes, without building anything, before it is unpickled.
 
-It reads the pickle's bytes (stopping exactly at STOP, so consecutive pickles in one file can be
-read in turn) and finds every global the pickle names, so an unsafe file is refused naming all of
-them and nothing is unpickled at all. It also refuses what would crash or exhaust CPython's C
-unpickler instead of raising: tuples nested deeper than :data:`MAX_TUPLE_DEPTH` (hashing one as a
-dict key recurses in C and overflows the stack) and memo indices beyond the pickle's opcode count
-(the memo table is allocated up to the index). Framework-agnostic: any pickle-based reader can
-use it.
+It finds where the pickle ends (so consecutive pickles in one file can be read in turn) and every
+global it names, so an unsafe file is refused naming all of them and nothing is unpickled at all.
+It also refuses what would crash or exhaust CPython's C unpickler instead of raising: tuples
+nested deeper than :data:`MAX_TUPLE_DEPTH` (hashing one as a dict key recurses in C and overflows
+the stack) and memo indices beyond the pickle's opcode count (the memo table is allocated up to
+the index). The scanner simulates only the stack's shape (tuple depth, and strings for
+STACK_GLOBAL). Framework-agnostic: any pickle-based reader can use it.
 """
 
 from __future__ import annotations
 
 import _compat_pickle
-import pickletools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+
+from ckptdiff.readers.pickle_opcodes import (
+    EFFECTS,
+    FIXED_ARGS,
+    LINE_ARGS,
+    NAMES,
+    SIZED_ARGS,
+    TEXT_OPS,
+)
 
 # Real checkpoints nest tuples a handful of levels deep; CPython crashes somewhere past ~100k.
 MAX_TUPLE_DEPTH = 1000
 
-_MARK = None  # a MARK on the simulated stack; other entries are (tuple depth, text or None)
-_TEXT_OPS = frozenset({"UNICODE", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "STRING",
-                       "BINSTRING", "SHORT_BINSTRING"})
-_GET_OPS = frozenset({"GET", "BINGET", "LONG_BINGET"})
-_PUT_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
-_EXT_OPS = frozenset({"EXT1", "EXT2", "EXT4"})
-_TUPLE_SIZES = {"TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}
-
-_Item = tuple[int, str | None] | None
-
-
-class PickleSource(Protocol):
-    """Where pickles are read from: a binary file, ``io.BytesIO``, or a read-ahead wrapper."""
-
-    def read(self, size: int, /) -> bytes:
-        """Up to ``size`` bytes."""
-        ...
-
-    def readline(self, size: int, /) -> bytes:
-        """Up to the next newline, at most ``size`` bytes."""
-        ...
+_Item = int | str  # a simulated stack entry: a tuple depth, or a string's value
 
 
 class PickleScanError(ValueError):
@@ -47,7 +35,7 @@ class PickleScanError(ValueError):
 
 
 class PickleTruncatedError(PickleScanError):
-    """The stream ended before the pickle's STOP opcode."""
+    """The input ended before the pickle's STOP opcode."""
 
 
 class PickleTooLargeError(PickleScanError):
@@ -56,37 +44,10 @@ class PickleTooLargeError(PickleScanError):
 
 @dataclass(frozen=True)
 class PickleScan:
-    """What the scan found: the pickle's bytes and every global it names, as ``(module, name)``."""
+    """One pickle's bytes and every global it names, as ``(module, name)``."""
 
     data: bytes
     globals: frozenset[tuple[str, str]]
-
-
-class _Capture:
-    """Passes reads through to ``stream`` and keeps the bytes, up to ``limit`` of them."""
-
-    def __init__(self, stream: PickleSource, limit: int) -> None:
-        self._stream = stream
-        self._limit = limit
-        self.data = bytearray()
-        self.ended = False
-
-    def read(self, count: int = -1) -> bytes:
-        if count < 0 or len(self.data) + count > self._limit:
-            raise PickleTooLargeError(f"the pickle is larger than {self._limit:,} bytes")
-        return self._keep(self._stream.read(count), count)
-
-    def readline(self) -> bytes:
-        line = self._stream.readline(self._limit - len(self.data) + 1)
-        if line and not line.endswith(b"\n") and len(self.data) + len(line) > self._limit:
-            raise PickleTooLargeError(f"the pickle is larger than {self._limit:,} bytes")
-        return self._keep(line, None)
-
-    def _keep(self, chunk: bytes, wanted: int | None) -> bytes:
-        if len(chunk) < wanted if wanted is not None else not chunk.endswith(b"\n"):
-            self.ended = True
-        self.data += chunk
-        return chunk
 
 
 def qualified_global(module: str, name: str) -> tuple[str, str]:
@@ -96,94 +57,189 @@ def qualified_global(module: str, name: str) -> tuple[str, str]:
     return _compat_pickle.IMPORT_MAPPING.get(module, module), name
 
 
-def scan_pickle(stream: PickleSource, limit: int) -> PickleScan:
-    """Read one pickle from ``stream``'s position to its STOP opcode (and not a byte further).
+class PickleReader:
+    """Reads consecutive pickles from ``read`` (a file's ``read``), scanning each.
 
-    Raises :class:`PickleTruncatedError` when the stream ends first, :class:`PickleTooLargeError`
-    past ``limit`` bytes, and :class:`PickleScanError` for malformed or refused content.
+    Input is read in chunks that start at ``first_chunk`` bytes and double up to 256 KiB while a
+    pickle goes on, so reading stops at most about one chunk past the last pickle asked for.
     """
-    scanner = _Scanner()
-    capture = _Capture(stream, limit)
-    try:
-        opcodes = pickletools.genops(capture)  # type: ignore[arg-type]  # read/readline suffice
-        for count, (opcode, arg, _) in enumerate(opcodes):
-            scanner.step(opcode, arg, count)
-    except PickleScanError:
-        raise
-    except (ValueError, IndexError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        if capture.ended:
-            raise PickleTruncatedError("the file ends inside the pickle") from None
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise PickleScanError(message) from None
-    return PickleScan(bytes(capture.data), frozenset(scanner.globals))
+
+    def __init__(self, read: Callable[[int], bytes], limit: int, first_chunk: int = 4096) -> None:
+        self._read = read
+        self._limit = limit
+        self._first_chunk = first_chunk
+        self._buffer = bytearray()
+        self.position = 0  # offset of the next pickle from where reading started
+
+    def next(self) -> PickleScan:
+        """Scan the next pickle and return it (raises :class:`PickleScanError` and subclasses)."""
+        scanner = _Scanner()
+        chunk = self._first_chunk
+        offset = 0
+        while not scanner.done:
+            offset = scanner.run(self._buffer, offset)
+            if scanner.done:
+                break
+            if len(self._buffer) > self._limit:
+                raise PickleTooLargeError(f"the pickle is larger than {self._limit:,} bytes")
+            more = self._read(min(chunk, self._limit + 1 - len(self._buffer)))
+            if not more:
+                raise PickleTruncatedError("the input ends inside the pickle")
+            self._buffer += more
+            chunk = min(chunk * 2, 1 << 18)
+        if offset > self._limit:
+            raise PickleTooLargeError(f"the pickle is larger than {self._limit:,} bytes")
+        data = bytes(self._buffer[:offset])
+        del self._buffer[:offset]
+        self.position += offset
+        return PickleScan(data, frozenset(scanner.globals))
+
+
+def scan_pickle(data: bytes, limit: int) -> PickleScan:
+    """Scan the pickle at the start of ``data`` (any bytes after its STOP are ignored)."""
+    reader = PickleReader(lambda size: b"", limit)
+    reader._buffer = bytearray(data)  # noqa: SLF001 - the whole input is already in memory
+    return reader.next()
 
 
 class _Scanner:
-    """Simulates the unpickler's stack, tracking only tuple depth and string values."""
+    """Runs over complete opcodes of a buffer, keeping the simulated stack between runs.
+
+    The stack holds a tuple depth (int) or a string per value; MARK positions are kept apart, as
+    the C unpickler does, so closing a MARK costs only the items above it.
+    """
 
     def __init__(self) -> None:
         self.stack: list[_Item] = []
+        self.marks: list[int] = []
         self.memo: dict[int, _Item] = {}
         self.globals: set[tuple[str, str]] = set()
+        self.count = 0
+        self.done = False
+        self._special: dict[str, Callable[[object, int], None]] = {
+            "MARK": self._mark, "BINUNICODE": self._text, "SHORT_BINUNICODE": self._text,
+            "BINUNICODE8": self._text, "GLOBAL": self._global, "INST": self._global,
+            "STACK_GLOBAL": self._stack_global, "EXT1": self._ext, "EXT2": self._ext,
+            "EXT4": self._ext, "TUPLE": self._tuple, "TUPLE1": self._tuple,
+            "TUPLE2": self._tuple, "TUPLE3": self._tuple, "BINGET": self._get,
+            "LONG_BINGET": self._get, "GET": self._get, "BINPUT": self._put,
+            "LONG_BINPUT": self._put, "PUT": self._put, "MEMOIZE": self._put, "DUP": self._dup,
+            "STOP": self._stop}
+        self._handlers = {code: self._special.get(name, self._generic(code))
+                          for code, name in NAMES.items()}
+        self._op = ""
 
-    def step(self, opcode: pickletools.OpcodeInfo, arg: object, count: int) -> None:
-        name = opcode.name
-        if name == "MARK":
-            self.stack.append(_MARK)
-        elif name in _TEXT_OPS:
-            self.stack.append((0, arg if isinstance(arg, str) else None))
-        elif name in ("GLOBAL", "INST"):
-            module, _, attr = str(arg).partition(" ")
-            self._named(module, attr)
-            if name == "INST":
+    def run(self, buf: bytearray, pos: int) -> int:
+        """Process every complete opcode from ``pos``; return where the first incomplete one (or
+        the end of the pickle) starts."""
+        size = len(buf)
+        handlers = self._handlers
+        while pos < size and not self.done:
+            code = buf[pos]
+            start = pos + 1
+            arg: object = None
+            if code in FIXED_ARGS:
+                end = start + FIXED_ARGS[code]
+                if end > size:
+                    return pos
+                arg = int.from_bytes(buf[start:end], "little")
+            elif code in SIZED_ARGS:
+                width = SIZED_ARGS[code]
+                if start + width > size:
+                    return pos
+                length = int.from_bytes(buf[start:start + width], "little", signed=True)
+                if length < 0:
+                    raise PickleScanError(f"negative length at byte {pos}")
+                end = start + width + length
+                if end > size:
+                    return pos
+                if code in TEXT_OPS:
+                    arg = buf[start + width:end]
+            elif code in LINE_ARGS:
+                end = start
+                for _ in range(LINE_ARGS[code]):
+                    newline = buf.find(b"\n", end)
+                    if newline < 0:
+                        return pos
+                    end = newline + 1
+                arg = buf[start:end]
+            elif code in handlers:
+                end = start
+            else:
+                raise PickleScanError(f"unknown opcode {code:#04x} at byte {pos}")
+            self._op = NAMES[code]
+            handlers[code](arg, pos)
+            self.count += 1
+            pos = end
+        return pos
+
+    def _generic(self, code: int) -> Callable[[object, int], None]:
+        to_mark, pops, pushes = EFFECTS[code]
+
+        def effect(arg: object, pos: int) -> None:
+            if to_mark:
                 self._pop_to_mark()
-            self.stack.append((0, None))
-        elif name == "STACK_GLOBAL":
-            attr_item, module_item = self._pop(), self._pop()
-            if module_item and attr_item and module_item[1] and attr_item[1]:
-                self._named(module_item[1], attr_item[1])
-            self.stack.append((0, None))
-        elif name in _EXT_OPS:
-            self.globals.add(("copyreg", f"extension_code_{arg}"))
-            self.stack.append((0, None))
-        elif name == "TUPLE" or name in _TUPLE_SIZES:
-            items = self._pop_to_mark() if name == "TUPLE" else [
-                self._pop() for _ in range(_TUPLE_SIZES[name])]
-            depth = 1 + max((item[0] for item in items if item), default=0)
-            if depth > MAX_TUPLE_DEPTH:
-                raise PickleScanError(f"tuples nest more than {MAX_TUPLE_DEPTH} levels deep")
-            self.stack.append((depth, None))
-        elif name in _GET_OPS:
-            if arg not in self.memo:
-                raise PickleScanError(f"memo entry {arg} is read before it is written")
-            self.stack.append(self.memo[arg])
-        elif name in _PUT_OPS or name == "MEMOIZE":
-            index = len(self.memo) if name == "MEMOIZE" else arg
-            if not isinstance(index, int) or not 0 <= index <= count or not self.stack:
-                raise PickleScanError(f"memo index {index} is out of range")
-            self.memo[index] = self.stack[-1]
-        elif name == "DUP":
-            self.stack.append(self._top())
-        else:
-            self._generic(opcode)
+            for _ in range(pops):
+                self._pop()
+            self.stack.extend([0] * pushes)
 
-    def _generic(self, opcode: pickletools.OpcodeInfo) -> None:
-        before = opcode.stack_before
-        if pickletools.markobject in before:
+        return effect
+
+    def _mark(self, arg: object, pos: int) -> None:
+        self.marks.append(len(self.stack))
+
+    def _text(self, arg: object, pos: int) -> None:
+        self.stack.append(_decode(arg, pos, "surrogatepass"))
+
+    def _global(self, arg: object, pos: int) -> None:
+        module, name, _ = _decode(arg, pos, "strict").split("\n")
+        self.globals.add(qualified_global(module, name))
+        if self._op == "INST":
             self._pop_to_mark()
-            popped = [self._pop() for _ in range(before.index(pickletools.markobject))]
-        else:
-            popped = [self._pop() for _ in range(len(before))]
-        # Opcodes that change an object in place (APPEND, SETITEM, BUILD …) leave it on the stack.
-        keep = popped[-1] if popped and len(opcode.stack_after) == 1 and opcode.name in (
-            "APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUILD") else (0, None)
-        self.stack.extend(keep for _ in opcode.stack_after)
+        self.stack.append(0)
 
-    def _named(self, module: str, attr: str) -> None:
-        self.globals.add(qualified_global(module, attr))
+    def _stack_global(self, arg: object, pos: int) -> None:
+        name, module = self._pop(), self._pop()
+        if not isinstance(module, str) or not isinstance(name, str):
+            raise PickleScanError(f"STACK_GLOBAL without two strings at byte {pos}")
+        self.globals.add(qualified_global(module, name))
+        self.stack.append(0)
+
+    def _ext(self, arg: object, pos: int) -> None:
+        self.globals.add(("copyreg", f"extension_code_{arg}"))
+        self.stack.append(0)
+
+    def _tuple(self, arg: object, pos: int) -> None:
+        op = self._op
+        items = self._pop_to_mark() if op == "TUPLE" else [
+            self._pop() for _ in range(int(op[-1]))]
+        depth = 1 + max((d for d in items if type(d) is int), default=0)
+        if depth > MAX_TUPLE_DEPTH:
+            raise PickleScanError(f"tuples nest more than {MAX_TUPLE_DEPTH} levels deep")
+        self.stack.append(depth)
+
+    def _get(self, arg: object, pos: int) -> None:
+        index = _line_int(arg) if self._op == "GET" else arg
+        if not isinstance(index, int) or index not in self.memo:
+            raise PickleScanError(f"memo entry {index} is read before it is written")
+        self.stack.append(self.memo[index])
+
+    def _put(self, arg: object, pos: int) -> None:
+        op = self._op
+        index = len(self.memo) if op == "MEMOIZE" else _line_int(arg) if op == "PUT" else arg
+        if not isinstance(index, int) or not 0 <= index <= self.count:
+            raise PickleScanError(f"memo index {index} is out of range")
+        self.memo[index] = self._top()
+
+    def _dup(self, arg: object, pos: int) -> None:
+        self.stack.append(self._top())
+
+    def _stop(self, arg: object, pos: int) -> None:
+        self._pop()
+        self.done = True
 
     def _top(self) -> _Item:
-        if not self.stack or self.stack[-1] is _MARK:
+        if len(self.stack) <= (self.marks[-1] if self.marks else 0):
             raise PickleScanError("the pickle's stack is empty where a value is needed")
         return self.stack[-1]
 
@@ -193,10 +249,25 @@ class _Scanner:
         return item
 
     def _pop_to_mark(self) -> list[_Item]:
-        items: list[_Item] = []
-        while self.stack and self.stack[-1] is not _MARK:
-            items.append(self.stack.pop())
-        if not self.stack:
+        if not self.marks:
             raise PickleScanError("the pickle closes a MARK it never opened")
-        self.stack.pop()
+        mark = self.marks.pop()
+        items = self.stack[mark:]
+        del self.stack[mark:]
         return items
+
+
+def _decode(arg: object, pos: int, errors: str) -> str:
+    assert isinstance(arg, (bytes, bytearray))
+    try:
+        return bytes(arg).decode("utf-8", errors)
+    except UnicodeDecodeError:
+        raise PickleScanError(f"invalid UTF-8 text at byte {pos}") from None
+
+
+def _line_int(arg: object) -> int:
+    assert isinstance(arg, (bytes, bytearray))
+    try:
+        return int(bytes(arg).strip())
+    except ValueError:
+        raise PickleScanError("a memo index is not a number") from None

@@ -15,16 +15,16 @@ named ``storage/<key>`` in the manifest.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
 from ckptdiff.errors import CkptdiffError, CorruptFileError
 from ckptdiff.manifest import Manifest
 from ckptdiff.readers.base import CountingFile
+from ckptdiff.readers.pickle_scan import PickleReader
 from ckptdiff.readers.torch_manifest import build_manifest, check_tensor_bounds
 from ckptdiff.readers.torch_records import StorageRecord
-from ckptdiff.readers.torch_unpickler import LoadSession, load_pickle
+from ckptdiff.readers.torch_unpickler import MAX_PICKLE_BYTES, LoadSession, load_pickle
 from ckptdiff.readers.torch_validate import RecordError, as_storage_key
 from ckptdiff.readers.torch_zip import TORCH_EXTENSIONS
 
@@ -35,64 +35,6 @@ _STORAGE_COUNT_BYTES = 8
 _MAGIC_PICKLE = re.compile(
     rb"\x80[\x02-\x05](?:\x95.{8})?\x8a\x0a" + re.escape(MAGIC_NUMBER.to_bytes(10, "little")),
     re.DOTALL)
-
-
-class ReadAhead:
-    """A file read in small chunks, handing out bytes from a logical position (``tell``).
-
-    Pickles are read opcode by opcode; reading ahead keeps that fast. The chunk starts small and
-    doubles as a pickle goes on (up to 64 KiB), so reading stops at most about one chunk past the
-    last pickle, into the storage bytes, and a small file's storages are barely touched.
-    """
-
-    def __init__(self, raw: CountingFile, first_chunk: int = 512,
-                 max_chunk: int = 65536) -> None:
-        self._raw = raw
-        self._first_chunk = first_chunk
-        self._max_chunk = max_chunk
-        self._chunk = first_chunk
-        self._buffer = b""
-        self._start = 0  # file position of _buffer[0]
-        self._offset = 0  # logical position inside _buffer
-
-    def tell(self) -> int:
-        """The logical position in the file."""
-        return self._start + self._offset
-
-    def restart_chunks(self) -> None:
-        """Start reading ahead small again (call before each pickle)."""
-        self._chunk = self._first_chunk
-
-    def read(self, count: int) -> bytes:
-        """Up to ``count`` bytes (fewer at the end of the file)."""
-        self._fill(lambda: len(self._buffer) - self._offset >= count, count)
-        data = self._buffer[self._offset:self._offset + count]
-        self._offset += len(data)
-        return data
-
-    def readline(self, limit: int = -1) -> bytes:
-        """Up to and including the next newline, at most ``limit`` bytes."""
-        def found() -> bool:
-            window = self._buffer[self._offset:]
-            return b"\n" in window or 0 <= limit <= len(window)
-
-        self._fill(found, 0)
-        window = self._buffer[self._offset:]
-        end = window.find(b"\n") + 1 or len(window)
-        line = window[:end if limit < 0 else min(end, limit)]
-        self._offset += len(line)
-        return line
-
-    def _fill(self, done: Callable[[], bool], want: int) -> None:
-        while not done():
-            if self._offset > self._max_chunk:  # drop what was consumed
-                self._start += self._offset
-                self._buffer, self._offset = self._buffer[self._offset:], 0
-            more = self._raw.read(max(self._chunk, want))
-            if not more:
-                return
-            self._buffer += more
-            self._chunk = min(self._chunk * 2, self._max_chunk)
 
 
 class TorchLegacyReader:
@@ -115,11 +57,10 @@ class TorchLegacyReader:
         except OSError as exc:
             raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
         with raw:
-            stream = ReadAhead(raw)
+            pickles = PickleReader(raw.read, MAX_PICKLE_BYTES)
 
             def next_pickle(what: str, session: LoadSession | None = None) -> object:
-                stream.restart_chunks()
-                return load_pickle(stream, session or LoadSession(legacy=True), str(path), what)
+                return load_pickle(pickles, session or LoadSession(legacy=True), str(path), what)
 
             magic = next_pickle("the magic number")
             if type(magic) is not int or magic != MAGIC_NUMBER:
@@ -131,7 +72,7 @@ class TorchLegacyReader:
             session = LoadSession(legacy=True)
             obj = next_pickle("the main pickle", session)
             keys = next_pickle("the storage key list")
-            expected = _expected_size(session, keys, stream.tell(), path)
+            expected = _expected_size(session, keys, pickles.position, path)
             if raw.size < expected:
                 raise CorruptFileError(
                     f"{path}: file ends at byte {raw.size:,} but the storages need "

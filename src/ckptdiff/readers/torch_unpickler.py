@@ -17,8 +17,8 @@ from typing import IO, Any
 
 from ckptdiff.errors import CkptdiffError, CorruptFileError, UnsafeContentError
 from ckptdiff.readers.pickle_scan import (
+    PickleReader,
     PickleScanError,
-    PickleSource,
     PickleTooLargeError,
     PickleTruncatedError,
     qualified_global,
@@ -173,12 +173,12 @@ class RestrictedUnpickler(pickle.Unpickler):
             raise
 
 
-def load_pickle(stream: PickleSource, session: LoadSession, path: str, what: str,
+def load_pickle(source: bytes | PickleReader, session: LoadSession, path: str, what: str,
                 limit: int = MAX_PICKLE_BYTES) -> object:
-    """Read one pickle (named ``what`` in messages) from ``stream``: scan it, then unpickle it
-    into records. ``stream`` is left just after the pickle."""
+    """Scan, then unpickle into records, one pickle (named ``what`` in messages): the pickle at the
+    start of ``source`` bytes, or the next one of a :class:`PickleReader`."""
     try:
-        scan = scan_pickle(stream, limit)
+        scan = scan_pickle(source, limit) if isinstance(source, bytes) else source.next()
     except PickleTruncatedError:
         raise CorruptFileError(
             f"{path}: the file ends inside {what}: truncated download?") from None

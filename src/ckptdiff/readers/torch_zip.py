@@ -9,7 +9,6 @@ what the tensors need by its declared size in the central directory, never read.
 
 from __future__ import annotations
 
-import io
 import re
 import zipfile
 from pathlib import Path
@@ -71,7 +70,7 @@ class TorchZipReader:
             if byteorder is not None:
                 metadata["byteorder"] = _byteorder(archive, byteorder, raw.size, path)
             session = LoadSession(legacy=False)
-            obj = load_pickle(io.BytesIO(data), session, str(path), f"{root}/data.pkl")
+            obj = load_pickle(data, session, str(path), f"{root}/data.pkl")
 
             def storage_name(storage: StorageRecord) -> str:
                 return f"{root}/data/{storage.root}"
