@@ -118,6 +118,10 @@ def test_an_optimizer_state_dict_alone_is_all_slots() -> None:
     assert selection.container_key is None and selection.model == ()
     assert optimizer_keys(selection) == ["state.0.step", "state.0.exp_avg"]
     assert selection.metadata["optimizer"][0]["key"] is None
+    several = select([adam_state(1), adam_state(1)])
+    assert optimizer_keys(several) == ["0.state.0.step", "0.state.0.exp_avg",
+                                       "1.state.0.step", "1.state.0.exp_avg"]
+    assert [s["key"] for s in several.metadata["optimizer"]] == ["0", "1"]
 
 
 @pytest.mark.parametrize(("key", "chosen", "keys"), [
@@ -148,6 +152,7 @@ def test_explicit_key_naming_the_optimizer() -> None:
     ("nope", "no container 'nope' in the checkpoint; candidates: state_dict, optimizer_states"),
     ("state_dict.w", "'state_dict.w' is a single tensor, not a container"),
     ("epoch", "'epoch' holds no tensors"),
+    (".", "no container '.'"),
 ])
 def test_bad_keys_list_the_candidates(key: str, message: str) -> None:
     root = {"state_dict": state("w"), "optimizer_states": [adam_state(1)], "epoch": 1}

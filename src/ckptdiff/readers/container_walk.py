@@ -95,7 +95,8 @@ def resolve(root: object, key: str) -> tuple[list[str], object] | None:
     for name, value in entries(root):
         if name == key:
             return [name], value
-    return _follow(root, [s for s in re.split(r"[./]", key) if s], 0)
+    segments = [s for s in re.split(r"[./]", key) if s]
+    return _follow(root, segments, 0) if segments else None
 
 
 def _follow(value: object, segments: list[str], depth: int) -> tuple[list[str], object] | None:

@@ -89,7 +89,8 @@ def select_tensors(root: object, is_tensor: Callable[[object], TypeGuard[T]], ke
         else:
             model.extend(Found(k, t) for k, t in walker.flatten(value, prefix))
     values_by_key = dict(reversed(top))  # the first entry wins where two keys print alike
-    for name in optimizer_keys:
+    whole_root = names is None and any(prefix == "" for prefix, _ in chosen)
+    for name in [] if whole_root else optimizer_keys:
         if names is None or name != names[0]:
             _add_optimizer(name, values_by_key[name], walker, optimizer, summaries)
     walker.check_unique([f.key for f in (*model, *optimizer)])

@@ -40,19 +40,21 @@ class TorchZipReader:
     def sniff(self, head: bytes, path: Path) -> bool:
         """A zip whose central directory has a ``<root>/data.pkl`` member.
 
-        When the central directory cannot be read (a truncated download), the first local header
-        decides: torch writes ``data.pkl`` first, so the reader can explain the truncation.
+        torch writes ``data.pkl`` first, so a first local header naming it decides at once (and
+        lets a truncated download, whose central directory is gone, reach the reader to be
+        explained); otherwise the central directory is read.
         """
         if not head.startswith(_ZIP_MAGIC):
             return False
+        size = int.from_bytes(head[26:28], "little")
+        first = head[_LOCAL_HEADER_SIZE:_LOCAL_HEADER_SIZE + size]
+        if len(first) == size and _DATA_PKL.fullmatch(first.decode("utf-8", "replace")):
+            return True
         try:
             with zipfile.ZipFile(path) as archive:
                 return any(_DATA_PKL.fullmatch(name) for name in archive.namelist())
-        except Exception:  # an unreadable zip is judged by its first member below
-            pass
-        size = int.from_bytes(head[26:28], "little")
-        first = head[_LOCAL_HEADER_SIZE:_LOCAL_HEADER_SIZE + size].decode("utf-8", "replace")
-        return len(first) == size and _DATA_PKL.fullmatch(first) is not None
+        except Exception:  # not a readable zip: not ours
+            return False
 
     def read(self, path: Path, key: str | None = None) -> Manifest:
         """Read ``data.pkl`` into a manifest; check every storage member's declared size."""
