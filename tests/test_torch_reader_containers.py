@@ -223,3 +223,20 @@ def test_key_argument_end_to_end(tmp_path: Path) -> None:
     assert nested.container_key == "ema.model" and nested.keys() == ["weight", "bias"]
     with pytest.raises(UsageError, match="candidates: model, ema, ema.model"):
         read(path, "missing")
+
+
+def test_optimizer_built_from_named_parameters_names_its_slots(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1))
+    optimizer = torch.optim.AdamW(model.named_parameters())
+    model(torch.randn(4, 2)).sum().backward()
+    optimizer.step()
+    if "param_names" not in optimizer.state_dict()["param_groups"][0]:
+        pytest.skip("this torch does not save param_names")
+    path = tmp_path / "ckpt.pt"
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, path)
+    manifest = read(path)
+    assert manifest["optimizer.state.0.exp_avg"].slot_of == "0.weight"
+    assert manifest["optimizer.state.3.exp_avg_sq"].slot_of == "1.bias"
+    assert manifest["optimizer.state.3.exp_avg_sq"].kind == "optimizer_slot"
+    assert manifest["0.weight"].slot_of is None
