@@ -42,9 +42,9 @@ def test_healthy_layers_fold_and_the_broken_one_stands_out() -> None:
     layers = tree.root.children[0].children[0]
     assert [(c.name, c.count) for c in layers.children] == [("{0..16,18..31}", 31), ("17", 1)]
     healthy, broken = layers.children
-    assert DiffTree.is_ok(healthy) and not DiffTree.is_ok(broken)
-    assert DiffTree.counts(healthy) == {"matched": 62}
-    assert DiffTree.counts(broken) == {"shape": 1, "matched": 1}
+    assert tree.is_ok(healthy) and not tree.is_ok(broken)
+    assert tree.counts(healthy) == {"matched": 62}
+    assert tree.counts(broken) == {"shape": 1, "matched": 1}
 
 
 def test_renamed_layers_fold_by_rule_not_by_partner_key() -> None:
@@ -65,7 +65,7 @@ def test_info_level_findings_count_as_ok() -> None:
     by_key = {leaf.key: leaf for leaf in tree.root.items()}
     assert by_key["head.weight"].status == "missing"
     assert by_key["head.weight"].severity == "info" and by_key["head.weight"].ok
-    assert DiffTree.is_ok(tree.root)
+    assert tree.is_ok(tree.root)
 
 
 def test_report_alone_gives_the_keys_with_findings() -> None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ckptdiff.graph import TreeNode, build_tree, fold_tree
+from ckptdiff.graph import Summaries, TreeNode, build_tree, fold_tree, quiet_gc
 from ckptdiff.manifest import Manifest
 from ckptdiff.report import SEVERITIES, Finding, Report, Suggestion, TensorSide
 
@@ -61,6 +61,7 @@ def diff_leaf(key: str, source: TensorSide | None, target: TensorSide | None,
     return DiffLeaf(key, source, target, findings, worst.kind, worst.severity)
 
 
+@quiet_gc()
 def diff_leaves(report: Report, source: Manifest | None = None,
                 target: Manifest | None = None) -> list[DiffLeaf]:
     """One leaf per key of the union (target order, then source-only keys in source order).
@@ -101,23 +102,68 @@ def leaf_signature(leaf: DiffLeaf) -> Hashable:
             tuple((f.kind, f.severity, f.tied_to is not None) for f in leaf.findings))
 
 
+_SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2, None: 3}
+
+
+@dataclass(frozen=True)
+class DiffSummary:
+    """A subtree of the diff: keys per status, the worst severity, the rename rules in it."""
+
+    counts: dict[str, int]
+    worst: str | None
+    rules: frozenset[str | None]  # a key that is not renamed adds None; at most two kept
+
+    @classmethod
+    def of(cls, leaf: DiffLeaf) -> DiffSummary:
+        """The summary of one key."""
+        return cls({leaf.status: 1}, leaf.severity,
+                   frozenset({leaf.rule if leaf.status == "renamed" else None}))
+
+    @classmethod
+    def merge(cls, parts: list[DiffSummary]) -> DiffSummary:
+        """The summary of several subtrees."""
+        if len(parts) == 1:
+            return parts[0]
+        counts: dict[str, int] = {}
+        rules: set[str | None] = set()
+        worst: str | None = None
+        for part in parts:
+            for status, n in part.counts.items():
+                counts[status] = counts.get(status, 0) + n
+            if _SEVERITY_RANK[part.worst] < _SEVERITY_RANK[worst]:
+                worst = part.worst
+            if len(rules) < 2:
+                rules.update(part.rules)
+        return cls(counts, worst, frozenset(sorted(rules, key=str)[:2]))
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing below needs attention (matched, ignored, info-level only)."""
+        return self.worst in (None, "info")
+
+    @property
+    def single_rule(self) -> str | None:
+        """The rule when every key below is renamed by that one rule, else ``None``."""
+        return next(iter(self.rules)) if len(self.rules) == 1 else None
+
+
 @dataclass
 class DiffTree:
-    """The union tree of a diff, folded, with per-node status counts."""
+    """The union tree of a diff, folded, with a summary per node."""
 
     report: Report
     root: TreeNode[DiffLeaf]
     complete: bool  # False when built from the report alone (matched keys absent)
+    summary: Summaries[DiffLeaf, DiffSummary] = field(
+        default_factory=lambda: Summaries(DiffSummary.of, DiffSummary.merge), repr=False)
 
-    @staticmethod
-    def counts(node: TreeNode[DiffLeaf]) -> Counter[str]:
+    def counts(self, node: TreeNode[DiffLeaf]) -> Counter[str]:
         """Keys per status below ``node`` (every member of a folded group)."""
-        return Counter(leaf.status for leaf in node.items())
+        return Counter(self.summary(node).counts)
 
-    @staticmethod
-    def is_ok(node: TreeNode[DiffLeaf]) -> bool:
+    def is_ok(self, node: TreeNode[DiffLeaf]) -> bool:
         """True when nothing below ``node`` needs attention: such a subtree stays collapsed."""
-        return all(leaf.ok for leaf in node.items())
+        return self.summary(node).ok
 
 
 def diff_tree(report: Report, source: Manifest | None = None,

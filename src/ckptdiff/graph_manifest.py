@@ -12,7 +12,7 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 
 from ckptdiff.dtypes import itemsize
-from ckptdiff.graph import TreeNode, build_tree, fold_tree
+from ckptdiff.graph import Summaries, TreeNode, build_tree, fold_tree
 from ckptdiff.manifest import Manifest, TensorInfo
 
 WEIGHT_KINDS = ("parameter", "buffer")
@@ -56,6 +56,22 @@ class NodeStats:
         self.nbytes += size
         self.bytes_by_dtype[info.dtype] = self.bytes_by_dtype.get(info.dtype, 0) + size
 
+    @classmethod
+    def merge(cls, parts: list[NodeStats]) -> NodeStats:
+        """The totals of several subtrees."""
+        if len(parts) == 1:
+            return parts[0]
+        total = cls()
+        for part in parts:
+            total.tensors += part.tensors
+            total.params += part.params
+            total.nbytes += part.nbytes
+            total.unknown_size += part.unknown_size
+            total.shared += part.shared
+            for dtype, size in part.bytes_by_dtype.items():
+                total.bytes_by_dtype[dtype] = total.bytes_by_dtype.get(dtype, 0) + size
+        return total
+
 
 def tensor_nbytes(info: TensorInfo) -> int | None:
     """Bytes of ``info``: as stored, else from its dtype; ``None`` when neither says."""
@@ -88,10 +104,14 @@ class ManifestGraph:
     shards: dict[str, list[str]]
     copies: frozenset[str]
     selected: int
+    _stats: Summaries[TensorInfo, NodeStats] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._stats = Summaries(lambda info: self.stats_of((info,)), NodeStats.merge)
 
     def stats(self, node: TreeNode[TensorInfo]) -> NodeStats:
         """Totals of ``node``'s subtree (every member of a folded group)."""
-        return self.stats_of(node.items())
+        return self._stats(node)
 
     def stats_of(self, infos: Iterable[TensorInfo]) -> NodeStats:
         """Totals of ``infos``."""

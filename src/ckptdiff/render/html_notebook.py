@@ -11,14 +11,14 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ckptdiff.graph import TreeNode
-from ckptdiff.graph_diff import DiffLeaf, DiffTree, diff_tree
+from ckptdiff.graph_diff import DiffLeaf, diff_tree
 from ckptdiff.graph_manifest import manifest_graph
 from ckptdiff.manifest import Manifest, TensorInfo
 from ckptdiff.render.html import esc
 from ckptdiff.render.manifest_view import summary_line
 from ckptdiff.render.rows import summary_counts, verdict
 from ckptdiff.render.tree import compact, describe_tensor, stats_text
-from ckptdiff.render.tree_diff import counts_text, is_collapsed, leaf_text, single_rule
+from ckptdiff.render.tree_diff import node_view
 from ckptdiff.report import Report
 
 T = TypeVar("T")
@@ -57,27 +57,20 @@ def _tree(root: TreeNode[T], line: Line[T], opened: Callable[[TreeNode[T]], bool
     return "".join(out)
 
 
-def _diff_line(label: str, node: TreeNode[DiffLeaf]) -> str:
-    leaves = list(node.items())
-    worst = next((s for s in ("error", "warning", "info")
-                  if any(leaf.severity == s for leaf in leaves)), None)
-    mark, css = _MARK[worst]
-    fold = f" ×{node.count}" if node.count > 1 else ""
-    if node.item is not None and not node.children:
-        detail = leaf_text(node.item, node.count > 1)
-    else:
-        rule = single_rule(node)
-        detail = counts_text(node) + ("" if rule is None else f" ({rule})")
-    return f'{esc(label)}{fold} <span class="{css}">{mark} {esc(detail)}</span>'
-
-
 def report_fragment(report: Report) -> str:
     """Verdict, counts, the tree of keys with findings (broken branches open) and the rules."""
-    tree: DiffTree = diff_tree(report)
+    tree = diff_tree(report)
+
+    def line(label: str, node: TreeNode[DiffLeaf]) -> str:
+        view = node_view(tree, node)
+        mark, css = _MARK[view.worst]
+        fold = f" ×{node.count}" if node.count > 1 else ""
+        return f'{esc(label)}{fold} <span class="{css}">{mark} {esc(view.detail)}</span>'
+
     css = "o" if report.compatible else "e"
     rules = "".join(f"<div>re.sub({esc(repr(r.pattern))}, {esc(repr(r.replacement))}, key)"
                     f' <span class="d"># {r.matches} keys</span></div>' for r in report.rules)
-    body = _tree(tree.root, _diff_line, lambda n: not is_collapsed(n))
+    body = _tree(tree.root, line, lambda node: not node_view(tree, node).collapsed)
     return (f'{_STYLE}<div class="ckd"><div class="h {css}">{esc(verdict(report))}: '
             f"{esc(summary_counts(report))}</div>"
             f'<div class="d">{esc(report.source.path)} → {esc(report.target.path)}</div>'

@@ -12,17 +12,18 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from ckptdiff.graph import TreeNode
+from ckptdiff.graph import TreeNode, quiet_gc
 from ckptdiff.graph_diff import DiffLeaf, DiffTree
 from ckptdiff.graph_manifest import ManifestGraph
 from ckptdiff.manifest import TensorInfo
 from ckptdiff.render.tree import compact, describe_tensor, stats_text
-from ckptdiff.render.tree_diff import counts_text, is_collapsed, leaf_text, single_rule
+from ckptdiff.render.tree_diff import leaf_text, node_view
 
 T = TypeVar("T")
 NodeFields = Callable[[TreeNode[T]], dict[str, Any]]
 
 
+@quiet_gc()
 def tree_payload(root: TreeNode[T], fields: NodeFields[T], label: str) -> dict[str, Any]:
     """The node objects of ``root``'s tree, single-child chains joined into one label."""
     node = fields(root)
@@ -43,30 +44,19 @@ def _node(child: TreeNode[T], fields: NodeFields[T]) -> dict[str, Any]:
     return node
 
 
-def diff_fields(node: TreeNode[DiffLeaf]) -> dict[str, Any]:
-    """Mark, colour, detail and openness of one node of the diff tree."""
-    leaves = list(node.items())
-    severities = {leaf.severity for leaf in leaves}
-    mark = next((s for s in ("error", "warning", "info") if s in severities), "ok")
-    if node.item is not None and not node.children:
-        status = "info" if node.item.severity == "info" else node.item.status
-        return {"m": mark, "s": status, "d": leaf_text(node.item, node.count > 1)}
-    statuses = {leaf.status for leaf in leaves}
-    rule = single_rule(node)
-    detail = counts_text(node) + ("" if rule is None else f" ({rule})")
-    fields: dict[str, Any] = {"m": mark, "s": statuses.pop() if len(statuses) == 1 else "mixed",
-                              "d": detail}
-    if not is_collapsed(node):
-        fields["o"] = 1
-    return fields
-
-
 def diff_payload(tree: DiffTree) -> dict[str, Any]:
     """Tree and searchable keys of a diff; every key carries its status and what happened."""
+
+    def fields(node: TreeNode[DiffLeaf]) -> dict[str, Any]:
+        view = node_view(tree, node)
+        out: dict[str, Any] = {"m": view.worst or "ok", "s": view.status, "d": view.detail}
+        if not view.collapsed:
+            out["o"] = 1
+        return out
+
     title = "union of both key sets" if tree.complete else "keys with findings"
-    root = tree_payload(tree.root, diff_fields, title)
-    if not DiffTree.is_ok(tree.root):
-        root["o"] = 1
+    root = tree_payload(tree.root, fields, title)
+    root["o"] = 0 if tree.is_ok(tree.root) else 1
     keys = _key_rows((leaf.key, "info" if leaf.severity == "info" else leaf.status,
                       leaf.severity or "ok", leaf_text(leaf, False))
                      for leaf in tree.root.items())
@@ -93,6 +83,7 @@ def manifest_payload(graph: ManifestGraph) -> dict[str, Any]:
     return {"mode": "manifest", "tree": root, **keys}
 
 
+@quiet_gc()
 def _key_rows(rows: Iterable[tuple[str, str, str, str]]) -> dict[str, Any]:
     """``keys``: ``[key, status index, detail index]``; ``statuses`` holds ``[status, mark]``
     pairs and ``details`` the texts, each said once however many keys share it."""

@@ -6,6 +6,8 @@ each``), as is a subtree that one rename rule fixes entirely, so the broken bran
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ckptdiff.errors import UsageError
@@ -22,33 +24,14 @@ if TYPE_CHECKING:
 
 STATUS_STYLE = {"renamed": "blue", "missing": "red", "unexpected": "red", "shape": "magenta",
                 "dtype": "yellow", "device": "yellow", "optimizer": "cyan", "matched": "green",
-                "ignored": "dim"}
+                "ignored": "dim", "info": "cyan"}
 SEVERITY_MARK = {"error": ("✗", "bold red"), "warning": ("!", "bold yellow"),
                  "info": ("i", "cyan"), None: ("✓", "green")}
 
 
-def worst_severity(leaves: list[DiffLeaf]) -> str | None:
-    """``error``, ``warning``, ``info`` or ``None`` (all matched) over ``leaves``."""
-    severities = {leaf.severity for leaf in leaves}
-    return next((s for s in ("error", "warning", "info") if s in severities), None)
-
-
-def counts_text(node: TreeNode[DiffLeaf]) -> str:
-    """``2 missing · 1 shape · 36 matched`` (per member of a folded group, marked ``each``)."""
-    counts = DiffTree.counts(node.group[0] if node.group else node)
-    text = " · ".join(f"{n} {status}" for status, n in ordered_counts(counts))
-    return text + (" each" if node.count > 1 else "")
-
-
-def single_rule(node: TreeNode[DiffLeaf]) -> str | None:
-    """The rule when every key below ``node`` is renamed by that one rule, else ``None``."""
-    rules = {leaf.rule if leaf.status == "renamed" else None for leaf in node.items()}
-    return next(iter(rules)) if len(rules) == 1 else None
-
-
 def shape_dtype(side: TensorSide) -> str:
     """``[2, 768] float32``: the device only matters where it differs, so it is left out."""
-    return f"[{', '.join(str(d) for d in side.shape)}] {side.dtype}"
+    return f"[{', '.join(map(str, side.shape))}] {side.dtype}"
 
 
 def change(source: TensorSide | None, target: TensorSide | None) -> str:
@@ -78,40 +61,54 @@ def leaf_text(leaf: DiffLeaf, folded: bool) -> str:
     return text + (f" · {notes[0]}" if notes else "")
 
 
-def _label(label: str, node: TreeNode[DiffLeaf]) -> Text:
+@dataclass(frozen=True)
+class NodeView:
+    """How one node of the diff tree shows: its mark, colour, text, and whether it stays shut."""
+
+    worst: str | None  # the worst severity below: the mark (✗ ! i ✓)
+    status: str  # the colour: a key's status, ``info``, a subtree's only status, or ``mixed``
+    detail: str
+    collapsed: bool  # everything matches, or one rename rule covers everything
+
+
+def node_view(tree: DiffTree, node: TreeNode[DiffLeaf]) -> NodeView:
+    """The view of ``node``; sizes of a folded group are per member (``each``)."""
+    if node.item is not None and not node.children:
+        leaf = node.item
+        status = "info" if leaf.severity == "info" else leaf.status
+        return NodeView(leaf.severity, status, leaf_text(leaf, node.count > 1), True)
+    summary = tree.summary(node)
+    each = tree.summary(node.group[0]) if node.group else summary
+    detail = " · ".join(f"{n} {status}" for status, n in ordered_counts(Counter(each.counts)))
+    if node.count > 1:
+        detail += " each"
+    if summary.single_rule is not None:
+        detail += f" ({summary.single_rule})"
+    status = next(iter(summary.counts)) if len(summary.counts) == 1 else "mixed"
+    return NodeView(summary.worst, status, detail, summary.ok or summary.single_rule is not None)
+
+
+def _label(tree: DiffTree, label: str, node: TreeNode[DiffLeaf]) -> Text:
     from rich.text import Text
 
-    leaves = list(node.items())
-    mark, mark_style = SEVERITY_MARK[worst_severity(leaves)]
+    view = node_view(tree, node)
+    mark, mark_style = SEVERITY_MARK[view.worst]
     text = Text(label, style="bold" if node.children else "")
     if node.count > 1:
         text.append(f"  ×{node.count}", style="magenta")
     text.append(f"  {mark} ", style=mark_style)
-    if node.item is not None and not node.children:
-        style = "cyan" if node.item.severity == "info" else STATUS_STYLE.get(node.item.status, "")
-        text.append(leaf_text(node.item, node.count > 1), style=style)
-        return text
-    rule = single_rule(node)
-    text.append(counts_text(node), style=STATUS_STYLE.get(leaves[0].status, "")
-                if len({leaf.status for leaf in leaves}) == 1 else "")
-    if rule is not None:
-        text.append(f" ({rule})", style="blue")
+    text.append(view.detail, style=STATUS_STYLE.get(view.status, ""))
     return text
 
 
-def is_collapsed(node: TreeNode[DiffLeaf]) -> bool:
-    """True when one line says it all: everything matches, or one rule renames everything."""
-    return DiffTree.is_ok(node) or single_rule(node) is not None
-
-
-def _grow(tree: Tree, node: TreeNode[DiffLeaf]) -> None:
+def _grow(tree: DiffTree, branch: Tree, node: TreeNode[DiffLeaf]) -> None:
     for child in node.children:
         label, end = compact(child)
-        branch = tree.add(_label(label, end))
-        if end.children and not is_collapsed(end):
+        twig = branch.add(_label(tree, label, end))
+        if end.children and not node_view(tree, end).collapsed:
             if end.item is not None:
-                branch.add(_label("(itself)", TreeNode(end.name, item=end.item)))
-            _grow(branch, end)
+                twig.add(_label(tree, "(itself)", TreeNode(end.name, item=end.item)))
+            _grow(tree, twig, end)
 
 
 def render_diff_tree(tree: DiffTree, *, color: bool = False, width: int | None = None) -> str:
@@ -126,18 +123,23 @@ def render_diff_tree(tree: DiffTree, *, color: bool = False, width: int | None =
     for label, side in (("source", report.source), ("target", report.target)):
         console.print(side_line(f"  {label}", side.path, side.format, side.tensors,
                                 side.container_key), style="dim")
-    title = "union of both key sets" if tree.complete else (
-        f"keys with findings ({report.matched} matched keys not shown)")
-    top = Tree(_label(title, tree.root))
+    top = Tree(_label(tree, tree_title(tree), tree.root))
     # The root always opens unless all is well: one rename rule for everything still shows
     # which top-level branches it moves.
-    if not DiffTree.is_ok(tree.root):
-        _grow(top, tree.root)
+    if not tree.is_ok(tree.root):
+        _grow(tree, top, tree.root)
     console.print(top)
     for rule in report.rules:
         console.print(f"rule: re.sub({rule.pattern!r}, {rule.replacement!r}, key)"
                       f"   # {rule.matches} keys", style="green")
     return buffer.getvalue()
+
+
+def tree_title(tree: DiffTree) -> str:
+    """What the root stands for: the union, or only the keys with findings."""
+    if tree.complete:
+        return "union of both key sets"
+    return f"keys with findings ({tree.report.matched} matched keys not shown)"
 
 
 def render_diff_view(report: Report, source: Manifest, target: Manifest, fmt: str, *,
