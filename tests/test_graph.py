@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 
-from ckptdiff.graph import MAX_DEPTH, build_tree, fold_tree, index_pattern, is_index, split_key
+from ckptdiff.graph import MAX_DEPTH, build_tree, is_index, split_key
+from ckptdiff.graph_fold import fold_tree, index_pattern
 
 
 def _expand(pattern: str) -> list[str]:

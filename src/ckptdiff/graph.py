@@ -2,16 +2,16 @@
 
 Pure Python over strings. Keys split on ``.`` and ``/``; numeric segments are list indices, and
 siblings that are indices with structurally identical subtrees fold into one group
-(``layers.{0..31}``). Folding is exact: a group stands for precisely its members. The manifest
-graph (sizes, tied weights, optimizer slots, shards) is in :mod:`ckptdiff.graph_manifest`; the
-diff as a tree is in :mod:`ckptdiff.graph_diff`.
+(``layers.{0..31}``, :mod:`ckptdiff.graph_fold`). The manifest graph (sizes, tied weights,
+optimizer slots, shards) is in :mod:`ckptdiff.graph_manifest`; the diff as a tree is in
+:mod:`ckptdiff.graph_diff`.
 """
 
 from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -178,48 +178,6 @@ def _order_indices(node: TreeNode[T]) -> None:
         _order_indices(child)
 
 
-@quiet_gc()
-def fold_tree(root: TreeNode[T], signature: Callable[[T], Hashable]) -> TreeNode[T]:
-    """``root`` with index siblings of identical structure folded into groups.
-
-    Two subtrees are identical when they hold the same relative keys and ``signature`` agrees on
-    every item (shapes and dtypes for a manifest, statuses for a diff). ``root`` is left as it
-    was; subtrees with nothing to fold are shared between both trees.
-    """
-    interned: dict[Hashable, int] = {}
-    return _fold(root, signature, interned)[0]
-
-
-def _fold(node: TreeNode[T], signature: Callable[[T], Hashable],
-          interned: dict[Hashable, int]) -> tuple[TreeNode[T], int]:
-    if not node.children:  # most nodes are leaves: nothing to fold, only a signature to intern
-        structure: Hashable = (None if node.item is None else signature(node.item), ())
-        return node, interned.setdefault(structure, len(interned))
-    folded = [_fold(child, signature, interned) for child in node.children]
-    groups: dict[tuple[str, int], list[TreeNode[T]]] = {}
-    for child, shape_id in folded:
-        if is_index(child.name):
-            groups.setdefault((child.separator, shape_id), []).append(child)
-    children: list[TreeNode[T]] = []
-    for child, shape_id in folded:
-        members = groups.get((child.separator, shape_id)) if is_index(child.name) else None
-        if members is None or len(members) == 1:
-            children.append(child)
-        elif members[0] is child:
-            first = members[0]
-            children.append(TreeNode(index_pattern(m.name for m in members), first.separator,
-                                     first.path, first.item, first.children, tuple(members)))
-    item_signature = None if node.item is None else signature(node.item)
-    # Hash-consing: a subtree's structure becomes one small int, so comparing two layers of a
-    # 100k-key model costs one dict lookup instead of a deep comparison.
-    structure = (item_signature, tuple((c.separator, c.name, s) for c, s in folded))
-    shape_id = interned.setdefault(structure, len(interned))
-    if len(children) == len(node.children) and all(
-            a is b for a, b in zip(children, node.children, strict=True)):
-        return node, shape_id
-    return TreeNode(node.name, node.separator, node.path, node.item, children), shape_id
-
-
 class Summaries(Generic[T, S]):
     """Per-node summaries of subtrees (counts, sizes), each computed once, bottom-up.
 
@@ -246,17 +204,3 @@ class Summaries(Generic[T, S]):
         summary = self._merge(parts)
         self._memo[id(node)] = (node, summary)
         return summary
-
-
-def index_pattern(indices: Iterable[str]) -> str:
-    """``{0..4,6,8..31}``: exactly the given indices, runs of three or more as ranges."""
-    numbers = sorted(int(i) for i in indices)
-    runs: list[tuple[int, int]] = []
-    for number in numbers:
-        if runs and number == runs[-1][1] + 1:
-            runs[-1] = (runs[-1][0], number)
-        else:
-            runs.append((number, number))
-    text = ",".join(str(a) if a == b else f"{a},{b}" if b == a + 1 else f"{a}..{b}"
-                    for a, b in runs)
-    return "{" + text + "}"

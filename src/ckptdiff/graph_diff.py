@@ -13,7 +13,8 @@ from collections import Counter
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 
-from ckptdiff.graph import Summaries, TreeNode, build_tree, fold_tree, quiet_gc
+from ckptdiff.graph import Summaries, TreeNode, build_tree, quiet_gc
+from ckptdiff.graph_fold import fold_tree
 from ckptdiff.manifest import Manifest
 from ckptdiff.report import SEVERITIES, Finding, Report, Suggestion, TensorSide
 

@@ -12,7 +12,8 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 
 from ckptdiff.dtypes import itemsize
-from ckptdiff.graph import Summaries, TreeNode, build_tree, fold_tree
+from ckptdiff.graph import Summaries, TreeNode, build_tree
+from ckptdiff.graph_fold import fold_tree
 from ckptdiff.manifest import Manifest, TensorInfo
 
 WEIGHT_KINDS = ("parameter", "buffer")
