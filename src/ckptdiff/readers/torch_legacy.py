@@ -42,7 +42,8 @@ class TorchLegacyReader:
 
     name: ClassVar[str] = "torch-legacy"
     extensions: ClassVar[tuple[str, ...]] = TORCH_EXTENSIONS
-    description: ClassVar[str] = "PyTorch checkpoint, legacy pickle format (torch < 1.6)"
+    description: ClassVar[str] = (
+        "PyTorch checkpoint, legacy pickle format (torch < 1.6, _use_new_zipfile_serialization)")
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str | None] = None
 
@@ -57,7 +58,7 @@ class TorchLegacyReader:
         except OSError as exc:
             raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
         with raw:
-            pickles = PickleReader(raw.read, MAX_PICKLE_BYTES)
+            pickles = PickleReader(lambda size: _read(raw, size, path), MAX_PICKLE_BYTES)
 
             def next_pickle(what: str, session: LoadSession | None = None) -> object:
                 return load_pickle(pickles, session or LoadSession(legacy=True), str(path), what)
@@ -67,7 +68,8 @@ class TorchLegacyReader:
                 raise CorruptFileError(f"{path}: not a legacy torch checkpoint (bad magic number)")
             version = next_pickle("the protocol version")
             if type(version) is not int or version != PROTOCOL_VERSION:
-                raise CorruptFileError(f"{path}: unsupported legacy torch protocol {version!r}")
+                shown = version if type(version) is int else type(version).__name__
+                raise CorruptFileError(f"{path}: unsupported legacy torch protocol {shown}")
             sys_info = next_pickle("sys_info")
             session = LoadSession(legacy=True)
             obj = next_pickle("the main pickle", session)
@@ -93,6 +95,13 @@ class TorchLegacyReader:
                     "tensors use untyped storages; re-save it in the zip format"]
             metadata["bytes_read"] = raw.bytes_read
         return build_manifest(path, self.name, obj, key, session, storage_name, metadata)
+
+
+def _read(raw: CountingFile, size: int, path: Path) -> bytes:
+    try:
+        return raw.read(size)
+    except OSError as exc:
+        raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def _expected_size(session: LoadSession, keys: object, data_start: int, path: Path) -> int:

@@ -52,11 +52,6 @@ class DtypeRecord(Record):
     def __init__(self, name: str) -> None:
         self.name = name
 
-    @property
-    def vocabulary(self) -> str:
-        """The contract's dtype name (``other`` for torch dtypes outside the vocabulary)."""
-        return TORCH_DTYPES.get(self.name, "other")
-
 
 class NamedRecord(Record):
     """A harmless torch constant kept by name: a layout, a qscheme, a device."""
