@@ -3,13 +3,15 @@
 Builds (once, with tensorflow, cached in bench/_work/) a tf.train.Checkpoint of 400 variables of
 256x256 float32 (100 MiB of data), then times whole processes side by side in one run:
 ``ckptdiff inspect PREFIX --format json`` vs ``tf.train.list_variables(PREFIX)``. Median of
-several runs after a warm-up; peak RSS from wait4's rusage of each child.
+several runs after a warm-up (children may write bytecode caches, as an installed package has);
+peak RSS from wait4's rusage of each child.
 Usage: python bench/bench_tf.py [--repeat N]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 
@@ -43,6 +45,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
     repeat = parser.parse_args().repeat
+    # Measure as installed: children may cache bytecode (a PYTHONDONTWRITEBYTECODE=1 shell would
+    # otherwise make every ckptdiff run recompile its modules, ~100 ms); the warm-up run writes it.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     prefix = build_checkpoint()
     rows: list[Measure] = [
         measure("ckptdiff inspect PREFIX --format json",
