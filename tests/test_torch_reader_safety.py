@@ -6,6 +6,7 @@ files made by torch use ``pytest.importorskip``.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import pickle
@@ -199,8 +200,7 @@ def test_missing_and_short_storage_members(tmp_path: Path) -> None:
 
 # --- files made by torch -----------------------------------------------------------------------
 
-torch_only = pytest.mark.skipif(
-    __import__("importlib").util.find_spec("torch") is None, reason="needs torch")
+torch_only = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
 
 
 def _state_dict() -> dict[str, object]:
