@@ -48,7 +48,10 @@ def resolve(obj: Source, *, key: str | None = None,
         return read(text, key)
     from ckptdiff.targets.resolve import model_manifest
 
-    label = f"<{type(obj).__name__} {'class' if isinstance(obj, type) else 'object'}>"
+    if isinstance(obj, type) or callable(obj) and hasattr(obj, "__qualname__"):
+        label = f"{getattr(obj, '__module__', '?')}.{obj.__qualname__}"
+    else:
+        label = f"<{type(obj).__name__} instance>"
     return model_manifest(obj, label, model_kwargs)
 
 

@@ -6,6 +6,7 @@ import io
 from collections import Counter
 from collections.abc import Hashable
 
+from ckptdiff.dtypes import nbytes
 from ckptdiff.manifest import Manifest, TensorInfo
 from ckptdiff.render.grouping import fold
 
@@ -32,7 +33,7 @@ def summary_line(manifest: Manifest) -> str:
     """Format, tensor and parameter counts, bytes, dtypes, devices and container in one line."""
     weights = [t for t in manifest.tensors if t.kind in ("parameter", "buffer")]
     params = sum(t.numel for t in weights if not _is_alias_copy(t, manifest))
-    total = sum(t.nbytes or 0 for t in manifest.tensors if not _is_alias_copy(t, manifest))
+    total = sum(_size(t) for t in manifest.tensors if not _is_alias_copy(t, manifest))
     dtypes = Counter(t.dtype for t in manifest.tensors)
     devices = sorted({t.device for t in manifest.tensors if t.device})
     parts = [
@@ -47,6 +48,13 @@ def summary_line(manifest: Manifest) -> str:
     if manifest.container_key:
         parts.append(f"container '{manifest.container_key}'")
     return " · ".join(p for p in parts if p)
+
+
+def _size(info: TensorInfo) -> int:
+    """Stored bytes, or what the dtype implies where the format does not say."""
+    if info.nbytes is not None:
+        return info.nbytes
+    return nbytes(info.dtype, info.shape) or 0
 
 
 def _is_alias_copy(info: TensorInfo, manifest: Manifest) -> bool:
