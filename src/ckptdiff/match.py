@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ckptdiff.checks_optimizer import TrainingStateJudge, optimizer_group_findings
+from ckptdiff.checks_trainable import trainable_findings
+from ckptdiff.checks_unregistered import unregistered_findings
 from ckptdiff.manifest import Manifest, TensorInfo
 from ckptdiff.rename import plan_renames
 from ckptdiff.report import Finding, Report, Side, TensorSide
 
-NON_WEIGHT_KINDS = ("optimizer_slot", "other")
+# Checks beyond the key diff, run after it: each sees both manifests and returns findings of its
+# own kinds (trainable, unregistered, optimizer).
+BEYOND_KEY_CHECKS = (trainable_findings, unregistered_findings, optimizer_group_findings)
 
 
 def diff_manifests(source: Manifest, target: Manifest) -> Report:
@@ -26,9 +31,11 @@ def diff_manifests(source: Manifest, target: Manifest) -> Report:
     for info in target.tensors:
         if info.key not in src:
             findings.append(_missing(info, src))
+    training_state = TrainingStateJudge(source, target)  # optimizer slots and bookkeeping
     for info in source.tensors:
         if info.key not in tgt:
-            findings.append(_unexpected(info, live, non_persistent))
+            findings.append(training_state.finding(info)
+                            or _unexpected(info, live, non_persistent))
 
     matched_keys: list[str] = []
     compared: list[Finding] = []
@@ -47,6 +54,8 @@ def diff_manifests(source: Manifest, target: Manifest) -> Report:
         if stored.device and info.device and stored.device != info.device:
             compared.append(_pair("device", "warning", stored, info, _device_note(stored, info)))
     findings.extend(compared)
+    for check in BEYOND_KEY_CHECKS:
+        findings.extend(check(source, target))
 
     # Info-level keys take part too: a renamed num_batches_tracked belongs with its siblings.
     missing = [target.by_key[f.key] for f in findings if f.kind == "missing"]
@@ -78,10 +87,6 @@ def _missing(info: TensorInfo, stored: Mapping[str, TensorInfo]) -> Finding:
 
 def _unexpected(info: TensorInfo, live: bool, non_persistent: set[str]) -> Finding:
     side = TensorSide.of(info)
-    if live and info.kind in NON_WEIGHT_KINDS:
-        what = "optimizer state" if info.kind == "optimizer_slot" else "training bookkeeping"
-        note = f"{what}: loading the model's weights ignores it"
-        return Finding("optimizer", info.key, "info", side, None, note)
     if info.key in non_persistent:
         note = ("a non-persistent buffer in the target: the model computes it; "
                 "strict loading rejects the stored copy, drop it from the checkpoint")

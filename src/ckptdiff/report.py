@@ -120,6 +120,24 @@ class Unpaired:
 
 
 @dataclass(frozen=True)
+class LoadStatement:
+    """What one framework call would do with the checkpoint (``diff --explain``): the call, its
+    ``outcome`` (``raises``, ``loads``, ``partial``, ``casts``, ``moves``, ``not_applicable``),
+    the message, and the keys the framework would name."""
+
+    framework: str
+    call: str
+    outcome: str
+    message: str
+    keys: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON object of the report schema's ``explain`` entry."""
+        return {"framework": self.framework, "call": self.call, "outcome": self.outcome,
+                "message": self.message, "keys": list(self.keys)}
+
+
+@dataclass(frozen=True)
 class Side:
     """Which checkpoint or model one side of the diff was."""
 
@@ -151,6 +169,8 @@ class Report:
     rules: tuple[Rule, ...] = ()
     # Keys left unpaired on purpose by the rename engine, with the reason (JSON ``unpaired``).
     unpaired: tuple[Unpaired, ...] = ()
+    # What the frameworks' load calls would do (``diff --explain``; JSON ``explain`` when set).
+    explain: tuple[LoadStatement, ...] = ()
     # Keys whose shapes agree (``matched`` counts them): renderers that list passing checks
     # (JUnit) need them; not part of the JSON document.
     matched_keys: tuple[str, ...] = ()
@@ -179,7 +199,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``ckptdiff.report/1`` JSON document as a dict."""
-        return {
+        document: dict[str, Any] = {
             "schema": REPORT_SCHEMA,
             "compatible": self.compatible,
             "source": self.source.to_dict(),
@@ -190,6 +210,9 @@ class Report:
             "rules": [r.to_dict() for r in self.rules],
             "unpaired": [u.to_dict() for u in self.unpaired],
         }
+        if self.explain:
+            document["explain"] = [statement.to_dict() for statement in self.explain]
+        return document
 
     def to_json(self, indent: int | None = 2) -> str:
         """Serialize to the report JSON schema."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from ckptdiff.dtypes import DTYPES, nbytes
@@ -23,6 +24,7 @@ from ckptdiff.readers.keras_saved_layers import (
     saved_layer_tensors,
 )
 from ckptdiff.targets.keras_record import record_saved_state
+from ckptdiff.targets.keras_unregistered import unregistered_variables
 from ckptdiff.targets.spec import type_names
 
 _KERAS_PACKAGES = ("keras", "tf_keras")
@@ -77,10 +79,15 @@ def keras_model_manifest(model: Any, path_label: str) -> Manifest:
     """The manifest of the variables ``model`` saves (and ``load_weights`` expects)."""
     ensure_built(model, path_label)
     recorded = record_saved_state(model)
+    saved_paths: dict[str, str] = {}
     if recorded is not None:
         layers = [_saved_layer(path, name, values) for path, (name, values) in recorded.items()
                   if not (path[:1] and path[0] in NON_LAYER_ROOTS)]
-        tensors = saved_layer_tensors(layers)
+        # Storage is the path save_weights writes (what load_weights matches by); it is kept
+        # in metadata for diff --explain, the tensors themselves have no storage.
+        named = saved_layer_tensors(layers)
+        tensors = [replace(t, storage=None) for t in named]
+        saved_paths = {t.key: t.storage for t in named if t.storage}
     else:  # Keras without the saving internals ckptdiff records through (e.g. tf_keras 2)
         tensors = _tensors_from_variable_paths(model)
     keras_module = sys.modules.get("keras")
@@ -95,22 +102,47 @@ def keras_model_manifest(model: Any, path_label: str) -> Manifest:
                                  if not getattr(layer, "built", True)),
         "bytes_read": 0,
     }
+    metadata.update(_load_facts(model, saved_paths))
+    known = {id(value) for _, values in (recorded or {}).values() for _, value in values}
+    known.update(id(v) for v in (*getattr(model, "variables", ()), *model.weights))
+    unregistered = unregistered_variables(model, known, _dtype_name)
+    if unregistered:  # variables Keras never saves (ckptdiff.checks_unregistered)
+        metadata["unregistered"] = unregistered
     return Manifest(path=path_label, format="keras-model", tensors=tuple(tensors),
                     metadata=metadata)
+
+
+def _load_facts(model: Any, saved_paths: dict[str, str]) -> dict[str, Any]:
+    """What diff --explain needs to replay ``load_weights``: the path each key is saved under
+    (``.weights.h5``/``.keras``), and the legacy ``.h5`` loader's view of the model: its
+    top-level layers with weights, in order, with their weights' shapes in legacy order
+    (trainable first)."""
+    legacy = []
+    for layer in getattr(model, "layers", ()):
+        weights = [*getattr(layer, "trainable_weights", ()),
+                   *getattr(layer, "non_trainable_weights", ())]
+        if weights:
+            legacy.append({"name": str(layer.name),
+                           "shapes": [[int(d) for d in w.shape] for w in weights]})
+    facts: dict[str, Any] = {"legacy_h5_layers": legacy}
+    if saved_paths:
+        facts["saved_paths"] = saved_paths
+    return facts
 
 
 def _saved_layer(path: tuple[str, ...], name: str | None,
                  values: list[tuple[str, Any]]) -> SavedLayer:
     return SavedLayer(path=path, name=name, variables=tuple(
-        _saved_variable(index, value) for index, value in values))
+        _saved_variable(path, index, value) for index, value in values))
 
 
-def _saved_variable(index: str, value: Any) -> SavedVariable:
+def _saved_variable(layer_path: tuple[str, ...], index: str, value: Any) -> SavedVariable:
     shape = tuple(int(d) for d in value.shape)
     dtype = _dtype_name(value)
     trainable = getattr(value, "trainable", None)
     path = getattr(value, "path", None)
     return SavedVariable(index=index, shape=shape, dtype=dtype, nbytes=nbytes(dtype, shape),
+                         storage="/".join((*layer_path, "vars", index)),
                          trainable=trainable if isinstance(trainable, bool) else None,
                          variable_name=path if isinstance(path, str) else None)
 

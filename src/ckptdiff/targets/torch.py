@@ -9,6 +9,7 @@ from ckptdiff.dtypes import TORCH_DTYPES, TORCH_OTHER_BITS, itemsize
 from ckptdiff.errors import MissingDependencyError, UsageError
 from ckptdiff.manifest import Manifest, TensorInfo
 from ckptdiff.targets.spec import type_names
+from ckptdiff.targets.torch_unregistered import unregistered_tensors
 
 _MODULE_CLASS = "torch.nn.modules.module.Module"
 
@@ -97,4 +98,7 @@ def torch_model_manifest(model: Any, label: str, built_on: str = "instance") -> 
     }
     if extra_state:
         metadata["extra_state_keys"] = extra_state
+    unregistered = unregistered_tensors(model)
+    if unregistered:  # tensors state_dict() never sees (ckptdiff.checks_unregistered)
+        metadata["unregistered"] = unregistered
     return Manifest(path=label, format="torch-module", tensors=tuple(tensors), metadata=metadata)
