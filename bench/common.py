@@ -12,6 +12,8 @@ from pathlib import Path
 
 WORK = Path(__file__).resolve().parent / "_work"
 CKPTDIFF = str(Path(sys.executable).with_name("ckptdiff"))
+# Children may cache bytecode, as an installed package does (the warm-up run writes it).
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class Measure:
 def run_once(argv: list[str]) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one child process; fails loudly on a non-zero exit."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=CHILD_ENV)
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)

@@ -16,7 +16,6 @@ from typing import Any
 from ckptdiff import readers
 from ckptdiff.errors import CkptdiffError
 from ckptdiff.manifest import Manifest
-from ckptdiff.match import diff_manifests
 from ckptdiff.report import Report
 from ckptdiff.targets.spec import import_spec, is_model_spec
 
@@ -68,6 +67,9 @@ def diff(
 
     ``ignore`` holds glob patterns of keys whose findings are dropped (e.g. ``classifier.*``).
     """
+    # Imported here: ``inspect`` never needs the matcher and its rename engine.
+    from ckptdiff.match import diff_manifests
+
     report = diff_manifests(
         resolve(source, key=key),
         resolve(target, key=target_key, model_kwargs=model_kwargs),
