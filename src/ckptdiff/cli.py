@@ -343,12 +343,14 @@ def formats() -> None:
         reader = entry.reader
         installed = "yes" if entry.available else f"no: pip install 'ckptdiff[{reader.extra}]'"
         origin = "" if entry.origin == "builtin" else f" [{entry.origin}]"
-        table.add_row(reader.name, " ".join(reader.extensions) or "(directory)", installed,
-                      reader.description + origin)
-    Console(highlight=False).print(table)
+        # Text cells: plugin names and descriptions are data, never rich markup.
+        table.add_row(Text(reader.name), Text(" ".join(reader.extensions) or "(directory)"),
+                      Text(installed), Text(reader.description + origin))
+    Console(highlight=False, width=None if sys.stdout.isatty() else 160).print(table)
 
 
 def main() -> None:
+    from rich.text import Text
     """Console-script entry point: no traceback ever reaches the user."""
     try:
         app()
@@ -360,3 +362,12 @@ def main() -> None:
         sys.stderr.write(f"ckptdiff: internal error: {type(exc).__name__}: {exc} "
                          "(set CKPTDIFF_DEBUG=1 for the traceback and please report it)\n")
         sys.exit(2)
+    import warnings
+
+    def one_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: Any = None, line: str | None = None) -> None:
+        text = str(message)
+        sys.stderr.write(("" if text.startswith("ckptdiff:") else "ckptdiff: warning: ")
+                         + text + "\n")
+
+    warnings.showwarning = one_line

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ckptdiff.errors import (
@@ -20,22 +22,25 @@ from ckptdiff.errors import (
     UnknownFormatError,
 )
 from ckptdiff.manifest import Manifest
-from ckptdiff.readers.base import Reader, has_extension, read_head
+from ckptdiff.readers.base import Location, Reader, has_extension, read_head
+from ckptdiff.remote import RemotePath, has_protocol
 
 ENTRY_POINT_GROUP = "ckptdiff.readers"
 
-# Order matters only among readers whose sniffers could both claim a file: specific ones first.
+# Sniffers are mutually exclusive (the conformance suite checks it), so the order is by how
+# common a format is: readers are imported as they are reached, and a .pth should not pay for
+# importing the TensorFlow and Keras readers.
 BUILTIN_READERS: tuple[str, ...] = (
-    "ckptdiff.readers.manifest_json:ManifestReader",
     "ckptdiff.readers.safetensors:SafetensorsReader",
+    "ckptdiff.readers.torch_zip:TorchZipReader",
+    "ckptdiff.readers.torch_legacy:TorchLegacyReader",
     "ckptdiff.readers.safetensors_index:ShardedSafetensorsReader",
-    "ckptdiff.readers.tf_savedmodel:TFSavedModelReader",
+    "ckptdiff.readers.manifest_json:ManifestReader",
     "ckptdiff.readers.tf_checkpoint:TFCheckpointReader",
+    "ckptdiff.readers.tf_savedmodel:TFSavedModelReader",
     "ckptdiff.readers.keras_zip:KerasZipReader",
     "ckptdiff.readers.keras_h5:KerasWeightsH5Reader",
     "ckptdiff.readers.keras_h5:KerasH5Reader",
-    "ckptdiff.readers.torch_zip:TorchZipReader",
-    "ckptdiff.readers.torch_legacy:TorchLegacyReader",
 )
 
 _LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
@@ -54,7 +59,8 @@ class ReaderEntry:
         return all(importlib.util.find_spec(mod) is not None for mod in self.reader.requires)
 
 
-_registry: list[ReaderEntry] | None = None
+_builtins: dict[str, ReaderEntry] = {}
+_plugins: list[ReaderEntry] | None = None
 
 
 def _load(spec: str) -> Reader:
@@ -64,14 +70,25 @@ def _load(spec: str) -> Reader:
     return reader
 
 
+def _candidates() -> Iterator[ReaderEntry]:
+    """Readers in sniffing order, each imported only when it is reached.
+
+    Built-ins come first and plugins (whose discovery scans every installed distribution) only
+    after them, so reading a common format pays for neither the other readers nor the scan.
+    """
+    global _plugins
+    for spec in BUILTIN_READERS:
+        if spec not in _builtins:
+            _builtins[spec] = ReaderEntry(_load(spec), "builtin")
+        yield _builtins[spec]
+    if _plugins is None:
+        _plugins = _plugin_entries()
+    yield from _plugins
+
+
 def registered() -> list[ReaderEntry]:
     """Every reader, built-ins first, then plugins (loaded once per process)."""
-    global _registry
-    if _registry is None:
-        entries = [ReaderEntry(_load(spec), "builtin") for spec in BUILTIN_READERS]
-        entries.extend(_plugin_entries())
-        _registry = entries
-    return _registry
+    return list(_candidates())
 
 
 def _plugin_entries() -> list[ReaderEntry]:
@@ -94,7 +111,7 @@ def _plugin_entries() -> list[ReaderEntry]:
     return found
 
 
-def find_reader(path: Path) -> Reader:
+def find_reader(path: Location) -> Reader:
     """The reader that recognises ``path``, or a one-line ``CkptdiffError`` saying why none does."""
     exists = path.exists()
     if exists and path.is_dir() and not any(path.iterdir()):
@@ -107,7 +124,7 @@ def find_reader(path: Path) -> Reader:
             raise CorruptFileError(
                 f"{path}: is a Git LFS pointer file, not the weights: run 'git lfs pull'"
             )
-    for entry in registered():
+    for entry in _candidates():
         if entry.reader.sniff(head, path):
             if not entry.available:
                 missing = next(m for m in entry.reader.requires
@@ -130,11 +147,30 @@ def find_reader(path: Path) -> Reader:
     )
 
 
-def read(path: str | Path, key: str | None = None) -> Manifest:
-    """Read the checkpoint at ``path`` into a manifest, choosing the reader by content."""
-    target = Path(path)
-    return find_reader(target).read(target, key)
+def locate(path: str | os.PathLike[str] | RemotePath) -> Location:
+    """Where ``path`` points: a local path, a remote URL (``s3://…``, fsspec imported only
+    then), or the weights an ``hf:org/name[@revision]`` names in the Hugging Face cache."""
+    if isinstance(path, (Path, RemotePath)):
+        return path
+    text = os.fspath(path)
+    if text.startswith("hf:"):
+        from ckptdiff.hf_cache import resolve
+
+        return resolve(text)
+    if text.startswith("file://"):
+        return Path(text[len("file://"):])
+    return RemotePath.from_url(text) if has_protocol(text) else Path(text)
 
 
-__all__ = ["BUILTIN_READERS", "ENTRY_POINT_GROUP", "Reader", "ReaderEntry", "find_reader",
-           "read", "registered"]
+def read(path: str | os.PathLike[str] | RemotePath, key: str | None = None) -> Manifest:
+    """Read the checkpoint at ``path`` (see :func:`locate`) into a manifest, choosing the
+    reader by content."""
+    target = locate(path)
+    manifest = find_reader(target).read(target, key)
+    if isinstance(path, str) and path.startswith("hf:"):
+        return replace(manifest, path=path)  # not the cache's absolute path
+    return manifest
+
+
+__all__ = ["BUILTIN_READERS", "ENTRY_POINT_GROUP", "Location", "Reader", "ReaderEntry",
+           "find_reader", "locate", "read", "registered"]
