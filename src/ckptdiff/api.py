@@ -10,7 +10,6 @@ import fnmatch
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from ckptdiff import readers
@@ -28,7 +27,7 @@ def read(path: str | os.PathLike[str], key: str | None = None) -> Manifest:
     ``key`` picks the entry of a container checkpoint (``state_dict``, ``ema``, …).
     """
     try:
-        return readers.read(Path(path), key)
+        return readers.read(path, key)
     except OSError as exc:
         raise CkptdiffError(f"{path}: {exc.strerror or exc}") from None
 
@@ -40,7 +39,7 @@ def resolve(obj: Source, *, key: str | None = None,
         return obj
     if isinstance(obj, (str, os.PathLike)):
         text = os.fspath(obj)
-        if is_model_spec(text):
+        if is_model_spec(text) and not text.startswith("hf:"):  # hf:gpt2 is a cached model
             from ckptdiff.targets.resolve import model_manifest
 
             return model_manifest(import_spec(text), text, model_kwargs)

@@ -5,12 +5,18 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import IO, Any, ClassVar, Protocol, runtime_checkable
+from typing import IO, Any, ClassVar, Protocol, TypeAlias, cast, runtime_checkable
 
+from ckptdiff import progress
 from ckptdiff.errors import CkptdiffError, CorruptFileError
 from ckptdiff.manifest import Manifest
+from ckptdiff.remote import RemotePath
+from ckptdiff.remote_file import RemoteFile
 
 HEAD_BYTES = 4096
+
+# Where a checkpoint is: a local path, or a URL (s3://…) that answers the same methods.
+Location: TypeAlias = Path | RemotePath
 
 
 @runtime_checkable
@@ -28,24 +34,41 @@ class Reader(Protocol):
     requires: ClassVar[tuple[str, ...]]
     extra: ClassVar[str | None]
 
-    def sniff(self, head: bytes, path: Path) -> bool:
+    def sniff(self, head: bytes, path: Location) -> bool:
         """True when this reader recognises the content at ``path``."""
         ...
 
-    def read(self, path: Path, key: str | None = None) -> Manifest:
+    def read(self, path: Location, key: str | None = None) -> Manifest:
         """Parse the headers at ``path`` into a manifest; ``key`` picks a container entry."""
         ...
 
 
 class CountingFile(io.RawIOBase):
-    """A read-only binary file that counts the bytes actually read from it."""
+    """A read-only binary file that counts the bytes actually read from it.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    For a remote file, ``bytes_read`` is what came over the network for that file (whole
+    64 KiB blocks, including what sniffing fetched), the real cost of the read.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | RemotePath) -> None:
         super().__init__()
         self.name = str(path)
-        self._file: io.BufferedReader = open(path, "rb")  # noqa: SIM115 - closed in close()
-        self.size = os.fstat(self._file.fileno()).st_size
-        self.bytes_read = 0
+        progress.note_file(self.name.rsplit("/", 1)[-1])
+        self._file: io.BufferedReader | RemoteFile
+        self._remote: RemoteFile | None = None
+        if isinstance(path, RemotePath):
+            self._remote = path.open_binary()
+            self._file = self._remote
+            self.size = self._remote.size
+        else:
+            self._file = open(path, "rb")  # noqa: SIM115 - closed in close()
+            self.size = os.fstat(self._file.fileno()).st_size
+        self._consumed = 0
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes read from the file so far (for a remote file: fetched over the network)."""
+        return self._remote.fetched if self._remote is not None else self._consumed
 
     def readable(self) -> bool:
         return True
@@ -55,13 +78,13 @@ class CountingFile(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         count = self._file.readinto(buffer)
-        self.bytes_read += count or 0
+        self._consumed += count or 0
         return count or 0
 
     def read(self, size: int | None = -1) -> bytes:
         data = self._file.read(-1 if size is None else size)
-        self.bytes_read += len(data)
-        return data
+        self._consumed += len(data or b"")
+        return data or b""
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         return self._file.seek(offset, whence)
@@ -87,18 +110,32 @@ def read_exact(file: IO[bytes], count: int, what: str, path: str) -> bytes:
     return data
 
 
-def read_head(path: Path, count: int = HEAD_BYTES) -> bytes:
+def read_head(path: Location, count: int = HEAD_BYTES) -> bytes:
     """The first ``count`` bytes of a file (empty for directories and missing paths)."""
     if not path.is_file():
         return b""
     try:
-        with open(path, "rb") as handle:
+        with open_binary(path) as handle:
             return handle.read(count)
     except OSError as exc:
         raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
-def has_extension(path: Path, extensions: tuple[str, ...]) -> bool:
+def open_binary(path: Location) -> IO[bytes]:
+    """``path`` opened for reading bytes, local or remote (without counting)."""
+    if isinstance(path, RemotePath):
+        return cast(IO[bytes], path.open_binary())
+    return open(path, "rb")  # noqa: SIM115 - the caller closes it
+
+
+def is_within(target: Location, folder: Location) -> bool:
+    """True when ``target`` is ``folder`` or inside it (both resolved by the caller)."""
+    if isinstance(target, RemotePath) or isinstance(folder, RemotePath):
+        return isinstance(target, RemotePath) and target.is_relative_to(folder)
+    return target.is_relative_to(folder)
+
+
+def has_extension(path: Location, extensions: tuple[str, ...]) -> bool:
     """True when the file name ends with one of ``extensions`` (case-insensitive)."""
     name = path.name.lower()
     return any(name.endswith(ext) for ext in extensions)

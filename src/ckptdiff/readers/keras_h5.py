@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, ClassVar
 
 from ckptdiff.errors import CkptdiffError, UsageError
 from ckptdiff.manifest import Manifest, TensorInfo
-from ckptdiff.readers.base import CountingFile
+from ckptdiff.readers.base import CountingFile, Location, open_binary
 from ckptdiff.readers.keras_hdf5 import Walker, has_hdf5_signature, hdf5_errors, open_hdf5
 from ckptdiff.readers.keras_legacy import legacy_manifest_parts
 from ckptdiff.readers.keras_saved_layers import saved_layer_tensors
@@ -25,19 +24,19 @@ from ckptdiff.readers.keras_v3_h5 import hdf5_layout, saved_layers
 _Parts = tuple[list[TensorInfo], dict[str, Any]]
 
 
-def _layout(path: Path) -> str:
+def _layout(path: Location) -> str:
     """The Keras layout of the HDF5 file at ``path`` (see ``hdf5_layout``), ``"unreadable"``
     when h5py cannot open it, ``"no-h5py"`` when h5py is missing, ``"other"`` for other HDF5."""
     if importlib.util.find_spec("h5py") is None:
         return "no-h5py"
     try:
-        with open(path, "rb") as handle, open_hdf5(handle, str(path)) as root:
+        with open_binary(path) as handle, open_hdf5(handle, str(path)) as root:
             return hdf5_layout(root, Walker(str(path))) or "other"
     except Exception:  # a sniffer never raises: the chosen reader reports the problem
         return "unreadable"
 
 
-def read_hdf5(path: Path, key: str | None, format_name: str,
+def read_hdf5(path: Location, key: str | None, format_name: str,
               parse: Callable[[Any, Walker], _Parts]) -> Manifest:
     """Open ``path`` through a byte-counting file and build the manifest ``parse`` describes."""
     if key is not None:
@@ -80,12 +79,12 @@ class KerasH5Reader:
     requires: ClassVar[tuple[str, ...]] = ("h5py",)
     extra: ClassVar[str | None] = "h5"
 
-    def sniff(self, head: bytes, path: Path) -> bool:
+    def sniff(self, head: bytes, path: Location) -> bool:
         """HDF5 content in the legacy layout; also HDF5 that h5py cannot open (truncated) or
         cannot be opened without h5py, so the error or the install hint comes from here."""
         return has_hdf5_signature(head) and _layout(path) in ("legacy", "unreadable", "no-h5py")
 
-    def read(self, path: Path, key: str | None = None) -> Manifest:
+    def read(self, path: Location, key: str | None = None) -> Manifest:
         """Layers, weight names and dataset headers; dataset values are never read."""
         return read_hdf5(path, key, self.name, legacy_manifest_parts)
 
@@ -99,10 +98,10 @@ class KerasWeightsH5Reader:
     requires: ClassVar[tuple[str, ...]] = ("h5py",)
     extra: ClassVar[str | None] = "h5"
 
-    def sniff(self, head: bytes, path: Path) -> bool:
+    def sniff(self, head: bytes, path: Location) -> bool:
         """HDF5 content in Keras 3's layout (``vars`` groups, no ``layer_names``)."""
         return has_hdf5_signature(head) and _layout(path) == "keras3"
 
-    def read(self, path: Path, key: str | None = None) -> Manifest:
+    def read(self, path: Location, key: str | None = None) -> Manifest:
         """Saved layers and dataset headers, named by the layers' ``name`` attributes."""
         return read_hdf5(path, key, self.name, keras3_parts)

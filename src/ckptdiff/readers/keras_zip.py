@@ -15,12 +15,11 @@ import struct
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import IO, Any, ClassVar, cast
 
 from ckptdiff.errors import CkptdiffError, CorruptFileError, UsageError
 from ckptdiff.manifest import Manifest
-from ckptdiff.readers.base import CountingFile, read_exact
+from ckptdiff.readers.base import CountingFile, Location, open_binary, read_exact
 from ckptdiff.readers.keras_config import ConfigIndex, parse_config
 from ckptdiff.readers.keras_hdf5 import Walker, hdf5_errors, open_hdf5
 from ckptdiff.readers.keras_saved_layers import saved_layer_tensors
@@ -65,16 +64,16 @@ class WindowFile(io.RawIOBase):
         return len(data)
 
 
-def _is_keras_zip(path: Path) -> bool:
+def _is_keras_zip(path: Location) -> bool:
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open_binary(path) as handle, zipfile.ZipFile(handle) as archive:
             names = set(archive.namelist())
     except Exception:  # a sniffer never raises
         return False
     return CONFIG in names and (WEIGHTS in names or METADATA in names)
 
 
-def _member_text(archive: zipfile.ZipFile, name: str, cap: int, path: Path) -> str | None:
+def _member_text(archive: zipfile.ZipFile, name: str, cap: int, path: Location) -> str | None:
     try:
         info = archive.getinfo(name)
     except KeyError:
@@ -86,7 +85,7 @@ def _member_text(archive: zipfile.ZipFile, name: str, cap: int, path: Path) -> s
 
 
 def _weights_file(archive: zipfile.ZipFile, counting: CountingFile,
-                  path: Path) -> IO[bytes] | io.RawIOBase:
+                  path: Location) -> IO[bytes] | io.RawIOBase:
     try:
         info = archive.getinfo(WEIGHTS)
     except KeyError:
@@ -113,11 +112,11 @@ class KerasZipReader:
     requires: ClassVar[tuple[str, ...]] = ("h5py",)
     extra: ClassVar[str | None] = "h5"
 
-    def sniff(self, head: bytes, path: Path) -> bool:
+    def sniff(self, head: bytes, path: Location) -> bool:
         """A zip holding ``config.json`` and ``model.weights.h5`` (or ``metadata.json``)."""
         return head.startswith(b"PK\x03\x04") and _is_keras_zip(path)
 
-    def read(self, path: Path, key: str | None = None) -> Manifest:
+    def read(self, path: Location, key: str | None = None) -> Manifest:
         """Config, metadata and the inner weights file's headers; no weight bytes are read."""
         if key is not None:
             raise UsageError(f"{path}: a .keras archive has no container entries "
@@ -157,7 +156,7 @@ class KerasZipReader:
 
 
 @contextmanager
-def _archive_errors(path: Path) -> Iterator[None]:
+def _archive_errors(path: Location) -> Iterator[None]:
     try:
         yield
     except CkptdiffError:
@@ -167,7 +166,7 @@ def _archive_errors(path: Path) -> Iterator[None]:
                                f"{type(exc).__name__}: {exc}") from None
 
 
-def _open_zip(counting: CountingFile, path: Path) -> zipfile.ZipFile:
+def _open_zip(counting: CountingFile, path: Location) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(counting)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar
 
 from ckptdiff.errors import CorruptFileError
 from ckptdiff.manifest import MANIFEST_SCHEMA, Manifest
+from ckptdiff.readers.base import Location
 
 # Snapshots of 100k-key models stay far below this; a larger "snapshot" is not one.
 MAX_SNAPSHOT_BYTES = 512 * 1024 * 1024
@@ -21,12 +21,12 @@ class ManifestReader:
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str | None] = None
 
-    def sniff(self, head: bytes, path: Path) -> bool:
+    def sniff(self, head: bytes, path: Location) -> bool:
         """A JSON object whose ``schema`` member names the manifest schema."""
         text = head.lstrip()
         return text.startswith(b"{") and f'"schema": "{MANIFEST_SCHEMA}"'.encode() in head
 
-    def read(self, path: Path, key: str | None = None) -> Manifest:
+    def read(self, path: Location, key: str | None = None) -> Manifest:
         """Load the snapshot; its stored ``path`` and ``format`` are kept."""
         size = path.stat().st_size
         if size > MAX_SNAPSHOT_BYTES:

@@ -18,12 +18,12 @@ What the manifest says for each tensor, and why:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 from ckptdiff.dtypes import SAFETENSORS_DTYPES
 from ckptdiff.errors import CkptdiffError, UsageError
 from ckptdiff.manifest import Manifest, TensorInfo
+from ckptdiff.readers.base import Location
 from ckptdiff.readers.safetensors_header import MAX_HEADER_SIZE, SafetensorsHeader, read_header
 
 FILE_SUFFIX = ".safetensors"
@@ -43,7 +43,7 @@ class DirectoryListing:
     indexes: tuple[str, ...]
 
 
-def list_directory(path: Path) -> DirectoryListing:
+def list_directory(path: Location) -> DirectoryListing:
     """Which ``*.safetensors`` and ``*.safetensors.index.json`` files ``path`` holds."""
     try:
         names = sorted(entry.name for entry in path.iterdir() if entry.is_file())
@@ -55,7 +55,7 @@ def list_directory(path: Path) -> DirectoryListing:
     )
 
 
-def is_single_file_directory(path: Path) -> bool:
+def is_single_file_directory(path: Location) -> bool:
     """True for a directory with exactly one ``.safetensors`` file and no index."""
     try:
         listing = list_directory(path)
@@ -105,7 +105,7 @@ def tensor_infos(header: SafetensorsHeader, storage: str) -> list[TensorInfo]:
     ]
 
 
-def refuse_key(path: Path, key: str | None) -> None:
+def refuse_key(path: Location, key: str | None) -> None:
     """safetensors has no containers to pick from: a ``key`` is a usage error."""
     if key is not None:
         raise UsageError(
@@ -123,13 +123,13 @@ class SafetensorsReader:
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str | None] = None
 
-    def sniff(self, head: bytes, path: Path) -> bool:
+    def sniff(self, head: bytes, path: Location) -> bool:
         """A plausible header length then ``{``; or a folder with one file and no index."""
         if not head:
             return path.is_dir() and is_single_file_directory(path)
         return looks_like_header(head)
 
-    def read(self, path: Path, key: str | None = None) -> Manifest:
+    def read(self, path: Location, key: str | None = None) -> Manifest:
         """Validate the header and describe every tensor; reads ``8 + N`` bytes."""
         refuse_key(path, key)
         try:
@@ -137,7 +137,7 @@ class SafetensorsReader:
         except OSError as exc:  # e.g. a folder we may not list, an I/O error mid-read
             raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
-    def _read(self, path: Path) -> Manifest:
+    def _read(self, path: Location) -> Manifest:
         file = path
         if path.is_dir():
             listing = list_directory(path)

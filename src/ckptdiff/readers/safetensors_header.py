@@ -10,12 +10,11 @@ library silently resolves to the last one) are refused, since they make the file
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any, cast
 
 from ckptdiff.dtypes import DTYPE_BITS, SAFETENSORS_DTYPES, SAFETENSORS_OTHER_BITS
 from ckptdiff.errors import CkptdiffError, CorruptFileError
-from ckptdiff.readers.base import CountingFile, read_exact
+from ckptdiff.readers.base import CountingFile, Location, read_exact
 from ckptdiff.readers.safetensors_json import (
     MAX_NESTING,
     describe,
@@ -57,7 +56,7 @@ class SafetensorsHeader:
     bytes_read: int
 
 
-def read_header(path: Path) -> SafetensorsHeader:
+def read_header(path: Location) -> SafetensorsHeader:
     """Read and validate the header of the safetensors file at ``path`` (never its data)."""
     label = str(path)
     try:

@@ -13,12 +13,12 @@ next to ``snapshots/`` in the Hugging Face cache layout (``…/snapshots/<rev>/x
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any, ClassVar
 
 from ckptdiff.errors import CkptdiffError, CorruptFileError
 from ckptdiff.manifest import Manifest, TensorInfo
-from ckptdiff.readers.base import CountingFile
+from ckptdiff.readers.base import CountingFile, Location, is_within
 from ckptdiff.readers.safetensors import (
     FILE_SUFFIX,
     INDEX_SUFFIX,
@@ -41,7 +41,7 @@ class ShardedSafetensorsReader:
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str | None] = None
 
-    def sniff(self, head: bytes, path: Path) -> bool:
+    def sniff(self, head: bytes, path: Location) -> bool:
         """A JSON object with a ``weight_map`` naming ``.safetensors`` shards; or a folder with
         an index, or with several ``.safetensors`` files (which ``read`` then explains)."""
         if not head:
@@ -58,7 +58,7 @@ class ShardedSafetensorsReader:
             return False
         return path.name.lower().endswith(INDEX_SUFFIX) or b'.safetensors"' in head
 
-    def read(self, path: Path, key: str | None = None) -> Manifest:
+    def read(self, path: Location, key: str | None = None) -> Manifest:
         """Read the index and every shard's header; tensors in shard then offset order."""
         refuse_key(path, key)
         try:
@@ -68,7 +68,7 @@ class ShardedSafetensorsReader:
         except RuntimeError as exc:  # a symlink loop met while resolving a shard's path
             raise CkptdiffError(f"{path}: cannot read: {exc}") from None
 
-    def _read(self, path: Path) -> Manifest:
+    def _read(self, path: Location) -> Manifest:
         index_path = _index_path(path)
         index_metadata, weight_map, bytes_read = _load_index(index_path)
         folder = index_path.parent
@@ -97,7 +97,7 @@ class ShardedSafetensorsReader:
         )
 
 
-def _index_path(path: Path) -> Path:
+def _index_path(path: Location) -> Location:
     if not path.is_dir():
         return path
     listing = list_directory(path)
@@ -114,7 +114,7 @@ def _index_path(path: Path) -> Path:
     )
 
 
-def _load_index(path: Path) -> tuple[dict[str, Any], dict[str, str], int]:
+def _load_index(path: Location) -> tuple[dict[str, Any], dict[str, str], int]:
     label = str(path)
     try:
         with CountingFile(path) as file:
@@ -152,7 +152,7 @@ def _load_index(path: Path) -> tuple[dict[str, Any], dict[str, str], int]:
     return metadata, weight_map, bytes_read
 
 
-def _shard_path(index_path: Path, folder: Path, shard: str) -> Path:
+def _shard_path(index_path: Location, folder: Location, shard: str) -> Location:
     posix = PurePosixPath(shard.replace("\\", "/"))
     if (not shard or "\x00" in shard or posix.is_absolute() or PureWindowsPath(shard).drive
             or ".." in posix.parts):
@@ -169,7 +169,7 @@ def _shard_path(index_path: Path, folder: Path, shard: str) -> Path:
     base = folder.resolve()
     target = candidate.resolve()
     hub_blobs = base.parent.parent / "blobs" if base.parent.name == "snapshots" else None
-    if not (target.is_relative_to(base) or (hub_blobs and target.is_relative_to(hub_blobs))):
+    if not (is_within(target, base) or (hub_blobs and is_within(target, hub_blobs))):
         raise CorruptFileError(
             f"{index_path}: refused shard {quote(shard)}: it is a link to {target}, outside "
             "the index's folder"
@@ -177,7 +177,8 @@ def _shard_path(index_path: Path, folder: Path, shard: str) -> Path:
     return candidate
 
 
-def _check_agreement(index_path: Path, weight_map: dict[str, str], found: dict[str, str]) -> None:
+def _check_agreement(index_path: Location, weight_map: dict[str, str],
+                     found: dict[str, str]) -> None:
     astray = [(k, s) for k, s in weight_map.items() if found.get(k) != s]
     unlisted = sorted(k for k in found if k not in weight_map)
     if not astray and not unlisted:

@@ -10,7 +10,6 @@ does. Data shards are only stat-ed, except for reading one small string tensor o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TypeVar
 
 from google.protobuf.message import Message
@@ -18,7 +17,7 @@ from google.protobuf.message import Message
 from ckptdiff.dtypes import DTYPE_BITS, TF_DTYPES
 from ckptdiff.errors import CorruptFileError
 from ckptdiff.proto.tensor_bundle_pb2 import BundleEntryProto, BundleHeaderProto
-from ckptdiff.readers.base import CountingFile
+from ckptdiff.readers.base import CountingFile, Location
 from ckptdiff.readers.tf_sstable import TableReader
 
 BUNDLE_VERSION = 1  # TensorFlow's kTensorBundleVersion: the newest min_consumer we understand
@@ -67,14 +66,14 @@ class BundleEntry:
 class Bundle:
     """Everything the ``.index`` of one checkpoint prefix says."""
 
-    prefix: Path
+    prefix: Location
     num_shards: int
     big_endian: bool
     entries: dict[str, BundleEntry] = field(default_factory=dict)
     bytes_read: int = 0
     compressed_blocks: int = 0
 
-    def shard_path(self, shard_id: int) -> Path:
+    def shard_path(self, shard_id: int) -> Location:
         """The data file holding shard ``shard_id``."""
         return self.prefix.with_name(
             f"{self.prefix.name}.data-{shard_id:05d}-of-{self.num_shards:05d}")
@@ -137,7 +136,7 @@ def slice_owner(raw_key: bytes) -> str | None:
     return None
 
 
-def read_bundle(index_path: Path, prefix: Path, path: str) -> Bundle:
+def read_bundle(index_path: Location, prefix: Location, path: str) -> Bundle:
     """Parse ``index_path`` (the ``.index`` of ``prefix``); ``path`` names it in errors."""
     try:
         file = CountingFile(index_path)

@@ -9,17 +9,17 @@ in ``aliases``). Data shards are otherwise only stat-ed.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar
 
 from ckptdiff.errors import CkptdiffError, UsageError
 from ckptdiff.manifest import Manifest
+from ckptdiff.readers.base import Location
 from ckptdiff.readers.tf_locate import find_prefix, index_of
 
 FORMAT = "tf-checkpoint"
 
 
-def refuse_key(path: Path, key: str | None, what: str) -> None:
+def refuse_key(path: Location, key: str | None, what: str) -> None:
     """TensorFlow checkpoints have no containers: a ``key`` is a usage error."""
     if key is not None:
         raise UsageError(
@@ -37,7 +37,7 @@ class TFCheckpointReader:
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str | None] = None
 
-    def sniff(self, head: bytes, path: Path) -> bool:
+    def sniff(self, head: bytes, path: Location) -> bool:
         """True for a checkpoint prefix, its files, or a directory naming one."""
         try:
             return find_prefix(path, str(path)) is not None
@@ -46,7 +46,7 @@ class TFCheckpointReader:
         except OSError:
             return False
 
-    def read(self, path: Path, key: str | None = None) -> Manifest:
+    def read(self, path: Location, key: str | None = None) -> Manifest:
         """Parse the ``.index`` (and the TF2 object graph) into a manifest."""
         # Parsing needs protobuf: imported here so that loading the registry stays cheap.
         from ckptdiff.readers.tf_bundle import read_bundle

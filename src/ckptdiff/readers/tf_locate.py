@@ -14,6 +14,7 @@ from pathlib import Path
 from google.protobuf import text_encoding
 
 from ckptdiff.errors import CkptdiffError, CorruptFileError
+from ckptdiff.readers.base import Location, open_binary
 
 STATE_FILE = "checkpoint"
 INDEX_SUFFIX = ".index"
@@ -23,15 +24,15 @@ _DATA_SHARD = re.compile(r"\.data-\d{5}-of-\d{5}$")
 _STATE_LINE = re.compile(rb'^\s*model_checkpoint_path\s*:\s*"((?:[^"\\]|\\.)*)"', re.MULTILINE)
 
 
-def index_of(prefix: Path) -> Path:
+def index_of(prefix: Location) -> Location:
     """The ``.index`` file of a checkpoint prefix."""
     return prefix.with_name(prefix.name + INDEX_SUFFIX)
 
 
-def looks_like_index(index: Path) -> bool:
+def looks_like_index(index: Location) -> bool:
     """True when ``index`` ends with the table magic or starts like a bundle's header entry."""
     try:
-        with open(index, "rb") as handle:
+        with open_binary(index) as handle:
             start = handle.read(2)
             handle.seek(0, 2)
             if handle.tell() < len(TABLE_MAGIC_BYTES):
@@ -42,10 +43,10 @@ def looks_like_index(index: Path) -> bool:
         return False
 
 
-def state_file_prefix(state: Path, display: str) -> Path:
+def state_file_prefix(state: Location, display: str) -> Location:
     """The newest checkpoint a ``checkpoint`` state file names, as a prefix beside it."""
     try:
-        with open(state, "rb") as handle:
+        with open_binary(state) as handle:
             text = handle.read(MAX_STATE_FILE_BYTES + 1)
     except OSError as exc:
         raise CkptdiffError(f"{display}: cannot read {state.name}: {exc.strerror}") from None
@@ -70,18 +71,18 @@ def state_file_prefix(state: Path, display: str) -> Path:
     return prefix
 
 
-def is_state_file(path: Path) -> bool:
+def is_state_file(path: Location) -> bool:
     """True for a ``checkpoint`` state file (a text proto naming model_checkpoint_path)."""
     if path.name != STATE_FILE or not path.is_file():
         return False
     try:
-        with open(path, "rb") as handle:
+        with open_binary(path) as handle:
             return _STATE_LINE.search(handle.read(4096)) is not None
     except OSError:
         return False
 
 
-def find_prefix(path: Path, display: str) -> Path | None:
+def find_prefix(path: Location, display: str) -> Location | None:
     """The checkpoint prefix ``path`` designates, or None when it designates none.
 
     Raises a one-line error only where ``path`` clearly means a checkpoint that is broken (a

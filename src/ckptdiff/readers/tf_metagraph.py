@@ -8,7 +8,6 @@ SavedObjectGraph}. Only fields 1, 5 and 7 of the chosen meta graph are read.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ckptdiff.errors import CkptdiffError
 from ckptdiff.proto.saved_model_pb2 import (
@@ -17,7 +16,7 @@ from ckptdiff.proto.saved_model_pb2 import (
     SignatureDef,
     SignatureDefEntry,
 )
-from ckptdiff.readers.base import CountingFile
+from ckptdiff.readers.base import CountingFile, Location
 from ckptdiff.readers.tf_bundle import parse_proto
 from ckptdiff.readers.tf_wire import LENGTH_DELIMITED, VARINT, WireField, iter_fields, read_payload
 
@@ -77,7 +76,7 @@ def _load_meta_graph(file: CountingFile, graph: MetaGraph, display: str) -> None
             graph.object_graph = parse_proto(SavedObjectGraph, data, "object_graph_def", display)
 
 
-def read_saved_model_proto(pb: Path, display: str) -> SavedModelProto:
+def read_saved_model_proto(pb: Location, display: str) -> SavedModelProto:
     """Walk ``saved_model.pb``: pick the ``serve`` meta graph (else the first) and read it."""
     try:
         file = CountingFile(pb)

@@ -7,13 +7,14 @@ trainable. Nothing is read through a symlink that leaves the SavedModel director
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from ckptdiff.errors import CkptdiffError
 from ckptdiff.manifest import TensorInfo
 from ckptdiff.proto.saved_model_pb2 import SavedObjectGraph
+from ckptdiff.readers.base import Location
 from ckptdiff.readers.tf_bundle import read_bundle
 from ckptdiff.readers.tf_locate import index_of
 from ckptdiff.readers.tf_manifest import bundle_manifest_parts
@@ -21,14 +22,14 @@ from ckptdiff.readers.tf_manifest import bundle_manifest_parts
 VARIABLES_PREFIX = "variables/variables"
 
 
-def contained(root: Path, target: Path, display: str) -> Path:
+def contained(root: Location, target: Location, display: str) -> Location:
     """``target`` if it resolves inside ``root``; a link out of the directory is refused."""
     real_root = root.resolve()
     real = target.resolve()
     if real != real_root and real_root not in real.parents:
         raise CkptdiffError(
-            f"{display}: refused: {target.relative_to(root)} is a link leading out of the "
-            "SavedModel directory")
+            f"{display}: refused: {os.path.relpath(str(target), str(root))} is a link leading "
+            "out of the SavedModel directory")
     return target
 
 
@@ -53,7 +54,7 @@ def apply_saved_variables(
     return tensors
 
 
-def saved_variables(root: Path, display: str) -> tuple[list[TensorInfo], dict[str, Any],
+def saved_variables(root: Location, display: str) -> tuple[list[TensorInfo], dict[str, Any],
                                                   dict[int, str] | None]:
     """Tensors and checkpoint metadata of ``variables/``; none when the model has no variables."""
     prefix = root / VARIABLES_PREFIX

@@ -9,11 +9,11 @@ Nothing is read through a symlink that leaves the SavedModel directory.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar
 
 from ckptdiff.errors import CkptdiffError, CorruptFileError
 from ckptdiff.manifest import Manifest
+from ckptdiff.readers.base import Location
 from ckptdiff.readers.tf_checkpoint import refuse_key
 
 FORMAT = "tf-savedmodel"
@@ -21,7 +21,7 @@ SAVED_MODEL_PB = "saved_model.pb"
 SAVED_MODEL_PBTXT = "saved_model.pbtxt"
 
 
-def saved_model_root(path: Path) -> Path | None:
+def saved_model_root(path: Location) -> Location | None:
     """The SavedModel directory ``path`` designates (the directory or its saved_model.pb)."""
     if path.is_dir():
         if (path / SAVED_MODEL_PB).is_file() or (path / SAVED_MODEL_PBTXT).is_file():
@@ -41,14 +41,14 @@ class TFSavedModelReader:
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str | None] = None
 
-    def sniff(self, head: bytes, path: Path) -> bool:
+    def sniff(self, head: bytes, path: Location) -> bool:
         """A directory holding ``saved_model.pb`` (or .pbtxt), or that file itself."""
         try:
             return saved_model_root(path) is not None
         except OSError:
             return False
 
-    def read(self, path: Path, key: str | None = None) -> Manifest:
+    def read(self, path: Location, key: str | None = None) -> Manifest:
         """Variables named through the object graph, with trainability and signatures."""
         # Parsing needs protobuf: imported here so that loading the registry stays cheap.
         from ckptdiff.readers.tf_metagraph import read_saved_model_proto

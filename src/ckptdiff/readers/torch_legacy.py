@@ -15,12 +15,11 @@ named ``storage/<key>`` in the manifest.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import ClassVar
 
 from ckptdiff.errors import CkptdiffError, CorruptFileError
 from ckptdiff.manifest import Manifest
-from ckptdiff.readers.base import CountingFile
+from ckptdiff.readers.base import CountingFile, Location
 from ckptdiff.readers.pickle_scan import PickleReader
 from ckptdiff.readers.torch_manifest import build_manifest, check_tensor_bounds
 from ckptdiff.readers.torch_records import StorageRecord
@@ -47,11 +46,11 @@ class TorchLegacyReader:
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str | None] = None
 
-    def sniff(self, head: bytes, path: Path) -> bool:
+    def sniff(self, head: bytes, path: Location) -> bool:
         """A pickle whose first value is torch's legacy magic number."""
         return _MAGIC_PICKLE.match(head) is not None
 
-    def read(self, path: Path, key: str | None = None) -> Manifest:
+    def read(self, path: Location, key: str | None = None) -> Manifest:
         """Read the pickles into a manifest; refuse a file shorter than its storages need."""
         try:
             raw = CountingFile(path)
@@ -97,14 +96,14 @@ class TorchLegacyReader:
         return build_manifest(path, self.name, obj, key, session, storage_name, metadata)
 
 
-def _read(raw: CountingFile, size: int, path: Path) -> bytes:
+def _read(raw: CountingFile, size: int, path: Location) -> bytes:
     try:
         return raw.read(size)
     except OSError as exc:
         raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
-def _expected_size(session: LoadSession, keys: object, data_start: int, path: Path) -> int:
+def _expected_size(session: LoadSession, keys: object, data_start: int, path: Location) -> int:
     """Where the file ends: each listed storage is a count and its bytes, in list order."""
     if not isinstance(keys, list):
         raise CorruptFileError(f"{path}: the storage key list is not a list")

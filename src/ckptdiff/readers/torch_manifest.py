@@ -14,12 +14,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from ckptdiff.dtypes import TORCH_DTYPES
 from ckptdiff.errors import CorruptFileError
 from ckptdiff.manifest import Manifest, TensorInfo
+from ckptdiff.readers.base import Location
 from ckptdiff.readers.containers import Found, select_tensors
 from ckptdiff.readers.torch_numpy import OpaqueRecord
 from ckptdiff.readers.torch_records import StorageRecord, TensorRecord, is_tensor
@@ -31,7 +31,7 @@ BUFFER_NAMES = frozenset(
 )
 
 
-def check_tensor_bounds(session: LoadSession, path: Path,
+def check_tensor_bounds(session: LoadSession, path: Location,
                         storage_name: Callable[[StorageRecord], str]) -> None:
     """Refuse any tensor whose elements reach past the end of its storage."""
     for tensor in session.tensors:
@@ -42,7 +42,7 @@ def check_tensor_bounds(session: LoadSession, path: Path,
                 f"storage {storage_name(tensor.storage)}, which holds {tensor.storage.nbytes:,}")
 
 
-def build_manifest(path: Path, fmt: str, root: object, key: str | None, session: LoadSession,
+def build_manifest(path: Location, fmt: str, root: object, key: str | None, session: LoadSession,
                    storage_name: Callable[[StorageRecord], str],
                    metadata: dict[str, Any]) -> Manifest:
     """The manifest of the container ``key`` (or the automatic choice) of the loaded ``root``."""

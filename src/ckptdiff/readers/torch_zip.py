@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import re
 import zipfile
-from pathlib import Path
 from typing import ClassVar
 
 from ckptdiff.errors import CkptdiffError, CorruptFileError, UnknownFormatError
 from ckptdiff.manifest import Manifest
-from ckptdiff.readers.base import CountingFile
+from ckptdiff.readers.base import CountingFile, Location, open_binary
 from ckptdiff.readers.torch_manifest import build_manifest, check_tensor_bounds
 from ckptdiff.readers.torch_records import StorageRecord
 from ckptdiff.readers.torch_unpickler import MAX_PICKLE_BYTES, LoadSession, load_pickle
@@ -37,7 +36,7 @@ class TorchZipReader:
     requires: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str | None] = None
 
-    def sniff(self, head: bytes, path: Path) -> bool:
+    def sniff(self, head: bytes, path: Location) -> bool:
         """A zip whose central directory has a ``<root>/data.pkl`` member.
 
         torch writes ``data.pkl`` first, so a first local header naming it decides at once (and
@@ -51,12 +50,12 @@ class TorchZipReader:
         if len(first) == size and _DATA_PKL.fullmatch(first.decode("utf-8", "replace")):
             return True
         try:
-            with zipfile.ZipFile(path) as archive:
+            with open_binary(path) as handle, zipfile.ZipFile(handle) as archive:
                 return any(_DATA_PKL.fullmatch(name) for name in archive.namelist())
         except Exception:  # not a readable zip: not ours
             return False
 
-    def read(self, path: Path, key: str | None = None) -> Manifest:
+    def read(self, path: Location, key: str | None = None) -> Manifest:
         """Read ``data.pkl`` into a manifest; check every storage member's declared size."""
         try:
             raw = CountingFile(path)
@@ -85,7 +84,7 @@ class TorchZipReader:
         return build_manifest(path, self.name, obj, key, session, storage_name, metadata)
 
 
-def _open(raw: CountingFile, path: Path) -> zipfile.ZipFile:
+def _open(raw: CountingFile, path: Location) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(raw)
     except Exception as exc:  # BadZipFile, EOFError, OSError, ValueError … on damaged input
@@ -94,7 +93,7 @@ def _open(raw: CountingFile, path: Path) -> zipfile.ZipFile:
             "truncated download?") from None
 
 
-def _archive_root(archive: zipfile.ZipFile, path: Path) -> str:
+def _archive_root(archive: zipfile.ZipFile, path: Location) -> str:
     names = archive.namelist()
     roots = [m.group(1) for m in map(_DATA_PKL.fullmatch, names) if m]
     if not roots:
@@ -110,7 +109,7 @@ def _archive_root(archive: zipfile.ZipFile, path: Path) -> str:
 
 
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, file_size: int,
-                 path: Path, limit: int = MAX_PICKLE_BYTES) -> bytes:
+                 path: Location, limit: int = MAX_PICKLE_BYTES) -> bytes:
     _check_extent(info, file_size, path)
     if info.file_size > limit:
         raise CorruptFileError(f"{path}: {info.filename} declares {info.file_size:,} bytes, "
@@ -123,7 +122,7 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, file_size: int
 
 
 def _byteorder(archive: zipfile.ZipFile, info: zipfile.ZipInfo, file_size: int,
-               path: Path) -> str:
+               path: Location) -> str:
     text = _read_member(archive, info, file_size, path, limit=16).decode("ascii", "replace")
     if text not in ("little", "big"):
         raise CorruptFileError(f"{path}: {info.filename} says {text[:16]!r}, not little or big")
@@ -131,7 +130,7 @@ def _byteorder(archive: zipfile.ZipFile, info: zipfile.ZipInfo, file_size: int,
 
 
 def _check_storage(info: zipfile.ZipInfo | None, name: str, needed: int, file_size: int,
-                   path: Path) -> None:
+                   path: Location) -> None:
     if info is None:
         raise CorruptFileError(
             f"{path}: storage {name} is missing from the archive: truncated or damaged file?")
@@ -142,7 +141,7 @@ def _check_storage(info: zipfile.ZipInfo | None, name: str, needed: int, file_si
             f"{needed:,}: truncated or damaged file?")
 
 
-def _check_extent(info: zipfile.ZipInfo, file_size: int, path: Path) -> None:
+def _check_extent(info: zipfile.ZipInfo, file_size: int, path: Location) -> None:
     # The central directory is not trusted: its member must fit inside the file.
     name_size = len(info.orig_filename.encode())
     end = info.header_offset + _LOCAL_HEADER_SIZE + name_size + info.compress_size

@@ -1,0 +1,294 @@
+"""Remote checkpoints through fsspec: ``s3://``, ``gs://``, ``az://``, ``http(s)://`` and any
+protocol whose fsspec package is installed.
+
+:class:`RemotePath` answers the part of ``pathlib.Path`` that readers use (``name``, ``parent``,
+``/``, ``is_file``, ``iterdir``, ``stat`` …), so readers treat a URL like a local path; files open
+as :class:`~ckptdiff.remote_file.RemoteFile`, read by 64 KiB ranges, so a 100 GB checkpoint costs
+its headers. Credentials come from fsspec's usual configuration (environment, config files).
+fsspec is imported only here, and only for a path that has a protocol.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import PurePath, PurePosixPath
+from typing import Any
+
+from ckptdiff.errors import CkptdiffError, MissingDependencyError
+from ckptdiff.remote_file import BlockStore, RemoteFile
+
+# A protocol of two or more characters (one letter is a Windows drive), optionally chained.
+_URL = re.compile(r"^(?P<protocol>[A-Za-z][\w+.-]+)(?:::[A-Za-z][\w+.-]*)*://")
+_PIP_NAMES = {"gcsfs": "gcsfs", "adlfs": "adlfs", "s3fs": "s3fs", "aiohttp": "aiohttp"}
+
+
+def has_protocol(text: str) -> bool:
+    """True when ``text`` is a URL fsspec should open (``s3://…``), not a local path."""
+    return _URL.match(text) is not None and not text.startswith("file://")
+
+
+class MissingProtocolError(MissingDependencyError):
+    """The fsspec implementation of a URL's protocol is not installed."""
+
+    def __init__(self, protocol: str, package: str) -> None:
+        extra = "remote" if package == "fsspec" else package
+        CkptdiffError.__init__(self, f"{protocol}:// paths need {package}: pip install "
+                               f"{'ckptdiff[remote]' if package == 'fsspec' else package}")
+        self.package = package
+        self.extra = extra
+
+
+def _filesystem(url: str) -> tuple[Any, str]:
+    protocol = url.split("://", 1)[0].split("::")[-1]
+    try:
+        from fsspec.core import url_to_fs
+    except ImportError:
+        raise MissingProtocolError(protocol, "fsspec") from None
+    try:
+        fs, path = url_to_fs(url)
+    except ImportError as exc:
+        missing = getattr(exc.__cause__, "name", None) or getattr(exc, "name", None)
+        raise MissingProtocolError(protocol, _PIP_NAMES.get(missing or "", missing or
+                                                            _package_of(protocol))) from None
+    except ValueError as exc:
+        raise CkptdiffError(f"{url}: fsspec cannot open {protocol}:// paths ({exc})") from None
+    except Exception as exc:  # a filesystem's constructor can fail on bad options/credentials
+        raise CkptdiffError(f"{url}: cannot open the {protocol}:// filesystem: "
+                            f"{_reason(exc)}") from None
+    return fs, str(path)
+
+
+def _package_of(protocol: str) -> str:
+    from fsspec.registry import known_implementations
+
+    spec = known_implementations.get(protocol, {})
+    return str(spec.get("class", protocol)).split(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class RemoteStat:
+    """What ``stat()`` of a remote file tells: its size."""
+
+    st_size: int
+
+
+class RemoteFS:
+    """One filesystem and what was learned from it during one read: infos, listings, blocks."""
+
+    def __init__(self, fs: Any) -> None:
+        self.fs = fs
+        self._infos: dict[str, dict[str, Any] | None] = {}
+        self._listings: dict[str, list[str]] = {}
+        self._stores: dict[str, BlockStore] = {}
+
+    def url(self, path: str) -> str:
+        """The URL of a filesystem path, as the user would write it."""
+        return str(self.fs.unstrip_protocol(path))
+
+    def info(self, path: str) -> dict[str, Any] | None:
+        """The fsspec info of ``path`` (``None`` when it does not exist), asked once."""
+        if path not in self._infos:
+            parent = path.rsplit("/", 1)[0] if "/" in path else None
+            if parent is not None and parent in self._listings:
+                self._infos[path] = None  # a listed folder knows all of its entries
+            else:
+                self._infos[path] = self._ask_info(path)
+        return self._infos[path]
+
+    def _ask_info(self, path: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.fs.info(path))
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # permissions, network, bad credentials …
+            raise CkptdiffError(f"{self.url(path)}: cannot access: {_reason(exc)}") from None
+
+    def listing(self, path: str) -> list[str]:
+        """The paths directly inside the folder ``path`` (their infos are kept)."""
+        if path not in self._listings:
+            try:
+                entries = self.fs.ls(path, detail=True)
+            except FileNotFoundError:
+                entries = []
+            except Exception as exc:
+                raise CkptdiffError(f"{self.url(path)}: cannot list: {_reason(exc)}") from None
+            names = []
+            for entry in entries:
+                name = str(entry["name"]).rstrip("/")
+                if name and name != path:
+                    self._infos[name] = dict(entry)
+                    names.append(name)
+            self._listings[path] = sorted(names)
+        return self._listings[path]
+
+    def _open_handle(self, path: str) -> Any:
+        try:
+            handle = self.fs.open(path, "rb", cache_type="none")
+        except OSError:
+            raise
+        except Exception as exc:
+            raise OSError(f"cannot open: {_reason(exc)}") from None
+        if not handle.seekable():
+            handle.close()
+            raise OSError("the server does not allow ranged reads (no size or no Range "
+                          "support), so the file cannot be read without downloading it")
+        return handle
+
+    def open(self, path: str) -> RemoteFile:
+        """The file at ``path``, read through its (shared) block store."""
+        store = self._stores.get(path)
+        if store is None:
+            info = self.info(path)
+            if info is None or info.get("type") != "file":
+                raise FileNotFoundError(2, "No such file", self.url(path))
+            handle = self._open_handle(path)
+
+            def fetch(start: int, end: int) -> bytes:
+                handle.seek(start)
+                return bytes(handle.read(end - start))
+
+            from ckptdiff import progress
+
+            store = BlockStore(fetch, int(info.get("size") or 0), self.url(path),
+                               progress.note_bytes)
+            self._stores[path] = store
+        return RemoteFile(store)
+
+
+def _reason(exc: BaseException) -> str:
+    text = (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class RemotePath:
+    """A path on a remote filesystem, with the ``pathlib.Path`` methods readers use."""
+
+    __slots__ = ("remote", "path")
+
+    def __init__(self, remote: RemoteFS, path: str) -> None:
+        self.remote = remote
+        self.path = path.rstrip("/") or path
+
+    @classmethod
+    def from_url(cls, url: str) -> RemotePath:
+        """Open ``url``'s filesystem (fsspec imported now) and point at ``url``."""
+        fs, path = _filesystem(url)
+        return cls(RemoteFS(fs), str(path))
+
+    def __str__(self) -> str:
+        return self.remote.url(self.path)
+
+    def __repr__(self) -> str:
+        return f"RemotePath({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, RemotePath) and other.remote is self.remote
+                and other.path == self.path)
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    def __lt__(self, other: RemotePath) -> bool:
+        return self.path < other.path
+
+    @property
+    def name(self) -> str:
+        """The last component of the path."""
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def suffix(self) -> str:
+        """The file extension of the last component (``.safetensors``), or ``""``."""
+        return PurePosixPath(self.name).suffix
+
+    @property
+    def parent(self) -> RemotePath:
+        """The folder holding this path (the bucket root is its own parent)."""
+        head = self.path.rsplit("/", 1)[0] if "/" in self.path.strip("/") else self.path
+        return RemotePath(self.remote, head)
+
+    @property
+    def parents(self) -> tuple[RemotePath, ...]:
+        """Every enclosing folder, nearest first."""
+        found: list[RemotePath] = []
+        current = self
+        while current.parent.path != current.path:
+            current = current.parent
+            found.append(current)
+        return tuple(found)
+
+    def __truediv__(self, name: str | PurePath) -> RemotePath:
+        return self.joinpath(name)
+
+    def joinpath(self, *parts: str | PurePath) -> RemotePath:
+        """This path with ``parts`` appended, ``/``-separated."""
+        tail = "/".join(str(p).replace("\\", "/").strip("/") for p in parts)
+        return RemotePath(self.remote, f"{self.path}/{tail}" if tail else self.path)
+
+    def with_name(self, name: str) -> RemotePath:
+        """The sibling called ``name``."""
+        return self.parent / name
+
+    def is_absolute(self) -> bool:
+        """Always true: a URL names one place."""
+        return True
+
+    def resolve(self, strict: bool = False) -> RemotePath:
+        """Itself: object stores have no symlinks."""
+        return self
+
+    def is_relative_to(self, other: object) -> bool:
+        """True when ``other`` is this path or one of its folders (same filesystem)."""
+        return isinstance(other, RemotePath) and other.remote is self.remote and (
+            self.path == other.path or self.path.startswith(other.path.rstrip("/") + "/"))
+
+    def relative_to(self, other: RemotePath) -> PurePosixPath:
+        """This path relative to its folder ``other``."""
+        if not self.is_relative_to(other):
+            raise ValueError(f"{self} is not inside {other}")
+        return PurePosixPath(self.path[len(other.path):].lstrip("/") or ".")
+
+    def exists(self) -> bool:
+        """True when a file or folder is there."""
+        return self.remote.info(self.path) is not None
+
+    def is_file(self) -> bool:
+        """True for a file."""
+        info = self.remote.info(self.path)
+        return info is not None and info.get("type") == "file"
+
+    def is_dir(self) -> bool:
+        """True for a folder (an object-store prefix)."""
+        info = self.remote.info(self.path)
+        return info is not None and info.get("type") == "directory"
+
+    def is_symlink(self) -> bool:
+        """Always false: remote filesystems have no symlinks ckptdiff follows."""
+        return False
+
+    def iterdir(self) -> Iterator[RemotePath]:
+        """The entries of this folder, sorted."""
+        return iter([RemotePath(self.remote, p) for p in self.remote.listing(self.path)])
+
+    def glob(self, pattern: str) -> Iterator[RemotePath]:
+        """Entries of this folder whose name matches ``pattern`` (one level only)."""
+        return iter([p for p in self.iterdir() if fnmatch.fnmatchcase(p.name, pattern)])
+
+    def stat(self) -> RemoteStat:
+        """The size of the file (``FileNotFoundError`` when there is none)."""
+        info = self.remote.info(self.path)
+        if info is None:
+            raise FileNotFoundError(2, "No such file", str(self))
+        return RemoteStat(int(info.get("size") or 0))
+
+    def open_binary(self) -> RemoteFile:
+        """The file, opened for ranged reads through its shared block store."""
+        return self.remote.open(self.path)
+
+    def read_bytes(self) -> bytes:
+        """The whole file (for small files: manifests, indexes)."""
+        with self.open_binary() as handle:
+            return handle.read()
