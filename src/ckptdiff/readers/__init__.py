@@ -41,6 +41,7 @@ BUILTIN_READERS: tuple[str, ...] = (
     "ckptdiff.readers.keras_zip:KerasZipReader",
     "ckptdiff.readers.keras_h5:KerasWeightsH5Reader",
     "ckptdiff.readers.keras_h5:KerasH5Reader",
+    "ckptdiff.readers.torch_dcp:TorchDcpReader",
 )
 
 _LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"

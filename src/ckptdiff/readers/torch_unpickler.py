@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import pickle
+from collections.abc import Mapping
 from typing import IO, Any
 
 from ckptdiff.errors import CkptdiffError, CorruptFileError, UnsafeContentError
@@ -149,13 +150,15 @@ class RestrictedUnpickler(pickle.Unpickler):
     """``find_class`` resolves only allow-listed names to records; ``persistent_load`` only
     storage ids. Nothing is imported, and no real object of the file's choosing is built."""
 
-    def __init__(self, file: IO[bytes], session: LoadSession) -> None:
+    def __init__(self, file: IO[bytes], session: LoadSession,
+                 extra_globals: Mapping[tuple[str, str], object] | None = None) -> None:
         super().__init__(file, encoding="utf-8")
         self._session = session
+        self._extra = extra_globals or {}
 
     def find_class(self, module: str, name: str, /) -> Any:
         module, name = qualified_global(module, name)
-        found = ALLOWED_GLOBALS.get((module, name))
+        found = ALLOWED_GLOBALS.get((module, name), self._extra.get((module, name)))
         if found is None:
             return self._session.placeholder(f"{module}.{name}")
         if f"{module}.{name}" in WEIGHTS_ONLY_REFUSES:
@@ -174,9 +177,11 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def load_pickle(source: bytes | PickleReader, session: LoadSession, path: str, what: str,
-                limit: int = MAX_PICKLE_BYTES) -> object:
+                limit: int = MAX_PICKLE_BYTES,
+                extra_globals: Mapping[tuple[str, str], object] | None = None) -> object:
     """Scan, then unpickle into records, one pickle (named ``what`` in messages): the pickle at the
-    start of ``source`` bytes, or the next one of a :class:`PickleReader`."""
+    start of ``source`` bytes, or the next one of a :class:`PickleReader`. ``extra_globals``
+    allows more names for this load only (the DCP reader's metadata classes)."""
     try:
         scan = scan_pickle(source, limit) if isinstance(source, bytes) else source.next()
     except PickleTruncatedError:
@@ -186,7 +191,7 @@ def load_pickle(source: bytes | PickleReader, session: LoadSession, path: str, w
         raise CorruptFileError(f"{path}: {what} is larger than {limit:,} bytes") from None
     except PickleScanError as exc:
         raise CorruptFileError(f"{path}: {what} is not a valid pickle: {_one_line(exc)}") from None
-    known = ALLOWED_GLOBALS.keys() | UNSUPPORTED_GLOBALS.keys()
+    known = ALLOWED_GLOBALS.keys() | UNSUPPORTED_GLOBALS.keys() | (extra_globals or {}).keys()
     unsafe = {f"{module}.{name}" for module, name in scan.globals - known}
     if unsafe:
         raise UnsafeContentError(path, unsafe)
@@ -194,7 +199,7 @@ def load_pickle(source: bytes | PickleReader, session: LoadSession, path: str, w
     if unsupported:
         raise CkptdiffError(f"{path}: {unsupported[0]}")
     try:
-        result = RestrictedUnpickler(io.BytesIO(scan.data), session).load()
+        result = RestrictedUnpickler(io.BytesIO(scan.data), session, extra_globals).load()
     except UnsupportedRecordError as exc:
         error: CkptdiffError = CkptdiffError(f"{path}: {exc}")
     except RecordError as exc:
