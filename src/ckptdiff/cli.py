@@ -80,6 +80,23 @@ def _terminal() -> tuple[bool, int]:
     return color, shutil.get_terminal_size((120, 24)).columns
 
 
+def _reading(action: Callable[[], T], label: str, quiet: bool, verbose: bool) -> T:
+    """Run a read under a progress bar (stderr a terminal, read slower than a second, no
+    --quiet); with --verbose, say what each manifest read cost."""
+    import time
+
+    from ckptdiff import progress
+
+    start = time.perf_counter()
+    with progress.reporting(label, enabled=not quiet and progress.stderr_is_terminal()):
+        result = _guarded(action)
+    if verbose:
+        seconds = time.perf_counter() - start
+        for line in progress.read_summaries(result, seconds):
+            sys.stderr.write(f"ckptdiff: {line}\n")
+    return result
+
+
 def _model_kwargs(text: str | None) -> dict[str, Any]:
     if not text:
         return {}
@@ -94,6 +111,10 @@ def _model_kwargs(text: str | None) -> dict[str, Any]:
 
 KeyOption = Annotated[str | None, typer.Option(
     "--key", help="Container entry holding the tensors (state_dict, ema, model, a.b path).")]
+VerboseOption = Annotated[bool, typer.Option(
+    "--verbose", "-v", help="Say on stderr what each read cost: bytes read, seconds.")]
+QuietOption = Annotated[bool, typer.Option(
+    "--quiet", "-q", help="No progress bar on stderr (it only shows on a terminal anyway).")]
 
 # Report options shared by `diff` and `check`. Policy flags default to None: unset means
 # "as [tool.ckptdiff] in pyproject.toml says", and a flag that is given wins over the file.
@@ -154,6 +175,8 @@ def inspect(
         "--depth", min=1, help="Levels of the tree to show (implies --tree).")] = None,
     key_filter: Annotated[str | None, typer.Option(
         "--filter", metavar="GLOB", help="Only keys matching GLOB (implies --tree).")] = None,
+    verbose: VerboseOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """List every tensor of a checkpoint: key, shape, dtype, device, size, tied weights.
 
@@ -166,7 +189,7 @@ def inspect(
     """
     from ckptdiff.api import read
 
-    manifest = _guarded(lambda: read(path, key))
+    manifest = _reading(lambda: read(path, key), path, quiet, verbose)
     if format is InspectFormat.json:
         sys.stdout.write(manifest.to_json() + "\n")
         return
@@ -209,6 +232,8 @@ def diff(
     tree: Annotated[bool, typer.Option(
         "--tree", help="Draw the table as the key tree; all-matching branches collapse.")
     ] = False,
+    verbose: VerboseOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Say whether SOURCE loads into TARGET; exit 1 when it does not.
 
@@ -230,8 +255,9 @@ def diff(
     kwargs = _guarded(lambda: _model_kwargs(model_kwargs))
     policy = _guarded(lambda: _policy(config, fail_on, ignore, allow_rename, exit_zero))
     # Both manifests stay at hand: the tree and html views show the keys that matched too.
-    sides = _guarded(lambda: (resolve(source, key=key),
-                              resolve(target, key=target_key, model_kwargs=kwargs)))
+    sides = _reading(lambda: (resolve(source, key=key),
+                              resolve(target, key=target_key, model_kwargs=kwargs)),
+                     source, quiet, verbose)
     report = _guarded(lambda: policy.apply(run_diff(*sides)))
 
     def render(name: str, color: bool, width: int) -> str:

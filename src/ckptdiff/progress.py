@@ -116,6 +116,24 @@ def note_step(done: int, total: int, what: str = "") -> None:
         _active.refresh()
 
 
+def read_summaries(result: object, seconds: float) -> list[str]:
+    """One line per checkpoint manifest in ``result`` (a manifest or a tuple of them): what was
+    read and what it cost (``--verbose``). Live models read no file and get no line."""
+    items = result if isinstance(result, tuple) else (result,)
+    lines = []
+    for item in items:
+        metadata = getattr(item, "metadata", None)
+        if not isinstance(metadata, dict) or not isinstance(metadata.get("bytes_read"), int):
+            continue
+        count = len(getattr(item, "tensors", ()))
+        lines.append(f"read {getattr(item, 'path', '?')} ({getattr(item, 'format', '?')}): "
+                     f"{count:,} tensors, {metadata['bytes_read']:,} bytes read "
+                     f"({_size(metadata['bytes_read'])})")
+    if lines:
+        lines.append(f"reading took {seconds:.2f} s")
+    return lines
+
+
 def _size(count: int) -> str:
     value = float(count)
     for unit in ("B", "KB", "MB"):
