@@ -7,9 +7,11 @@ never makes a diff incompatible on its own.
   the optimizer with the checkpoint fails (TensorFlow's ``assert_consumed()`` reports it as an
   unresolved object), while the variable itself is already an ``unexpected`` error.
 - Other slots and bookkeeping (``iter``, ``save_counter``) against a live model are ``info``:
-  loading the weights ignores them. Against another checkpoint they stay ``unexpected``.
-- A torch optimizer state dict whose parameter count fits neither the target's parameters nor its
-  trainable ones is a ``warning`` with the counts: ``optimizer.load_state_dict`` would raise.
+  loading the weights ignores them. Against another checkpoint they stay ``unexpected``, except
+  ``save_counter`` against a TensorFlow checkpoint: every restoring ``Checkpoint`` has its own.
+- A torch optimizer state dict whose parameter count differs from the target's trainable
+  parameters is a ``warning`` with the counts: ``optimizer.load_state_dict`` raises for an
+  optimizer over them (the note says whether one over ``model.parameters()`` would accept it).
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ class TrainingStateJudge:
         self._target_keys = set(target.by_key)
         self._target_names = {t.variable_name or t.key for t in target.tensors}
         self._framework = framework_of(source) or "torch"
+        # tf.train.Checkpoint.restore creates the restoring Checkpoint's save_counter, so a
+        # target written by Checkpoint.write() (which has none) still takes it.
+        self._restores_own_counter = framework_of(target) == "tensorflow"
 
     def finding(self, info: TensorInfo) -> Finding | None:
         """The ``optimizer`` finding for ``info`` (absent from the target), or None where it is an
@@ -66,6 +71,8 @@ class TrainingStateJudge:
                     f"unexpected): {_ORPHAN_EFFECT[self._framework]}; loading the model's "
                     "weights is unaffected")
             return Finding("optimizer", info.key, "warning", side, None, note)
+        if self._restores_own_counter and info.key == "save_counter":
+            return Finding("optimizer", info.key, "info", side, None, bookkeeping_note(info.key))
         if not self._live:
             return None
         if info.kind == "optimizer_slot":
@@ -100,8 +107,8 @@ def bookkeeping_note(key: str) -> str:
 
 
 def optimizer_group_findings(source: Manifest, target: Manifest) -> list[Finding]:
-    """Torch optimizer state whose parameter count fits neither the target's parameters nor its
-    trainable parameters: ``optimizer.load_state_dict`` raises for an optimizer over either."""
+    """Torch optimizer state whose parameter count differs from the target's trainable
+    parameters: ``optimizer.load_state_dict`` raises for an optimizer over those."""
     if target.format != "torch-module":
         return []
     parameters = unique_parameters(target)
@@ -109,16 +116,19 @@ def optimizer_group_findings(source: Manifest, target: Manifest) -> list[Finding
     findings: list[Finding] = []
     for summary in optimizer_summaries(source):
         total = group_total(summary)
-        if total in (len(parameters), len(trainable)):
+        if total == len(trainable):
             continue
         groups = len(summary["params_per_group"])
         sizes = "+".join(str(n) for n in summary["params_per_group"])
         error = _GROUP_ERROR if groups == 1 else _GROUPS_ERROR
+        alternative = (f"; one over model.parameters() (all {len(parameters)}) accepts it"
+                       if total == len(parameters) and groups == 1 else
+                       f"; so does one over model.parameters() ({len(parameters)})")
         note = (f"the saved optimizer holds {total} parameters in {groups} group"
                 f"{'s' if groups != 1 else ''} ({sizes}), state for "
-                f"{summary.get('state_entries', '?')}; the target has {len(parameters)} "
-                f"parameters, {len(trainable)} trainable: optimizer.load_state_dict raises "
-                f"ValueError for an optimizer over either ({error})")
+                f"{summary.get('state_entries', '?')}; the target has {len(trainable)} trainable "
+                f"parameters: optimizer.load_state_dict raises ValueError for an optimizer over "
+                f"them ({error}){alternative}")
         key = summary.get("key") or "optimizer"
         findings.append(Finding("optimizer", str(key), "warning", None, None, note))
     return findings

@@ -234,6 +234,9 @@ def diff(
     ] = False,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
+    explain: Annotated[bool, typer.Option(
+        "--explain", help="Add a dry run of the framework's load calls (JSON: explain).")
+    ] = False,
 ) -> None:
     """Say whether SOURCE loads into TARGET; exit 1 when it does not.
 
@@ -247,6 +250,7 @@ def diff(
       ckptdiff diff model.manifest.json mypkg.models:build --allow-rename --ignore 'head.*'
       ckptdiff diff ckpt.pth mypkg.models:build -f markdown -o "$GITHUB_STEP_SUMMARY"
       ckptdiff diff ckpt.pth mypkg.models:build -f junit -o ckptdiff.xml
+      ckptdiff diff ckpt.pth mypkg.models:build --explain
     """
     from ckptdiff.api import diff as run_diff
     from ckptdiff.api import resolve
@@ -259,13 +263,25 @@ def diff(
                               resolve(target, key=target_key, model_kwargs=kwargs)),
                      source, quiet, verbose)
     report = _guarded(lambda: policy.apply(run_diff(*sides)))
+    if explain:  # the framework's own load rules, replayed on the two manifests
+        from dataclasses import replace
+
+        from ckptdiff.explain import explain_load
+
+        report = replace(report, explain=explain_load(*sides))
 
     def render(name: str, color: bool, width: int) -> str:
         if name == "html" or (tree and name == "table"):
             from ckptdiff.render.tree_diff import render_diff_view
 
-            return render_diff_view(report, *sides, name, color=color, width=width)
-        return get_renderer(name).render(report, color=color, width=width)
+            text = render_diff_view(report, *sides, name, color=color, width=width)
+        else:
+            text = get_renderer(name).render(report, color=color, width=width)
+        if report.explain and name in ("table", "text", "markdown"):
+            from ckptdiff.explain import render_explain
+
+            text += render_explain(report.explain, markdown=name == "markdown")
+        return text
 
     _emit(render, format.value, output)
     if policy.exit_code(report):

@@ -75,6 +75,27 @@ def _first_of_each_storage(tensors: list[TensorInfo]) -> list[TensorInfo]:
     return unique
 
 
+def state_slots(source: Manifest, summary: dict[str, Any]) -> list[tuple[int, TensorInfo]]:
+    """(state id, slot tensor) of one torch optimizer state dict's ``state`` entries."""
+    prefix = summary.get("key")
+    head = f"{prefix}.state." if isinstance(prefix, str) and prefix else "state."
+    slots = []
+    for info in source.tensors:
+        if info.kind == "optimizer_slot" and info.key.startswith(head):
+            state_id = info.key[len(head):].split(".", 1)[0]
+            if state_id.isdigit():
+                slots.append((int(state_id), info))
+    return slots
+
+
+def misplaced_slots(source: Manifest, summary: dict[str, Any],
+                    parameters: list[TensorInfo]) -> list[tuple[TensorInfo, TensorInfo]]:
+    """(slot, parameter) pairs whose shapes differ when state ``i`` goes to ``parameters[i]``:
+    ``optimizer.load_state_dict`` accepts them, ``optimizer.step()`` then fails."""
+    return [(slot, parameters[i]) for i, slot in state_slots(source, summary)
+            if i < len(parameters) and slot.shape and slot.shape != parameters[i].shape]
+
+
 def _torch_positional_owners(source: Manifest, target: Manifest) -> dict[str, str]:
     summaries = optimizer_summaries(source)
     if len(summaries) != 1:
@@ -83,18 +104,13 @@ def _torch_positional_owners(source: Manifest, target: Manifest) -> dict[str, st
     parameters = saved_parameter_order(source, target)
     if not parameters or group_total(summary) != len(parameters):
         return {}
-    prefix = summary.get("key")
-    head = f"{prefix}.state." if isinstance(prefix, str) and prefix else "state."
     owners: dict[str, str] = {}
-    for info in source.tensors:
-        if info.kind != "optimizer_slot" or info.slot_of is not None:
+    for state_id, info in state_slots(source, summary):
+        if info.slot_of is not None:
             continue
-        if not info.key.startswith(head):
-            continue
-        state_id = info.key[len(head):].split(".", 1)[0]
-        if not state_id.isdigit() or int(state_id) >= len(parameters):
+        if state_id >= len(parameters):
             return {}
-        owner = parameters[int(state_id)]
+        owner = parameters[state_id]
         if info.shape and info.shape != owner.shape:
             return {}  # the optimizer was not built over model.parameters(): do not guess
         owners[info.key] = owner.key

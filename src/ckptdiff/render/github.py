@@ -51,8 +51,14 @@ def explain_row(row: Row) -> str:
     keys = f"{row.pattern} ({row.count} keys)" if row.count > 1 else row.pattern
     if row.kind == "missing":
         return f"{keys}: the model expects {row.target}; the checkpoint does not have it"
-    if row.kind in ("unexpected", "optimizer"):
+    if row.kind in ("unexpected", "optimizer") and row.source != "—":
         return f"{keys}: the checkpoint has {row.source}; the model does not expect it"
+    if row.kind == "optimizer":
+        return f"{keys}: the saved optimizer state does not fit the model"
+    if row.kind == "unregistered":
+        return f"{keys}: the model holds {row.target} that it never saves or loads"
+    if row.kind == "trainable":
+        return f"{keys}: trainable at save time and in the model differ"
     return f"{keys}: {row.kind} differs: source {row.source}, target {row.target}"
 
 
