@@ -35,7 +35,10 @@ def explain_tf(source: Manifest, target: Manifest) -> list[LoadStatement]:
     keys = KeySets.of(source, target, KINDS)
     # save_counter is the Checkpoint's own variable, not one of its keyword arguments.
     roots = sorted({key.split("/", 1)[0] for key in target.by_key} - {"save_counter"})
-    call = f"tf.train.Checkpoint({', '.join(f'{r}=...' for r in roots)}).restore({source.path!r})"
+    # A SavedModel's variables are a TF2 checkpoint at <dir>/variables/variables.
+    path = (f"{source.path.rstrip('/')}/variables/variables" if source.format == "tf-savedmodel"
+            else source.path)
+    call = f"tf.train.Checkpoint({', '.join(f'{r}=...' for r in roots)}).restore({path!r})"
     failure = _restore_failure(source, target, keys)
     if failure is not None:
         message, failing = failure

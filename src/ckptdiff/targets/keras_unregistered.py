@@ -17,11 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from ckptdiff.targets.spec import type_names
 
 MAX_DEPTH = 6
+MAX_ITEMS = 10_000  # items of one container looked at (a list of data is not a list of state)
 _LIBRARY_ROOTS = ("keras", "tf_keras", "tensorflow", "numpy", "builtins", "torch", "jax")
 _FIX = "create it with self.add_weight(...) in build() (or keras.Variable(...))"
 
@@ -54,11 +56,11 @@ def _visit(value: Any, path: list[str], attribute: str, tf_tracked: bool, depth:
         return
     if isinstance(value, (list, tuple)):
         walk.seen.add(id(value))
-        for index, item in enumerate(value):
+        for index, item in enumerate(value[:MAX_ITEMS]):
             _visit(item, [*path, str(index)], f"{attribute}[{index}]", False, depth + 1, walk)
     elif isinstance(value, dict):
         walk.seen.add(id(value))
-        for name, item in value.items():
+        for name, item in islice(value.items(), MAX_ITEMS):
             if isinstance(name, (str, int)) and not isinstance(name, bool):
                 _visit(item, [*path, str(name)], f"{attribute}[{name!r}]", False, depth + 1, walk)
     elif _is_trackable_holder(value) or _is_user_object(value):

@@ -15,11 +15,13 @@ state (a list that repeats a registered submodule) and attributes that hooks rec
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from ckptdiff.dtypes import TORCH_DTYPES
 
 MAX_DEPTH = 4  # nesting of plain containers followed below one attribute
+MAX_ITEMS = 10_000  # items of one container looked at (a list of data is not a list of state)
 _CONSEQUENCES = ("not in state_dict() (never saved, never loaded), not in model.parameters() "
                  "(an optimizer over them skips {it}), not moved by .to()")
 
@@ -82,12 +84,12 @@ def _scan_value(value: Any, key: str, attribute: str, container: str | None, own
     if isinstance(value, (list, tuple)):
         walk.seen.add(id(value))
         kind = container or ("list" if isinstance(value, list) else "tuple")
-        for index, item in enumerate(value):
+        for index, item in enumerate(value[:MAX_ITEMS]):
             _scan_value(item, _join(key, str(index)), f"{attribute}[{index}]", kind, owner_attr,
                         depth + 1, walk)
     elif isinstance(value, dict):
         walk.seen.add(id(value))
-        for name, item in value.items():
+        for name, item in islice(value.items(), MAX_ITEMS):
             if isinstance(name, (str, int)) and not isinstance(name, bool):
                 _scan_value(item, _join(key, str(name)), f"{attribute}[{name!r}]",
                             container or "dict", owner_attr, depth + 1, walk)
