@@ -123,7 +123,8 @@ def read_summaries(result: object, seconds: float) -> list[str]:
     lines = []
     for item in items:
         metadata = getattr(item, "metadata", None)
-        if not isinstance(metadata, dict) or not isinstance(metadata.get("bytes_read"), int):
+        if (not isinstance(metadata, dict) or not isinstance(metadata.get("bytes_read"), int)
+                or metadata.get("live_model")):
             continue
         count = len(getattr(item, "tensors", ()))
         lines.append(f"read {getattr(item, 'path', '?')} ({getattr(item, 'format', '?')}): "
