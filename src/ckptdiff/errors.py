@@ -46,13 +46,20 @@ class UnsafeContentError(CkptdiffError):
 
     def __init__(self, path: str, globals_found: Iterable[str]) -> None:
         self.globals = tuple(sorted(set(globals_found)))
-        shown = ", ".join(self.globals[:12])
+        shown = ", ".join(_printable(name) for name in self.globals[:12])
         more = f" and {len(self.globals) - 12} more" if len(self.globals) > 12 else ""
         super().__init__(
             f"{path}: refused: the pickle references code outside ckptdiff's allow-list "
             f"({shown}{more}); nothing was executed"
         )
         self.path = path
+
+
+def _printable(name: str, limit: int = 200) -> str:
+    """A global's name as a pickle spelled it, safe for a one-line message."""
+    if not name.isprintable():
+        name = name.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return name if len(name) <= limit else name[:limit - 1] + "…"
 
 
 class IncompatibleError(CkptdiffError):

@@ -1,8 +1,11 @@
 """Walking unpickled containers: flattening nested dicts/lists, key paths, optimizer state dicts.
 
 The walks are iterative and bounded: a pickle can share one dict under many keys (or make a dict
-contain itself), so each walk counts the entries it visits and refuses more than
-:data:`MAX_VISITS`, and refuses nesting deeper than :data:`MAX_DEPTH`.
+contain itself), so the walks of one checkpoint together refuse to visit more than
+:data:`MAX_VISITS` entries, to nest deeper than :data:`MAX_DEPTH`, and to spell out keys longer
+than :data:`~ckptdiff.readers.safety.MAX_KEY_CHARS` characters (or all of them together longer
+than :data:`~ckptdiff.readers.safety.MAX_KEY_CHARS_TOTAL`). Text taken from a pickle is made
+writable as UTF-8, and integers too long to print are not written as numbers.
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeGuard, TypeVar
 
 from ckptdiff.errors import CorruptFileError
+from ckptdiff.readers import safety
+from ckptdiff.readers.safety import json_int, shown, utf8_text
 
 T = TypeVar("T")
 
-MAX_DEPTH = 100
-MAX_VISITS = 5_000_000
+MAX_DEPTH = safety.MAX_CONTAINER_DEPTH
+MAX_VISITS = safety.MAX_CONTAINER_VISITS
 MAX_VALUES = 32
 MAX_TEXT = 200
 
@@ -25,7 +30,9 @@ MAX_TEXT = 200
 def key_text(key: object) -> str:
     """A dict key as manifest text (ints for optimizer state ids, bytes from Python 2 pickles)."""
     if isinstance(key, str):
-        return key
+        return utf8_text(key)
+    if isinstance(key, int) and not isinstance(key, bool) and json_int(key) is None:
+        return f"<int of {key.bit_length()} bits>"  # str() refuses ints of 4,300+ digits
     if isinstance(key, (bool, int, float)) or key is None:
         return str(key)
     if isinstance(key, bytes):
@@ -43,21 +50,24 @@ def entries(value: object) -> list[tuple[str, object]]:
 
 
 class Walker(Generic[T]):
-    """Flattens and counts tensors under a value, within one shared visit budget."""
+    """Flattens and counts tensors under a value, within one visit and key-size budget shared by
+    all its walks."""
 
     def __init__(self, is_tensor: Callable[[object], TypeGuard[T]], path: str) -> None:
         self.is_tensor = is_tensor
         self.path = path
         self._counts: dict[int, int] = {}
+        self._visits = 0
+        self._key_chars = 0
 
     def flatten(self, value: object, prefix: str) -> list[tuple[str, T]]:
         """Every tensor under ``value`` with its ``.``-joined key, in stored order."""
-        return list(self._walk(value, prefix))
+        return list(self._walk(value, prefix, True))
 
     def count(self, value: object) -> int:
         """How many tensors are under ``value`` (cached per object)."""
         if id(value) not in self._counts:
-            self._counts[id(value)] = sum(1 for _ in self._walk(value, ""))
+            self._counts[id(value)] = sum(1 for _ in self._walk(value, "", False))
         return self._counts[id(value)]
 
     def check_unique(self, keys: list[str]) -> None:
@@ -65,28 +75,53 @@ class Walker(Generic[T]):
         seen: set[str] = set()
         for key in keys:
             if key in seen:
-                raise CorruptFileError(f"{self.path}: two tensors flatten to the key {key!r}")
+                raise CorruptFileError(
+                    f"{self.path}: two tensors flatten to the key {shown(key)!r}")
             seen.add(key)
 
-    def _walk(self, value: object, prefix: str) -> Iterator[tuple[str, T]]:
+    def _walk(self, value: object, prefix: str, keys: bool) -> Iterator[tuple[str, T]]:
+        # Keys are spelled out only for the walks that return them, and only for entries that
+        # are tensors or containers: leaves such as hyper-parameters cost no string.
         stack: list[tuple[str, object, int]] = [(prefix, value, 0)]
-        visits = 0
+        is_tensor = self.is_tensor
         while stack:
             key, item, depth = stack.pop()
-            visits += 1
-            if visits > MAX_VISITS:
-                raise CorruptFileError(
-                    f"{self.path}: the checkpoint expands to more than {MAX_VISITS:,} entries "
-                    "(containers shared many times over)")
-            if self.is_tensor(item):
+            if is_tensor(item):
+                if keys:
+                    self._check_key(len(key))
                 yield key, item
                 continue
             children = entries(item)
-            if children and depth >= MAX_DEPTH:
+            if not children:
+                continue
+            self._visits += len(children)
+            if self._visits > MAX_VISITS:
+                raise CorruptFileError(
+                    f"{self.path}: the checkpoint expands to more than {MAX_VISITS:,} entries "
+                    "(containers shared many times over)")
+            if depth >= MAX_DEPTH:
                 raise CorruptFileError(
                     f"{self.path}: containers nest more than {MAX_DEPTH} levels deep "
                     "(a container that contains itself?)")
-            stack.extend((f"{key}.{k}" if key else k, v, depth + 1) for k, v in reversed(children))
+            for name, child in reversed(children):
+                if isinstance(child, (dict, list, tuple)) or is_tensor(child):
+                    stack.append((self._join(key, name) if keys else "", child, depth + 1))
+
+    def _join(self, key: str, name: str) -> str:
+        if not key:
+            return name
+        self._check_key(len(key) + 1 + len(name))
+        return f"{key}.{name}"
+
+    def _check_key(self, size: int) -> None:
+        self._key_chars += size
+        if size > safety.MAX_KEY_CHARS:
+            raise CorruptFileError(f"{self.path}: a key path is longer than "
+                                   f"{safety.MAX_KEY_CHARS:,} characters")
+        if self._key_chars > safety.MAX_KEY_CHARS_TOTAL:
+            raise CorruptFileError(
+                f"{self.path}: the checkpoint's keys add up to more than "
+                f"{safety.MAX_KEY_CHARS_TOTAL:,} characters (containers shared many times over)")
 
 
 def resolve(root: object, key: str) -> tuple[list[str], object] | None:
@@ -155,7 +190,7 @@ def optimizer_summary(prefix: str, state: dict[Any, Any]) -> tuple[dict[str, Any
     for group, ids in zip(groups, params, strict=True):
         group_names = group.get("param_names")
         if isinstance(group_names, list) and len(group_names) == len(ids):
-            names.update((key_text(i), n) for i, n in zip(ids, group_names, strict=True)
+            names.update((key_text(i), key_text(n)) for i, n in zip(ids, group_names, strict=True)
                          if isinstance(n, str))
     return summary, names
 
@@ -178,8 +213,13 @@ def scalar_values(top: list[tuple[str, object]],
                 continue
         if isinstance(value, float) and not math.isfinite(value):
             values[key] = str(value)
-        elif isinstance(value, (bool, int, float)) or value is None:
+        elif isinstance(value, bool) or value is None:
+            values[key] = value
+        elif isinstance(value, int):
+            if json_int(value) is not None:  # else Python cannot print it as JSON
+                values[key] = value
+        elif isinstance(value, float):
             values[key] = value
         elif isinstance(value, str):
-            values[key] = value[:MAX_TEXT]
+            values[key] = utf8_text(value[:MAX_TEXT])
     return values

@@ -24,6 +24,12 @@ from ckptdiff.readers.keras_config import ConfigIndex, parse_config
 from ckptdiff.readers.keras_hdf5 import Walker, hdf5_errors, open_hdf5
 from ckptdiff.readers.keras_saved_layers import saved_layer_tensors
 from ckptdiff.readers.keras_v3_h5 import saved_layers
+from ckptdiff.readers.zip_safety import (
+    check_expansion,
+    check_zip_directory,
+    local_header_problem,
+    read_member,
+)
 
 CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
@@ -73,7 +79,8 @@ def _is_keras_zip(path: Location) -> bool:
     return CONFIG in names and (WEIGHTS in names or METADATA in names)
 
 
-def _member_text(archive: zipfile.ZipFile, name: str, cap: int, path: Location) -> str | None:
+def _member_text(archive: zipfile.ZipFile, counting: CountingFile, name: str, cap: int,
+                 path: Location) -> str | None:
     try:
         info = archive.getinfo(name)
     except KeyError:
@@ -81,7 +88,8 @@ def _member_text(archive: zipfile.ZipFile, name: str, cap: int, path: Location) 
     if info.file_size > cap:
         raise CorruptFileError(f"{path}: {name} is {info.file_size:,} bytes, more than a Keras "
                                f"archive's {name} plausibly holds ({cap:,})")
-    return archive.read(info).decode("utf-8", "replace")
+    data = read_member(cast(IO[bytes], counting), info, str(path), cap)  # local header checked
+    return data.decode("utf-8", "replace")
 
 
 def _weights_file(archive: zipfile.ZipFile, counting: CountingFile,
@@ -91,11 +99,16 @@ def _weights_file(archive: zipfile.ZipFile, counting: CountingFile,
     except KeyError:
         raise CorruptFileError(f"{path}: a .keras archive without {WEIGHTS}") from None
     if info.compress_type != zipfile.ZIP_STORED:
+        check_expansion(info, str(path))
         return archive.open(info)  # seekable; seeks back re-decompress from the member's start
     counting.seek(info.header_offset)
     header = read_exact(cast(IO[bytes], counting), _LOCAL_HEADER.size,
                         f"the zip header of {WEIGHTS}", str(path))
     signature, name_length, extra_length = _LOCAL_HEADER.unpack(header)
+    mismatch = local_header_problem(info, header)
+    if mismatch and signature == b"PK\x03\x04":
+        raise CorruptFileError(f"{path}: refused {WEIGHTS}: its local zip header {mismatch} "
+                               "the central directory")
     start = info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
     if signature != b"PK\x03\x04" or start + info.file_size > counting.size:
         raise CorruptFileError(f"{path}: {WEIGHTS} runs past the end of the archive "
@@ -128,12 +141,12 @@ class KerasZipReader:
         try:
             with _archive_errors(path):
                 archive = _open_zip(counting, path)
-                config_text = _member_text(archive, CONFIG, MAX_CONFIG_BYTES, path)
+                config_text = _member_text(archive, counting, CONFIG, MAX_CONFIG_BYTES, path)
                 if config_text is None:
                     raise CorruptFileError(f"{path}: a zip, but not a .keras archive: "
                                            f"no {CONFIG}")
                 config = parse_config(config_text, str(path), CONFIG)
-                saved = _member_text(archive, METADATA, MAX_METADATA_BYTES, path)
+                saved = _member_text(archive, counting, METADATA, MAX_METADATA_BYTES, path)
                 weights = _weights_file(archive, counting, path)
                 compressed = not isinstance(weights, WindowFile)
                 label = f"{path}: {WEIGHTS}"
@@ -168,9 +181,11 @@ def _archive_errors(path: Location) -> Iterator[None]:
 
 def _open_zip(counting: CountingFile, path: Location) -> zipfile.ZipFile:
     try:
-        return zipfile.ZipFile(counting)
+        archive = zipfile.ZipFile(counting)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise CorruptFileError(f"{path}: not a readable zip archive (truncated?): {exc}") from None
+    check_zip_directory(archive, counting.size, str(path))
+    return archive
 
 
 def _metadata(config: ConfigIndex, saved: str | None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ STACK_GLOBAL). Framework-agnostic: any pickle-based reader can use it.
 from __future__ import annotations
 
 import _compat_pickle
+import codecs
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,9 +24,11 @@ from ckptdiff.readers.pickle_opcodes import (
     SIZED_ARGS,
     TEXT_OPS,
 )
+from ckptdiff.readers.safety import MAX_PICKLE_OPCODES, MAX_TUPLE_DEPTH
 
-# Real checkpoints nest tuples a handful of levels deep; CPython crashes somewhere past ~100k.
-MAX_TUPLE_DEPTH = 1000
+__all__ = ["MAX_TUPLE_DEPTH", "GlobalsScan", "PickleReader", "PickleScan", "PickleScanError",
+           "PickleTooComplexError", "PickleTooLargeError", "PickleTruncatedError",
+           "qualified_global", "scan_globals", "scan_pickle"]
 
 _Item = int | str  # a simulated stack entry: a tuple depth, or a string's value
 
@@ -40,6 +43,10 @@ class PickleTruncatedError(PickleScanError):
 
 class PickleTooLargeError(PickleScanError):
     """The pickle is longer than the caller's limit."""
+
+
+class PickleTooComplexError(PickleScanError):
+    """The pickle runs more opcodes than :data:`~ckptdiff.readers.safety.MAX_PICKLE_OPCODES`."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,32 @@ def scan_pickle(data: bytes, limit: int) -> PickleScan:
     return reader.next()
 
 
+@dataclass(frozen=True)
+class GlobalsScan:
+    """What a scan found, also when it stopped at an error: each global named (with how many
+    times, in first-seen order), where the pickle ends, and the error, if any."""
+
+    globals: dict[tuple[str, str], int]
+    end: int
+    opcodes: int
+    error: str | None
+
+
+def scan_globals(data: bytes, start: int = 0) -> GlobalsScan:
+    """List the globals of the pickle at ``data[start:]`` without ever refusing: a scanner's view
+    (``ckptdiff inspect --unsafe-report``), which keeps what it found before any error."""
+    scanner = _Scanner()
+    error: str | None = None
+    end = start
+    try:
+        end = scanner.run(bytearray(data), start)
+        if not scanner.done:
+            error = "the input ends inside the pickle"
+    except PickleScanError as exc:
+        error = str(exc)
+    return GlobalsScan(dict(scanner.globals), end, scanner.count, error)
+
+
 class _Scanner:
     """Runs over complete opcodes of a buffer, keeping the simulated stack between runs.
 
@@ -113,12 +146,14 @@ class _Scanner:
         self.stack: list[_Item] = []
         self.marks: list[int] = []
         self.memo: dict[int, _Item] = {}
-        self.globals: set[tuple[str, str]] = set()
+        self.globals: dict[tuple[str, str], int] = {}  # name -> how many times, first-seen order
         self.count = 0
         self.done = False
         self._special: dict[str, Callable[[object, int], None]] = {
             "MARK": self._mark, "BINUNICODE": self._text, "SHORT_BINUNICODE": self._text,
-            "BINUNICODE8": self._text, "GLOBAL": self._global, "INST": self._global,
+            "BINUNICODE8": self._text, "SHORT_BINSTRING": self._text, "BINSTRING": self._text,
+            "STRING": self._quoted, "UNICODE": self._escaped, "GLOBAL": self._global,
+            "INST": self._global,
             "STACK_GLOBAL": self._stack_global, "EXT1": self._ext, "EXT2": self._ext,
             "EXT4": self._ext, "TUPLE": self._tuple, "TUPLE1": self._tuple,
             "TUPLE2": self._tuple, "TUPLE3": self._tuple, "BINGET": self._get,
@@ -170,6 +205,9 @@ class _Scanner:
             self._op = NAMES[code]
             handlers[code](arg, pos)
             self.count += 1
+            if self.count > MAX_PICKLE_OPCODES:
+                raise PickleTooComplexError(
+                    f"it runs more than {MAX_PICKLE_OPCODES:,} opcodes, ckptdiff's limit")
             pos = end
         return pos
 
@@ -189,11 +227,30 @@ class _Scanner:
         self.marks.append(len(self.stack))
 
     def _text(self, arg: object, pos: int) -> None:
+        # Strings are kept, as the unpickler decodes them, for a STACK_GLOBAL to name; protocol-0/1
+        # byte strings decode as UTF-8 (the encoding of the restricted unpickler and torch.load).
         self.stack.append(_decode(arg, pos, "surrogatepass"))
+
+    def _quoted(self, arg: object, pos: int) -> None:
+        assert isinstance(arg, (bytes, bytearray))
+        line = bytes(arg).rstrip(b"\r\n")
+        if len(line) < 2 or line[0] != line[-1] or line[:1] not in (b"'", b'"'):
+            raise PickleScanError(f"STRING opcode argument is not quoted at byte {pos}")
+        try:
+            self.stack.append(codecs.escape_decode(line[1:-1])[0].decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise PickleScanError(f"invalid STRING opcode argument at byte {pos}") from None
+
+    def _escaped(self, arg: object, pos: int) -> None:
+        assert isinstance(arg, (bytes, bytearray))
+        try:
+            self.stack.append(bytes(arg)[:-1].decode("raw-unicode-escape"))
+        except UnicodeDecodeError:
+            raise PickleScanError(f"invalid UNICODE opcode argument at byte {pos}") from None
 
     def _global(self, arg: object, pos: int) -> None:
         module, name, _ = _decode(arg, pos, "strict").split("\n")
-        self.globals.add(qualified_global(module, name))
+        self._found(qualified_global(module, name))
         if self._op == "INST":
             self._pop_to_mark()
         self.stack.append(0)
@@ -202,12 +259,15 @@ class _Scanner:
         name, module = self._pop(), self._pop()
         if not isinstance(module, str) or not isinstance(name, str):
             raise PickleScanError(f"STACK_GLOBAL without two strings at byte {pos}")
-        self.globals.add(qualified_global(module, name))
+        self._found(qualified_global(module, name))
         self.stack.append(0)
 
     def _ext(self, arg: object, pos: int) -> None:
-        self.globals.add(("copyreg", f"extension_code_{arg}"))
+        self._found(("copyreg", f"extension_code_{arg}"))
         self.stack.append(0)
+
+    def _found(self, name: tuple[str, str]) -> None:
+        self.globals[name] = self.globals.get(name, 0) + 1
 
     def _tuple(self, arg: object, pos: int) -> None:
         op = self._op

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import zipfile
-from typing import ClassVar
+from typing import IO, ClassVar, cast
 
 from ckptdiff.errors import CkptdiffError, CorruptFileError, UnknownFormatError
 from ckptdiff.manifest import Manifest
@@ -19,6 +19,7 @@ from ckptdiff.readers.base import CountingFile, Location, open_binary
 from ckptdiff.readers.torch_manifest import build_manifest, check_tensor_bounds
 from ckptdiff.readers.torch_records import StorageRecord
 from ckptdiff.readers.torch_unpickler import MAX_PICKLE_BYTES, LoadSession, load_pickle
+from ckptdiff.readers.zip_safety import check_zip_directory, read_member
 
 TORCH_EXTENSIONS = (".pth", ".pt", ".bin", ".ckpt")
 
@@ -65,11 +66,11 @@ class TorchZipReader:
             archive = _open(raw, path)
             members = {info.filename: info for info in archive.infolist()}
             root = _archive_root(archive, path)
-            data = _read_member(archive, members[f"{root}/data.pkl"], raw.size, path)
+            data = _read_member(raw, members[f"{root}/data.pkl"], path)
             metadata: dict[str, object] = {}
             byteorder = members.get(f"{root}/byteorder")
             if byteorder is not None:
-                metadata["byteorder"] = _byteorder(archive, byteorder, raw.size, path)
+                metadata["byteorder"] = _byteorder(raw, byteorder, path)
             session = LoadSession(legacy=False)
             obj = load_pickle(data, session, str(path), f"{root}/data.pkl")
 
@@ -86,11 +87,13 @@ class TorchZipReader:
 
 def _open(raw: CountingFile, path: Location) -> zipfile.ZipFile:
     try:
-        return zipfile.ZipFile(raw)
+        archive = zipfile.ZipFile(raw)
     except Exception as exc:  # BadZipFile, EOFError, OSError, ValueError … on damaged input
         raise CorruptFileError(
             f"{path}: the zip central directory is missing or damaged ({_reason(exc)}): "
             "truncated download?") from None
+    check_zip_directory(archive, raw.size, str(path))
+    return archive
 
 
 def _archive_root(archive: zipfile.ZipFile, path: Location) -> str:
@@ -108,22 +111,17 @@ def _archive_root(archive: zipfile.ZipFile, path: Location) -> str:
     return root
 
 
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, file_size: int,
-                 path: Location, limit: int = MAX_PICKLE_BYTES) -> bytes:
-    _check_extent(info, file_size, path)
-    if info.file_size > limit:
-        raise CorruptFileError(f"{path}: {info.filename} declares {info.file_size:,} bytes, "
-                               f"more than the {limit:,} a checkpoint's pickle can need")
+def _read_member(raw: CountingFile, info: zipfile.ZipInfo, path: Location,
+                 limit: int = MAX_PICKLE_BYTES) -> bytes:
+    # Read here, not by zipfile: the local header is checked against the central directory.
     try:
-        return archive.read(info)
-    except Exception as exc:  # BadZipFile (CRC, header), zlib.error, EOFError …
-        raise CorruptFileError(f"{path}: cannot read {info.filename} from the archive "
-                               f"({_reason(exc)}): truncated or damaged file?") from None
+        return read_member(cast(IO[bytes], raw), info, str(path), limit)
+    except OSError as exc:
+        raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
-def _byteorder(archive: zipfile.ZipFile, info: zipfile.ZipInfo, file_size: int,
-               path: Location) -> str:
-    text = _read_member(archive, info, file_size, path, limit=16).decode("ascii", "replace")
+def _byteorder(raw: CountingFile, info: zipfile.ZipInfo, path: Location) -> str:
+    text = _read_member(raw, info, path, limit=16).decode("ascii", "replace")
     if text not in ("little", "big"):
         raise CorruptFileError(f"{path}: {info.filename} says {text[:16]!r}, not little or big")
     return text

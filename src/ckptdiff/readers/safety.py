@@ -1,0 +1,115 @@
+"""The fixed caps every reader applies to untrusted files, and small guards they share.
+
+ckptdiff reads checkpoints from strangers. Three rules hold for every reader:
+
+- **No execution.** Pickles are read only by the restricted unpickler, whose globals resolve to
+  inert recorders; nothing is imported or called on a file's behalf.
+- **Bounded resources.** Every length or count read from a file is checked against the file's
+  size and against the caps below before anything is allocated, and work is bounded by
+  *operation counts* (pickle opcodes, container visits, HDF5 objects), not by a wall clock: an
+  operation count gives the same answer on a fast laptop and a loaded CI runner, and each cap is
+  far above what real checkpoints need (the comments say how far).
+- **No escape from the checkpoint.** Nothing is read through a link, symlink or path that leaves
+  the checkpoint's file or directory (except the Hugging Face cache's ``blobs/`` folder).
+
+The zip-specific guards are in :mod:`ckptdiff.readers.zip_safety`.
+"""
+
+from __future__ import annotations
+
+from ckptdiff.errors import CorruptFileError
+from ckptdiff.readers.base import Location, is_within, open_binary
+
+# --- pickles -----------------------------------------------------------------------------------
+# A 100k-tensor state dict pickles to ~12 MB and ~3.2M opcodes (32 per tensor).
+MAX_PICKLE_BYTES = 1 << 30
+# ~2M tensors' worth; scanning runs at ~1M opcodes/s, so a refusal comes within about a minute.
+MAX_PICKLE_OPCODES = 64_000_000
+# Real checkpoints nest tuples a handful of levels deep; CPython crashes somewhere past ~100k.
+MAX_TUPLE_DEPTH = 1000
+
+# --- unpickled containers ----------------------------------------------------------------------
+MAX_CONTAINER_DEPTH = 100
+# Entries visited by all walks of one checkpoint's containers (each entry is walked ~3 times).
+MAX_CONTAINER_VISITS = 10_000_000
+# One flattened key (``model.layers.0.weight``) and all of them together, in characters: a
+# pickle can share one container under many keys, so short pickles can spell out huge keys.
+MAX_KEY_CHARS = 65_536
+MAX_KEY_CHARS_TOTAL = 128 * 1024 * 1024
+
+# --- zip archives (torch zip, .keras) ----------------------------------------------------------
+MAX_ZIP_ENTRIES = 1_000_000  # torch writes one entry per storage: 1M is ~1M tensors
+# A compressed member may expand to this many times its size, or to the floor below,
+# whichever is larger (torch stores members uncompressed; Keras JSON deflates ~5-20x).
+MAX_COMPRESSION_RATIO = 100
+COMPRESSION_FLOOR_BYTES = 1 << 20
+
+# --- text that ends up in manifests and messages -----------------------------------------------
+MAX_SHOWN_CHARS = 200
+MAX_JSON_INT_BITS = 128
+
+LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
+
+
+def is_lfs_pointer(head: bytes) -> bool:
+    """True when ``head`` (a file's first bytes) is a Git LFS pointer instead of the content."""
+    return head.startswith(LFS_POINTER)
+
+
+def lfs_pointer_error(path: str, member: str | None = None) -> CorruptFileError:
+    """The one-line error for a Git LFS pointer where weights were expected."""
+    what = f"{member} is" if member else "is"
+    return CorruptFileError(f"{path}: {what} a Git LFS pointer file, not the weights: "
+                            "run 'git lfs pull'")
+
+
+def check_lfs_pointer(file: Location, display: str, member: str | None = None) -> None:
+    """Raise :func:`lfs_pointer_error` when ``file`` holds a Git LFS pointer (unreadable: no-op)."""
+    try:
+        with open_binary(file) as handle:
+            head = handle.read(len(LFS_POINTER))
+    except OSError:
+        return
+    if is_lfs_pointer(head):
+        raise lfs_pointer_error(display, member)
+
+
+def utf8_text(text: str) -> str:
+    """``text`` made encodable as UTF-8: lone surrogates (a pickle can hold them) become
+    ``\\udXXX`` escapes, so manifests can always be written out."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def shown(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``text`` for a one-line message: non-printable characters escaped, cut to ``limit``."""
+    if not text.isprintable():
+        text = text.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def json_int(value: int) -> int | None:
+    """``value`` when it is small enough to write as JSON (Python refuses to print ints of more
+    than 4,300 digits), else ``None``."""
+    return value if value.bit_length() <= MAX_JSON_INT_BITS else None
+
+
+def resolve_inside(folder: Location, candidate: Location, display: str, what: str) -> Location:
+    """``candidate`` if it resolves (symlinks followed) inside ``folder``, or into the ``blobs/``
+    folder of a Hugging Face cache when ``folder`` is a ``snapshots/<revision>`` folder, where
+    every file is such a link; otherwise a one-line refusal naming ``what``."""
+    try:
+        base = folder.resolve()
+        target = candidate.resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise CorruptFileError(f"{display}: cannot resolve {what}: {exc}") from None
+    hub_blobs = base.parent.parent / "blobs" if base.parent.name == "snapshots" else None
+    if is_within(target, base) or (hub_blobs is not None and is_within(target, hub_blobs)):
+        return candidate
+    raise CorruptFileError(
+        f"{display}: refused: {what} is a link to {target}, outside the checkpoint's folder")
