@@ -9,7 +9,10 @@ holes for the data, so it costs a few KB of disk. Then times, whole processes, o
   and < 1 GB peak RSS;
 - the by-hand equivalent: the same model on the meta device, every shard listed with
   ``safetensors.safe_open`` (shapes and dtypes, no data), keys and shapes compared;
-- ``transformers`` ``from_pretrained(DIR, device_map="meta")`` where it runs offline.
+- ``transformers`` ``from_pretrained(DIR, device_map="meta")`` where it runs offline (it needs
+  ``accelerate``);
+- the floor: building the model alone (importing torch and transformers is most of the time), and
+  ``ckptdiff diff`` against a snapshot of the model (no torch at all).
 
 Usage: python bench/bench_7b.py [--repeat N]
 """
@@ -26,6 +29,7 @@ from common import CHILD_ENV, CKPTDIFF, WORK, Measure, measure, report, verdict
 
 DIR = WORK / "llama7b"
 MODEL_FILE = DIR / "bench_model.py"
+SNAPSHOT = WORK / "llama7b.manifest.json"
 SHARD_BYTES = 10_000_000_000  # the Hub's 10 GB shards: two for 7B in bfloat16
 MODEL_SOURCE = '''"""A Llama-7B-shaped model on the meta device (no memory for weights)."""
 
@@ -59,15 +63,23 @@ print(len(expected), len(found), len(bad))
 '''
 FROM_PRETRAINED = '''import sys
 from transformers import AutoModelForCausalLM
-model = AutoModelForCausalLM.from_pretrained(sys.argv[1], device_map="meta", dtype="bfloat16")
+try:
+    model = AutoModelForCausalLM.from_pretrained(sys.argv[1], device_map="meta", dtype="bfloat16")
+except Exception as exc:  # e.g. device_map needs accelerate: exit 3, which measure() refuses
+    print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+    sys.exit(3)
 print(sum(p.numel() for p in model.parameters()))
 '''
+BUILD_ONLY = "import sys; sys.path.insert(0, sys.argv[1]); from bench_model import build; build()"
 
 
 def build_fixtures() -> None:
     """Write the sparse checkpoint and the model file, in a child (see ``_build``)."""
     if not (DIR / "model.safetensors.index.json").exists():
         subprocess.run([sys.executable, __file__, "--build"], check=True, env=CHILD_ENV)
+    if not SNAPSHOT.exists():
+        subprocess.run([CKPTDIFF, "snapshot", f"{MODEL_FILE}:build", "-o", str(SNAPSHOT)],
+                       check=True, env=CHILD_ENV)
 
 
 def _build() -> None:
@@ -141,20 +153,28 @@ def main() -> int:
         "ckptdiff diff DIR bench_model.py:build": [CKPTDIFF, "diff", str(DIR), spec],
         "ckptdiff diff ... --format json": [CKPTDIFF, "diff", str(DIR), spec, "--format", "json"],
         "meta model + safe_open listing (by hand)": [py, "-c", BY_HAND, str(DIR)],
+        "bench_model.build() alone (the floor)": [py, "-c", BUILD_ONLY, str(DIR)],
+        "ckptdiff diff DIR model snapshot (no torch)": [CKPTDIFF, "diff", str(DIR),
+                                                        str(SNAPSHOT)],
     }
     rows: list[Measure] = [measure(label, argv, args.repeat) for label, argv in commands.items()]
     try:
         rows.append(measure("from_pretrained(device_map='meta')",
                             [py, "-c", FROM_PRETRAINED, str(DIR)], args.repeat))
     except SystemExit as exc:  # it may refuse sparse shards or need the network
-        print(f"from_pretrained(device_map='meta') did not run: {str(exc).splitlines()[0]}")
+        print(f"from_pretrained(device_map='meta') did not run: "
+              f"{str(exc).strip().splitlines()[-1]}")
     print(f"median of {args.repeat} runs each, whole processes, one machine, one run:")
     report(rows)
     ours = rows[0]
     lines = [verdict("7B diff time", ours.seconds < 5, f"{ours.seconds:.2f} s (goal < 5 s)"),
              verdict("7B diff peak RSS", ours.peak_rss_mb < 1024,
                      f"{ours.peak_rss_mb:.0f} MB (goal < 1 GB)")]
-    for other in rows[2:]:
+    floor, snapshot = rows[3], rows[4]
+    print(f"ckptdiff's own share: {ours.seconds - floor.seconds:.2f} s over building the model "
+          f"(import torch + transformers, {floor.seconds:.2f} s); against a snapshot it takes "
+          f"{snapshot.seconds:.2f} s and {snapshot.peak_rss_mb:.0f} MB")
+    for other in (rows[2], *rows[5:]):
         print(f"ratio: {other.label} takes {other.seconds / ours.seconds:.2f}x the time of "
               f"ckptdiff diff and {other.peak_rss_mb / ours.peak_rss_mb:.2f}x its peak RSS")
     return 0 if all(lines) else 1

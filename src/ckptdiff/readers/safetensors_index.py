@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any, ClassVar
 
+from ckptdiff import progress
 from ckptdiff.errors import CkptdiffError, CorruptFileError
 from ckptdiff.manifest import Manifest, TensorInfo
 from ckptdiff.readers.base import CountingFile, Location, is_within
@@ -75,7 +76,9 @@ class ShardedSafetensorsReader:
         tensors: list[TensorInfo] = []
         shards: list[dict[str, Any]] = []
         found: dict[str, str] = {}
-        for shard in sorted(set(weight_map.values())):
+        shard_names = sorted(set(weight_map.values()))
+        for number, shard in enumerate(shard_names):
+            progress.note_step(number, len(shard_names), shard)
             header = read_header(_shard_path(index_path, folder, shard))
             bytes_read += header.bytes_read
             for entry in header.entries:
