@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from ckptdiff.dtypes import TORCH_DTYPES, TORCH_OTHER_BITS, TORCH_STORAGE_CLASSES
 from ckptdiff.readers import torch_numpy, torch_rebuild, torch_rebuild_special
+from ckptdiff.readers.torch_hparams import HPARAM_GLOBALS
 from ckptdiff.readers.torch_rebuild import Recorder, TensorTypeToken
 from ckptdiff.readers.torch_records import DtypeRecord, NamedRecord, RecordedDict, StorageTypeToken
 from ckptdiff.readers.torch_validate import RecordError, as_location, as_shape, as_text
@@ -27,10 +28,11 @@ _TENSOR_CLASSES = {"Double": "float64", "Float": "float32", "Half": "float16",
                    "Char": "int8", "Byte": "uint8", "Bool": "bool"}
 _NUMPY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
 
-# Allowed here but refused by torch.load(weights_only=True) unless the user allow-lists them.
+# Allowed here but refused by torch.load(weights_only=True) unless the user allow-lists them:
+# numpy values, and the hyper-parameter classes of Lightning checkpoints (torch_hparams).
 WEIGHTS_ONLY_REFUSES = frozenset(
     [f"{module}.{name}" for module in _NUMPY_MODULES for name in ("scalar", "_reconstruct")]
-    + ["numpy.dtype", "numpy.ndarray"]
+    + ["numpy.dtype", "numpy.ndarray"] + [f"{module}.{name}" for module, name in HPARAM_GLOBALS]
 )
 
 
@@ -163,6 +165,8 @@ def _table() -> dict[tuple[str, str], object]:
     for module in _NUMPY_MODULES:
         call(module, "scalar", torch_numpy.numpy_scalar)
         call(module, "_reconstruct", torch_numpy.numpy_reconstruct)
+    for qualified, record in HPARAM_GLOBALS.items():
+        table.setdefault(qualified, record)
     return table
 
 

@@ -31,6 +31,14 @@ BUFFER_NAMES = frozenset(
 )
 
 
+# ckptdiff reads these names as data (torch_numpy, torch_hparams); torch's safe loader does not.
+WEIGHTS_ONLY_NOTE = (
+    "torch.load(weights_only=True) refuses this file: it pickles the classes listed in "
+    "weights_only_refuses, which ckptdiff read as plain data without running them; load it with "
+    "those classes in torch.serialization.safe_globals, or with weights_only=False only if you "
+    "trust where it came from")
+
+
 def check_tensor_bounds(session: LoadSession, path: Location,
                         storage_name: Callable[[StorageRecord], str]) -> None:
     """Refuse any tensor whose elements reach past the end of its storage."""
@@ -64,6 +72,8 @@ def build_manifest(path: Location, fmt: str, root: object, key: str | None, sess
     if session.weights_only_refuses:
         meta["weights_only_refuses"] = sorted(session.weights_only_refuses)
     meta.update(metadata)
+    if session.weights_only_refuses:
+        meta["warnings"] = [*meta.get("warnings", []), WEIGHTS_ONLY_NOTE]
     return Manifest(path=str(path), format=fmt, tensors=tensors,
                     container_key=selection.container_key, metadata=meta)
 
