@@ -20,6 +20,8 @@ from ckptdiff.errors import CkptdiffError, UsageError
 
 SAFETENSORS = Path(__file__).resolve().parent.parent / "testdata" / "readers" / "safetensors"
 TORCH = Path(__file__).resolve().parent.parent / "testdata" / "readers" / "torch"
+TORCH_SHARDED = (Path(__file__).resolve().parent.parent / "testdata" / "readers" /
+                 "torch_sharded" / "model")
 OLD = "0" * 39 + "1"
 NEW = "ab" * 20
 
@@ -91,6 +93,16 @@ def test_torch_bin_before_tf_and_repo_without_org(hub: Path) -> None:
     manifest = read("hf:gpt9")  # api.read, and not taken for a model spec
     assert manifest.format == "torch-zip"
     assert resolve("hf:gpt9").tensors == manifest.tensors
+
+
+def test_sharded_torch_bin_index(hub: Path) -> None:
+    repo = hub / "models--acme--old"
+    _add_snapshot(repo, NEW, {p.name: p for p in TORCH_SHARDED.iterdir()})
+    _set_ref(repo, "main", NEW)
+    manifest = read("hf:acme/old")
+    assert manifest.format == "torch-sharded" and manifest.path == "hf:acme/old"
+    assert [t.key for t in manifest.tensors] == ["0.weight", "0.bias", "1.weight", "1.bias"]
+    assert registry.read(TORCH_SHARDED).tensors == manifest.tensors
 
 
 def test_precedence_follows_from_pretrained() -> None:

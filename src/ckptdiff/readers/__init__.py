@@ -35,6 +35,7 @@ BUILTIN_READERS: tuple[str, ...] = (
     "ckptdiff.readers.torch_zip:TorchZipReader",
     "ckptdiff.readers.torch_legacy:TorchLegacyReader",
     "ckptdiff.readers.safetensors_index:ShardedSafetensorsReader",
+    "ckptdiff.readers.torch_sharded:ShardedTorchReader",
     "ckptdiff.readers.manifest_json:ManifestReader",
     "ckptdiff.readers.tf_checkpoint:TFCheckpointReader",
     "ckptdiff.readers.tf_savedmodel:TFSavedModelReader",

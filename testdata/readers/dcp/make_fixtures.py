@@ -1,4 +1,4 @@
-"""Write the tiny torch.distributed.checkpoint fixtures of the reader conformance suite (needs torch).
+"""Write the tiny torch.distributed.checkpoint fixtures of the conformance suite (needs torch).
 
 Run from anywhere: ``python testdata/readers/dcp/make_fixtures.py``; then regenerate the goldens
 (``python tests/regen_golden.py``) and review them. One process, no process group needed.
