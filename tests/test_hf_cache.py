@@ -173,3 +173,37 @@ def test_no_network_library_is_imported(hub: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+# The torch-sharded reader, which hf: models with only sharded .bin weights resolve to.
+
+def _sharded_copy(tmp_path: Path) -> Path:
+    folder = tmp_path / "bin"
+    shutil.copytree(TORCH_SHARDED, folder)
+    return folder
+
+
+def test_sharded_torch_index_and_shards_must_agree(tmp_path: Path) -> None:
+    folder = _sharded_copy(tmp_path)
+    index = folder / "pytorch_model.bin.index.json"
+    document = json.loads(index.read_text())
+    document["weight_map"]["0.bias"] = "pytorch_model-00002-of-00002.bin"
+    index.write_text(json.dumps(document))
+    with pytest.raises(CkptdiffError, match="the index and its shards disagree"):
+        registry.read(folder)
+    document["weight_map"]["0.bias"] = "../outside.bin"
+    index.write_text(json.dumps(document))
+    with pytest.raises(CkptdiffError, match="refused shard name"):
+        registry.read(index)
+
+
+def test_sharded_torch_missing_or_foreign_shard(tmp_path: Path) -> None:
+    folder = _sharded_copy(tmp_path)
+    (folder / "pytorch_model-00002-of-00002.bin").unlink()
+    with pytest.raises(CkptdiffError, match="missing"):
+        registry.read(folder)
+    (folder / "pytorch_model-00002-of-00002.bin").write_bytes(b"not a pickle at all")
+    with pytest.raises(CkptdiffError, match="is not a torch.save file"):
+        registry.read(folder)
+    with pytest.raises(UsageError):
+        registry.read(folder, "state_dict")
