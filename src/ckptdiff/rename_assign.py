@@ -11,9 +11,10 @@ share a strongly connected component of the tight graph oriented by the matching
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ckptdiff.rename_explain import Step, Transform
 from ckptdiff.rename_keys import KeyView
@@ -22,8 +23,7 @@ from ckptdiff.rename_keys import KeyView
 MAX_EXACT = 60
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
     """A possible pairing, its explanation, and how strongly the evidence supports it."""
 
     source: KeyView
@@ -52,9 +52,13 @@ def assign(candidates: Iterable[Candidate]) -> tuple[list[Candidate], list[Tie]]
         held = best.get(pair)
         if held is None or (cand.weight, cand.confidence) > (held.weight, held.confidence):
             best[pair] = cand
-    chosen: list[Candidate] = []
+    # A candidate whose two keys appear in no other candidate is a component of its own.
+    sources = Counter(pair[0] for pair in best)
+    targets = Counter(pair[1] for pair in best)
+    chosen = [c for (s, t), c in best.items() if sources[s] == 1 and targets[t] == 1]
+    tangled = [c for (s, t), c in best.items() if sources[s] > 1 or targets[t] > 1]
     ties: list[Tie] = []
-    for component in _components(list(best.values())):
+    for component in _components(tangled):
         if len(component) == 1:
             chosen.extend(component)
             continue

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
 
 # Tiers: a higher tier wins any contest with a lower one.
 KNOWN = 5
@@ -22,8 +24,7 @@ _KIND_ORDER = ("wrapper_prefix", "prefix", "wrapper_segment", "segment", "framew
                "substitute", "weight_norm", "shift", "structure")
 
 
-@dataclass(frozen=True, order=True)
-class Step:
+class Step(NamedTuple):
     """One reason: the source has ``source`` where the target has ``target``."""
 
     kind: str
@@ -81,7 +82,9 @@ class Transform:
         return f"permute {layout} (axes {', '.join(str(a) for a in self.axes)})"
 
 
-def merge_parts(source_parts: Iterable[Step], target_parts: Iterable[Step]) -> tuple[Step, ...]:
+@lru_cache(maxsize=4096)
+def merge_parts(source_parts: tuple[Step, ...], target_parts: tuple[Step, ...]
+                ) -> tuple[Step, ...]:
     """Steps that turn the source key into the target key, from each side's canonical parts.
 
     A source part says "the source has ``source`` where the canonical form has ``target``"; a
@@ -107,10 +110,16 @@ def merge_parts(source_parts: Iterable[Step], target_parts: Iterable[Step]) -> t
 
 def ordered(steps: Iterable[Step]) -> tuple[Step, ...]:
     """Steps deduplicated, in the order rule texts list them."""
+    return _ordered(tuple(steps))
+
+
+@lru_cache(maxsize=4096)
+def _ordered(steps: tuple[Step, ...]) -> tuple[Step, ...]:
     unique = set(steps)
     return tuple(sorted(unique, key=lambda s: (_KIND_ORDER.index(s.kind), s)))
 
 
+@lru_cache(maxsize=4096)
 def describe(steps: tuple[Step, ...], transform: Transform | None) -> str:
     """The rule text of a suggestion: its steps, then its transform."""
     parts = [s.describe() for s in steps]
@@ -119,6 +128,7 @@ def describe(steps: tuple[Step, ...], transform: Transform | None) -> str:
     return "; ".join(parts) if parts else "same key after normalization"
 
 
+@lru_cache(maxsize=4096)
 def known_confidence(steps: tuple[Step, ...]) -> float:
     """Confidence of an explanation made only of known conventions."""
     kinds = {s.kind for s in steps}

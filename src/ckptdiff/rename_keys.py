@@ -14,7 +14,8 @@ Each normalization is kept as a part, so a pair's explanation says exactly what 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
 
 from ckptdiff.dtypes import can_convert
 from ckptdiff.manifest import TensorInfo
@@ -37,26 +38,20 @@ _TO_TORCH = {2: (1, 0), 3: (2, 1, 0), 4: (3, 2, 0, 1), 5: (4, 3, 0, 1, 2)}
 _FROM_TORCH = {2: (1, 0), 3: (2, 1, 0), 4: (2, 3, 1, 0), 5: (2, 3, 4, 1, 0)}
 
 
-@dataclass(frozen=True)
-class KeyView:
+class KeyView(NamedTuple):
     """One tensor: its canonical segments, the parts normalized away, and learned rewrites."""
 
-    info: TensorInfo
+    key: str
+    canonical: str  # the canonical segments joined with dots
     tokens: tuple[str, ...]
+    info: TensorInfo
     parts: tuple[Step, ...] = ()
     learned: tuple[Step, ...] = ()
     tf_style: bool = False
     kernel: bool = False
 
-    @property
-    def key(self) -> str:
-        """The tensor's real key."""
-        return self.info.key
 
-    @property
-    def canonical(self) -> str:
-        """Canonical segments joined with dots."""
-        return ".".join(self.tokens)
+_new_view = tuple.__new__
 
 
 def make_view(info: TensorInfo) -> KeyView:
@@ -67,7 +62,18 @@ def make_view(info: TensorInfo) -> KeyView:
     if (not tf_style and WRAPPER_SEGMENTS.isdisjoint(tokens)
             and tokens[-1] not in TORCH_SYNONYM_LEAVES and "parametrizations" not in tokens
             and tokens[0] != "base_model"):
-        return KeyView(info, tuple(tokens))  # the common case: nothing to normalize
+        # The common case, nothing to normalize (built without NamedTuple's slower __new__).
+        return _new_view(KeyView, (key, key, tuple(tokens), info, (), (), False, False))
+    if not tf_style and tokens[0] in WRAPPER_SEGMENTS:  # the next most common: module., …
+        start = 1
+        while start < len(tokens) - 1 and tokens[start] in WRAPPER_SEGMENTS:
+            start += 1
+        rest = tokens[start:]
+        if (WRAPPER_SEGMENTS.isdisjoint(rest[:-1]) and rest[-1] not in TORCH_SYNONYM_LEAVES
+                and "parametrizations" not in rest):
+            cut = len(".".join(tokens[:start])) + 1
+            return _new_view(KeyView, (key, key[cut:], tuple(rest), info,
+                                       _prefix_parts(key[:cut]), (), False, False))
     parts: list[Step] = []
     if tf_style:
         parts.append(Step("framework", "/", "."))
@@ -84,7 +90,13 @@ def make_view(info: TensorInfo) -> KeyView:
     elif leaf in TORCH_SYNONYM_LEAVES:
         parts.append(Step("synonym", leaf, TORCH_SYNONYM_LEAVES[leaf]))
         tokens[-1] = TORCH_SYNONYM_LEAVES[leaf]
-    return KeyView(info, tuple(tokens), tuple(parts), (), tf_style, kernel)
+    return KeyView(key, ".".join(tokens), tuple(tokens), info, _interned(tuple(parts)), (),
+                   tf_style, kernel)
+
+
+@lru_cache(maxsize=256)
+def _prefix_parts(prefix: str) -> tuple[Step, ...]:
+    return (Step("wrapper_prefix", prefix, ""),)
 
 
 def _strip_wrappers(tokens: list[str], parts: list[Step]) -> list[str]:
@@ -141,5 +153,15 @@ def layout_change(source: KeyView, target: KeyView) -> Transform | None:
 
 def rewritten(view: KeyView, tokens: tuple[str, ...], step: Step) -> KeyView:
     """``view`` with new canonical ``tokens``, remembering the learned ``step`` that made them."""
-    return KeyView(view.info, tokens, view.parts, (*view.learned, step), view.tf_style,
-                   view.kernel)
+    return KeyView(view.key, ".".join(tokens), tokens, view.info, view.parts,
+                   (*view.learned, step), view.tf_style, view.kernel)
+
+
+_PARTS: dict[tuple[Step, ...], tuple[Step, ...]] = {}
+
+
+def _interned(parts: tuple[Step, ...]) -> tuple[Step, ...]:
+    """One shared tuple per distinct parts (keys share a handful): cheap to hash and compare."""
+    if len(_PARTS) > 10_000:
+        _PARTS.clear()
+    return _PARTS.setdefault(parts, parts)

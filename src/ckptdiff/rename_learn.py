@@ -9,7 +9,7 @@ how many keys it explains, how many different places, and whether the names are 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ckptdiff.rename_explain import ARBITRARY, KNOWN, LEXICAL, Step, Transform
@@ -50,12 +50,19 @@ class Evidence:
         self.anchors = max(self.anchors, sum(1 for t in shared if _anchor(t)))
 
 
-def learn(sources: Sequence[KeyView], targets: Sequence[KeyView]) -> dict[Step, Evidence]:
-    """Every single-edit step that relates a source key to a target key, with its evidence."""
+def learn(sources: Sequence[KeyView], targets: Sequence[KeyView],
+          focus: tuple[set[str], set[str]] | None = None) -> dict[Step, Evidence]:
+    """Every single-edit step that relates a source key to a target key, with its evidence.
+
+    ``focus`` (tokens only sources have, tokens only targets have) limits dropped segments and
+    substitutions to those tokens: how large pools stay fast, since a consistent rename makes
+    its old name vanish from the targets and its new name from the sources.
+    """
     found: dict[Step, Evidence] = defaultdict(Evidence)
+    source_only, target_only = focus if focus is not None else (None, None)
     _prefixes(sources, targets, found)
-    _segments(sources, targets, found)
-    _substitutions(sources, targets, found)
+    _segments(sources, targets, found, source_only, target_only)
+    _substitutions(sources, targets, found, source_only, target_only)
     return found
 
 
@@ -104,74 +111,114 @@ def _related_prefixes(source: str, target: str) -> bool:
                                     for x, y in zip(a, b, strict=True))
 
 
+Variants = Callable[[KeyView], Iterator[tuple[str, int]]]
+
+
+def _meet(sources: Sequence[KeyView], targets: Sequence[KeyView], source_variants: Variants,
+          target_variants: Variants) -> Iterator[tuple[KeyView, int, KeyView, int]]:
+    """Pairs whose variants meet: the (small) sources are indexed, the targets stream past."""
+    index: dict[str, list[tuple[KeyView, int]]] = defaultdict(list)
+    for view in sources:
+        for key, where in source_variants(view):
+            index[key].append((view, where))
+    hits: dict[str, list[tuple[KeyView, int]]] = defaultdict(list)
+    for view in targets:
+        for key, where in target_variants(view):
+            if key in index:
+                hits[key].append((view, where))
+    for key, found in hits.items():
+        mine = index[key]
+        if len(found) > MAX_BUCKET or len(mine) > MAX_BUCKET:
+            continue  # shared by too many keys: says nothing about which is which
+        for source, source_where in mine:
+            for target, target_where in found:
+                yield source, source_where, target, target_where
+
+
+def _offsets(view: KeyView) -> list[int]:
+    """Where each canonical segment starts in ``view.canonical``."""
+    offsets, at = [], 0
+    for token in view.tokens:
+        offsets.append(at)
+        at += len(token) + 1
+    return offsets
+
+
+def _rests(view: KeyView) -> Iterator[tuple[str, int]]:
+    text = view.canonical
+    yield text, 0
+    at = 0
+    for cut in range(1, min(MAX_PREFIX_SEGMENTS, len(view.tokens) - 1) + 1):
+        at = text.index(".", at) + 1
+        yield text[at:], cut
+
+
+def _whole(view: KeyView) -> Iterator[tuple[str, int]]:
+    yield view.canonical, -1
+
+
+def _dropped(only: set[str] | None) -> Variants:
+    def variants(view: KeyView) -> Iterator[tuple[str, int]]:
+        if only is not None and only.isdisjoint(view.tokens):
+            return
+        offsets, text = _offsets(view), view.canonical
+        for cut in range(1, len(view.tokens) - 1):
+            if only is None or view.tokens[cut] in only:
+                yield text[:offsets[cut]] + text[offsets[cut + 1]:], cut
+    return variants
+
+
+def _wildcards(only: set[str] | None) -> Variants:
+    def variants(view: KeyView) -> Iterator[tuple[str, int]]:
+        if only is not None and only.isdisjoint(view.tokens):
+            return
+        offsets, text = _offsets(view), view.canonical
+        for position, token in enumerate(view.tokens):
+            if only is None or token in only:
+                at = offsets[position]
+                yield f"{position}\x00{text[:at]}\x00{text[at + len(token):]}", position
+    return variants
+
+
 def _prefixes(sources: Sequence[KeyView], targets: Sequence[KeyView],
               found: dict[Step, Evidence]) -> None:
-    by_rest: dict[tuple[str, ...], list[tuple[int, KeyView]]] = defaultdict(list)
-    for view in targets:
-        for cut in range(min(MAX_PREFIX_SEGMENTS, len(view.tokens) - 1) + 1):
-            by_rest[view.tokens[cut:]].append((cut, view))
-    for view in sources:
-        for cut in range(min(MAX_PREFIX_SEGMENTS, len(view.tokens) - 1) + 1):
-            rest = view.tokens[cut:]
-            matches = by_rest.get(rest, ())
-            if len(matches) > MAX_BUCKET:
-                continue
-            source_prefix = _joined(view.tokens[:cut])
-            for target_cut, target in matches:
-                target_prefix = _joined(target.tokens[:target_cut])
-                if target_prefix != source_prefix and not _index_clash(
-                        view.tokens[:cut], target.tokens[:target_cut]):
-                    step = Step("prefix", source_prefix, target_prefix)
-                    found[step].add(view, target, ".".join(rest), rest)
+    for view, cut, target, target_cut in _meet(sources, targets, _rests, _rests):
+        if cut and target_cut and view.tokens[cut - 1] == target.tokens[target_cut - 1]:
+            continue  # a shorter prefix pair explains it (keep rules minimal)
+        if cut == target_cut == 0 or _index_clash(view.tokens[:cut],
+                                                  target.tokens[:target_cut]):
+            continue
+        rest = view.tokens[cut:]
+        step = Step("prefix", _joined(view.tokens[:cut]), _joined(target.tokens[:target_cut]))
+        found[step].add(view, target, ".".join(rest), rest)
 
 
 def _segments(sources: Sequence[KeyView], targets: Sequence[KeyView],
-              found: dict[Step, Evidence]) -> None:
-    for longer, shorter, is_source in ((sources, targets, True), (targets, sources, False)):
-        index: dict[tuple[str, ...], list[KeyView]] = defaultdict(list)
-        for view in shorter:
-            index[view.tokens].append(view)
-        for view in longer:
-            tokens = view.tokens
-            for cut in range(1, len(tokens) - 1):
-                rest = tokens[:cut] + tokens[cut + 1:]
-                matches = index.get(rest, ())
-                if not matches or len(matches) > MAX_BUCKET:
-                    continue
-                segment = tokens[cut]
-                step = Step("segment", segment, "") if is_source else Step("segment", "", segment)
-                for other in matches:
-                    source, target = (view, other) if is_source else (other, view)
-                    found[step].add(source, target, ".".join(rest), rest)
+              found: dict[Step, Evidence], source_only: set[str] | None,
+              target_only: set[str] | None) -> None:
+    for view, cut, target, _ in _meet(sources, targets, _dropped(source_only), _whole):
+        rest = view.tokens[:cut] + view.tokens[cut + 1:]
+        found[Step("segment", view.tokens[cut], "")].add(view, target, ".".join(rest), rest)
+    for view, _, target, cut in _meet(sources, targets, _whole, _dropped(target_only)):
+        rest = target.tokens[:cut] + target.tokens[cut + 1:]
+        found[Step("segment", "", target.tokens[cut])].add(view, target, ".".join(rest), rest)
 
 
 def _substitutions(sources: Sequence[KeyView], targets: Sequence[KeyView],
-                   found: dict[Step, Evidence]) -> None:
-    buckets: dict[tuple[int, tuple[str, ...]], list[KeyView]] = defaultdict(list)
-    for view in targets:
-        for position in range(len(view.tokens)):
-            buckets[(position, _wild(view.tokens, position))].append(view)
-    for view in sources:
-        for position in range(len(view.tokens)):
-            wild = _wild(view.tokens, position)
-            matches = buckets.get((position, wild), ())
-            if len(matches) > MAX_BUCKET:
-                continue
-            for target in matches:
-                a, b = view.tokens[position], target.tokens[position]
-                if a != b and relation(a, b) != INDEX:
-                    context = f"{position}:{'.'.join(wild)}"
-                    shared = view.tokens[:position] + view.tokens[position + 1:]
-                    found[Step("substitute", a, b)].add(view, target, context, shared)
+                   found: dict[Step, Evidence], source_only: set[str] | None,
+                   target_only: set[str] | None) -> None:
+    pairs = _meet(sources, targets, _wildcards(source_only), _wildcards(target_only))
+    for view, position, target, _ in pairs:
+        a, b = view.tokens[position], target.tokens[position]
+        if a != b and relation(a, b) != INDEX:
+            shared = view.tokens[:position] + view.tokens[position + 1:]
+            context = f"{position}:{'.'.join(shared)}"
+            found[Step("substitute", a, b)].add(view, target, context, shared)
 
 
 def _index_clash(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
     """Prefixes that differ in an index (``layers.1.`` vs ``layers.0.``) are other layers."""
     return any(x != y and relation(x, y) == INDEX for x, y in zip(a, b, strict=False))
-
-
-def _wild(tokens: tuple[str, ...], position: int) -> tuple[str, ...]:
-    return tokens[:position] + ("*",) + tokens[position + 1:]
 
 
 def _joined(tokens: tuple[str, ...]) -> str:

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 _SEPARATOR = re.compile(r"[./]")
 _PIECES = re.compile(r"([./])")
 MAX_ALTERNATIVES = 64
 
 
-@dataclass(frozen=True)
-class Signature:
+class Signature(NamedTuple):
     """What an edit does, independent of the key it is in."""
 
     kind: str  # "sub", "del" or "ins"
@@ -31,8 +30,7 @@ class Signature:
     after: str  # the separator just after it (only for "sub" in the middle)
 
 
-@dataclass(frozen=True)
-class Edit:
+class Edit(NamedTuple):
     """One edit inside one key: the characters ``start:end`` become ``signature.inserted``."""
 
     start: int
@@ -42,17 +40,67 @@ class Edit:
 
 def edits(source: str, target: str) -> list[Edit]:
     """The segment edits that turn ``source`` into ``target`` (same separators assumed)."""
+    cut = len(source) - len(target)
+    if cut > 0 and source.endswith(target) and source[cut - 1] in "./":  # a stripped prefix
+        return _prefix_edit(source[:cut], True)
+    if cut < 0 and target.endswith(source) and target[-cut - 1] in "./":  # an added prefix
+        return _prefix_edit(target[:-cut], False)
+    if "/" in source or "/" in target:
+        return _edits(source, target)
+    # Segments shared at both ends never change: the edits of the middle are cached, so keys
+    # that differ the same way (layer after layer) cost one split.
+    a, b = source.split("."), target.split(".")
+    shortest = min(len(a), len(b))
+    head = 0
+    while head < shortest and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < shortest - head and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
+    middle = _middle_edits(".".join(a[head:len(a) - tail]), ".".join(b[head:len(b) - tail]),
+                           bool(head), bool(tail))
+    if not head:
+        return middle  # shared with other keys: callers never mutate edit lists
+    base = len(".".join(a[:head])) + 1
+    return [Edit(base + start, base + end, sig) for start, end, sig in middle]
+
+
+@lru_cache(maxsize=4096)
+def _middle_edits(source: str, target: str, head: bool, tail: bool) -> list[Edit]:
+    """Edits between two middles, as if shared segments stood before (``head``)/after them."""
+    lead = "h." if head else ""
+    trail = ".t" if tail else ""
+    if not source:  # the middle is inserted: lead and trail meet
+        full_source = "h.t" if head and tail else (lead[:-1] or trail[1:])
+    else:
+        full_source = lead + source + trail
+    full_target = lead + target + trail if target else "h.t" if head and tail else (
+        lead[:-1] or trail[1:])
+    return [Edit(e.start - len(lead), e.end - len(lead), e.signature)
+            for e in _edits(full_source, full_target)]
+
+
+def _edits(source: str, target: str) -> list[Edit]:
     s_spans, t_spans = _spans(source), _spans(target)
     s_tokens = tuple(source[a:b] for a, b in s_spans)
     t_tokens = tuple(target[a:b] for a, b in t_spans)
-    found: list[Edit] = []
-    for i1, i2, j1, j2 in _opcodes(s_tokens, t_tokens):
-        found.append(_edit(source, s_spans, target, t_spans, i1, i2, j1, j2))
-    return found
+    return [_edit(source, s_spans, target, t_spans, i1, i2, j1, j2)
+            for i1, i2, j1, j2 in _opcodes(s_tokens, t_tokens)]
+
+
+@lru_cache(maxsize=1024)
+def _prefix_edit(prefix: str, stripped: bool) -> list[Edit]:
+    """The one edit of a stripped or added prefix (shared: callers never mutate it)."""
+    if stripped:
+        return [Edit(0, len(prefix), Signature("del", "start", prefix, "", "", ""))]
+    return [Edit(0, 0, Signature("ins", "start", "", prefix, "", ""))]
 
 
 def apply(text: str, chosen: list[Edit]) -> str:
     """``text`` with the ``chosen`` edits performed (they never overlap)."""
+    if len(chosen) == 1:
+        edit = chosen[0]
+        return text[:edit.start] + edit.signature.inserted + text[edit.end:]
     for edit in sorted(chosen, key=lambda e: e.start, reverse=True):
         text = text[:edit.start] + edit.signature.inserted + text[edit.end:]
     return text
@@ -143,10 +191,9 @@ def _generalize(texts: list[str], exact: bool) -> str | None:
 
 def _spans(text: str) -> list[tuple[int, int]]:
     spans, start = [], 0
-    for match in _SEPARATOR.finditer(text):
-        spans.append((start, match.start()))
-        start = match.end()
-    spans.append((start, len(text)))
+    for part in (_SEPARATOR.split(text) if "/" in text else text.split(".")):
+        spans.append((start, start + len(part)))
+        start += len(part) + 1
     return spans
 
 

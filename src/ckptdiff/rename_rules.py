@@ -33,6 +33,7 @@ class _State:
         self.fixed = {k for k in self.current if k in target_keys and k not in self.goal}
         self.occupied = Counter(self.current.values())
         self.rules: list[Rule] = []
+        self.edits: dict[str, tuple[str, list[Edit]]] = {}
 
     def pending(self) -> list[str]:
         return [s for s, t in self.goal.items() if self.current[s] != t]
@@ -40,15 +41,23 @@ class _State:
     def try_rule(self, pattern: str, replacement: str, signature: Signature,
                  expected: dict[str, str]) -> bool:
         """Keep the rule when it passes every check; returns whether it was kept."""
-        compiled = re.compile(pattern)
-        literal = signature.removed or signature.before
         changes: dict[str, str] = {}
-        for key, now in self.current.items():
-            if literal and literal not in now:
-                continue
-            new = compiled.sub(replacement, now)
-            if new != now:
-                changes[key] = new
+        head = _plain_prefix(pattern, replacement)
+        if head is not None:  # ``^literal`` → literal: str methods beat the regex engine
+            old, new_head = head
+            cut = len(old)
+            for key, now in self.current.items():
+                if now.startswith(old):
+                    changes[key] = new_head + now[cut:]
+        else:
+            compiled = re.compile(pattern)
+            literal = signature.removed or signature.before
+            for key, now in self.current.items():
+                if literal and literal not in now:
+                    continue
+                new = compiled.sub(replacement, now)
+                if new != now:
+                    changes[key] = new
         if any(changes.get(key) != want for key, want in expected.items()):
             return False
         for key, new in changes.items():
@@ -100,7 +109,15 @@ def _separators(state: _State) -> None:
 def _groups(state: _State) -> list[tuple[Signature, list[tuple[str, list[Edit]]]]]:
     grouped: dict[Signature, list[tuple[str, list[Edit]]]] = defaultdict(list)
     for source in state.pending():
-        found = edits(state.current[source], state.goal[source])
+        now = state.current[source]
+        known = state.edits.get(source)
+        if known is None or known[0] != now:  # recompute only for keys the last rule changed
+            known = (now, edits(now, state.goal[source]))
+            state.edits[source] = known
+        found = known[1]
+        if len(found) == 1:
+            grouped[found[0].signature].append((source, found))
+            continue
         by_sig: dict[Signature, list[Edit]] = defaultdict(list)
         for edit in found:
             by_sig[edit.signature].append(edit)
@@ -137,6 +154,17 @@ def _place(state: _State, sig: Signature, members: list[tuple[str, list[Edit]]])
         if state.try_rule(pattern, replacement, whole, {source: state.goal[source]}):
             return True
     return False
+
+
+def _plain_prefix(pattern: str, replacement: str) -> tuple[str, str] | None:
+    """(old, new) when the rule only swaps one literal prefix for another."""
+    if not pattern.startswith("^") or "\\" in replacement:
+        return None
+    body = pattern[1:]
+    literal = re.sub(r"\\(.)", r"\1", body)
+    if re.escape(literal) != body or not literal:
+        return None
+    return literal, replacement
 
 
 def _progress(current: str, goal: str, signature: Signature) -> str | None:

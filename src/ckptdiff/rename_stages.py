@@ -30,6 +30,7 @@ from ckptdiff.rename_structure import structure
 
 ROUNDS = 3
 SAMPLE = 3000  # source keys that learning looks at per round; all keys are then rewritten
+FOCUS = 20_000  # beyond this many open keys, learn renames of vanished/new tokens only
 
 
 def known_stage(session: Session) -> None:
@@ -45,7 +46,12 @@ def learned_stage(session: Session) -> None:
         if not views or not targets:
             return
         stride = max(1, -(-len(views) // SAMPLE))
-        evidence = learn(views[::stride], targets)
+        focus = None
+        if len(views) + len(targets) > FOCUS:
+            source_tokens = {t for v in views for t in v.tokens}
+            target_tokens = {t for v in targets for t in v.tokens}
+            focus = (source_tokens - target_tokens, target_tokens - source_tokens)
+        evidence = learn(views[::stride], targets, focus)
         graded: dict[Step, tuple[int, float, int]] = {}
         for step, found in evidence.items():
             tier = grade(step, found)
@@ -57,9 +63,12 @@ def learned_stage(session: Session) -> None:
             for s, t in found.misses:
                 session.near_miss(s, t, _steps(s, t, step), None)
         session.accepted.update(graded)
+        # A sample's pairs come back through the rewrite below, except inserted segments.
         candidates = [_candidate(session, s, t, step, transform)
-                      for step in graded for s, t, transform in evidence[step].pairs]
-        views = [rewrite(v, session.accepted) for v in views]
+                      for step in graded if stride == 1 or step.kind == "segment"
+                      for s, t, transform in evidence[step].pairs]
+        rewrite = Rewriter(session.accepted)
+        views = [rewrite(v) for v in views]
         candidates += _exact(session, [v for v in views if v.learned], targets)
         session.commit(candidates)
         views = [v for v in views if v.key not in session.used_sources and v.learned]
@@ -76,7 +85,8 @@ def align_stage(session: Session) -> None:
     expected = {info.key: info for info in session.target_all}
     fitting = {i.key for i in session.source_all
                if i.key in expected and expected[i.key].shape == i.shape}
-    sources = [rewrite(make_view(info), session.accepted) for info in session.source_all]
+    rewrite = Rewriter(session.accepted)
+    sources = [rewrite(make_view(info)) for info in session.source_all]
     targets = [make_view(info) for info in session.target_all]
     session.commit(align(sources, targets, open_sources, open_targets, session.used_sources,
                          session.used_targets, fitting))
@@ -88,34 +98,39 @@ def structure_stage(session: Session) -> None:
                              session.open_targets(learnable=True)))
 
 
-def rewrite(view: KeyView, accepted: dict[Step, tuple[int, float, int]]) -> KeyView:
-    """``view`` with every accepted learned step that applies to it performed."""
-    prefixes = [(grade, step) for step, grade in accepted.items() if step.kind == "prefix"
-                and _starts(view.tokens, step.source)]
-    if prefixes:
-        _, step = max(prefixes, key=lambda item: (item[0][0], item[0][2], item[1]))
-        rest = view.tokens[len(step.source.split(".")) - 1:] if step.source else view.tokens
-        view = rewritten(view, tuple(step.target.split(".")[:-1]) + rest, step)
-    drops = {s.source: s for s in accepted if s.kind == "segment" and s.source}
-    for token in [t for t in view.tokens[1:-1] if t in drops]:
-        position = view.tokens.index(token, 1)
-        view = rewritten(view, view.tokens[:position] + view.tokens[position + 1:], drops[token])
-    substitutions: dict[str, list[Step]] = defaultdict(list)
-    for step in accepted:
-        if step.kind == "substitute":
-            substitutions[step.source].append(step)
-    for token in set(view.tokens):
-        options = substitutions.get(token, [])
-        if len(options) == 1:  # an ambiguous substitution is the assignment's to decide
-            step = options[0]
-            view = rewritten(view, tuple(step.target if t == token else t for t in view.tokens),
-                             step)
-    return view
+class Rewriter:
+    """Performs the accepted learned steps on keys (prepared once per round, used per key)."""
 
+    def __init__(self, accepted: dict[Step, tuple[int, float, int]]) -> None:
+        prefixes = [(grade, step) for step, grade in accepted.items() if step.kind == "prefix"]
+        prefixes.sort(key=lambda item: (item[0][0], item[0][2], item[1]), reverse=True)
+        self.prefixes = [(tuple(step.source.split(".")[:-1]), step) for _, step in prefixes]
+        self.drops = {s.source: s for s in accepted if s.kind == "segment" and s.source}
+        options: dict[str, list[Step]] = defaultdict(list)
+        for step in accepted:
+            if step.kind == "substitute":
+                options[step.source].append(step)
+        # An ambiguous substitution (w1 → gate or up) is the assignment's to decide, not ours.
+        self.substitutions = {a: steps[0] for a, steps in options.items() if len(steps) == 1}
 
-def _starts(tokens: tuple[str, ...], prefix: str) -> bool:
-    parts = prefix.split(".")[:-1] if prefix else []
-    return len(parts) < len(tokens) and list(tokens[:len(parts)]) == parts
+    def __call__(self, view: KeyView) -> KeyView:
+        """``view`` with every accepted step that applies to it performed."""
+        for head, step in self.prefixes:
+            if len(head) < len(view.tokens) and view.tokens[:len(head)] == head:
+                tokens = tuple(step.target.split(".")[:-1]) + view.tokens[len(head):]
+                view = rewritten(view, tokens, step)
+                break
+        if self.drops:
+            for token in [t for t in view.tokens[1:-1] if t in self.drops]:
+                position = view.tokens.index(token, 1)
+                tokens = view.tokens[:position] + view.tokens[position + 1:]
+                view = rewritten(view, tokens, self.drops[token])
+        if self.substitutions:
+            for token in set(view.tokens) & self.substitutions.keys():
+                step = self.substitutions[token]
+                view = rewritten(view, tuple(step.target if t == token else t
+                                             for t in view.tokens), step)
+        return view
 
 
 def _exact(session: Session, sources: Iterable[KeyView],
@@ -124,20 +139,27 @@ def _exact(session: Session, sources: Iterable[KeyView],
     for view in targets:
         index[view.canonical].append(view)
     found: list[Candidate] = []
+    known_weight = KNOWN * 64 + 63
     for s in sources:
         for t in index.get(s.canonical, ()):
             if t.key == s.key:
                 continue
+            if (not s.learned and not s.kernel and not t.kernel and s.info.dtype == t.info.dtype
+                    and s.info.shape == t.info.shape):  # the bulk of large checkpoints
+                steps = merge_parts(s.parts, t.parts)
+                found.append(Candidate(s, t, steps, None, known_confidence(steps), known_weight))
+                continue
             ok, transform = fit(s, t)
-            steps = _steps(s, t, None)
             if not ok:
-                session.near_miss(s, t, steps, transform)
+                session.near_miss(s, t, _steps(s, t, None), transform)
                 continue
             found.append(_candidate(session, s, t, None, transform))
     return found
 
 
 def _steps(s: KeyView, t: KeyView, step: Step | None) -> tuple[Step, ...]:
+    if step is None and not s.learned:
+        return merge_parts(s.parts, t.parts)
     extra = (step,) if step is not None else ()
     return ordered((*merge_parts(s.parts, t.parts), *s.learned, *extra))
 
