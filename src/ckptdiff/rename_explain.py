@@ -122,7 +122,13 @@ def _ordered(steps: tuple[Step, ...]) -> tuple[Step, ...]:
 @lru_cache(maxsize=4096)
 def describe(steps: tuple[Step, ...], transform: Transform | None) -> str:
     """The rule text of a suggestion: its steps, then its transform."""
-    parts = [s.describe() for s in steps]
+    framework = [s for s in steps if s.kind == "framework"]
+    parts = [s.describe() for s in steps if s.kind != "framework"]
+    if framework:  # one phrase for the whole TF/Keras ↔ torch naming convention
+        to_torch = any(s.source == "/" or s.target in ("weight", "bias", "running_mean",
+                                                       "running_var") for s in framework)
+        parts.insert(0, "TF/Keras names → torch names" if to_torch
+                     else "torch names → TF/Keras names")
     if transform is not None:
         parts.append(transform.describe())
     return "; ".join(parts) if parts else "same key after normalization"

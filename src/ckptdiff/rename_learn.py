@@ -78,7 +78,9 @@ def grade(step: Step, evidence: Evidence) -> int | None:
         if source and target:
             if _related_prefixes(source, target):
                 return LEXICAL
-            return ARBITRARY if support >= 3 and (anchors >= 1 or support >= 4) else None
+            # Unrelated names: only a rename seen at several places along a real path counts
+            # (a BatchNorm's four same-shaped statistics alone match any other BatchNorm).
+            return ARBITRARY if support >= 3 and anchors >= 1 else None
         return LEXICAL if anchors >= 2 or (support >= 2 and anchors >= 1) else None
     if step.kind == "segment":
         return LEXICAL if support >= 2 and anchors >= 1 else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections import defaultdict
 
+from ckptdiff.rename_snippet import python_snippet, unpaired_lines
 from ckptdiff.render.rows import finding_rows, side_line, summary_counts, verdict
 from ckptdiff.report import Report, Suggestion
 
@@ -53,10 +54,17 @@ class TableRenderer:
                           style="bold")
             for rule_text, members in _by_rule(report.suggestions).items():
                 best = max(s.confidence for s in members)
-                console.print(f"  {rule_text}: {len(members)} keys (confidence {best:.2f})")
-            for rule in report.rules:
-                console.print(f"    re.sub({rule.pattern!r}, {rule.replacement!r}, key)"
-                              f"   # {rule.matches} keys", style="green")
+                console.print(f"  {rule_text}: {len(members)} keys (confidence {best:.2f})",
+                              markup=False)
+            if report.rules:
+                console.print("\nAs code (revise_keys for mmengine's load_checkpoint, or paste "
+                              "revise() into your loading code):", style="bold")
+                for line in python_snippet(report):
+                    console.print(f"    {line}", style="green", markup=False)
+        if report.unpaired:
+            console.print("\nLeft unpaired on purpose:", style="bold")
+            for line in unpaired_lines(report):
+                console.print(f"  {line}", style="dim", markup=False)
         return buffer.getvalue()
 
 
