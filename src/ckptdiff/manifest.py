@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from ckptdiff.dtypes import DTYPES
+from ckptdiff.dtypes import DTYPES, numel
 from ckptdiff.errors import CorruptFileError
 
 MANIFEST_SCHEMA = "ckptdiff.manifest/1"
@@ -54,10 +54,7 @@ class TensorInfo:
     @property
     def numel(self) -> int:
         """Number of elements (1 for a scalar)."""
-        count = 1
-        for dim in self.shape:
-            count *= dim
-        return count
+        return numel(self.shape)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of this tensor in the manifest schema."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TypeGuard
 
-from ckptdiff.dtypes import TORCH_DTYPES, TORCH_OTHER_BITS, itemsize
+from ckptdiff.dtypes import TORCH_DTYPES, TORCH_OTHER_BITS, itemsize, numel
 from ckptdiff.readers.torch_validate import (
     RecordError,
     as_shape,
@@ -167,10 +167,7 @@ class TensorRecord(Record):
     @property
     def numel(self) -> int:
         """Number of elements (1 for a scalar)."""
-        count = 1
-        for dim in self.shape:
-            count *= dim
-        return count
+        return numel(self.shape)
 
     @property
     def nbytes(self) -> int | None:

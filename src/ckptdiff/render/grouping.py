@@ -10,6 +10,8 @@ import re
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
+from ckptdiff.graph_fold import index_pattern
+
 _SEPARATORS = re.compile(r"([./])")
 
 
@@ -82,17 +84,5 @@ def _alternatives(values: tuple[str, ...]) -> str:
     if len(values) == 1:
         return values[0]
     if all(v.isdigit() for v in values):
-        return "{" + _ranges(sorted(int(v) for v in values)) + "}"
+        return index_pattern(values)
     return "{" + ",".join(values) + "}"
-
-
-def _ranges(numbers: list[int]) -> str:
-    runs: list[tuple[int, int]] = []
-    for number in numbers:
-        if runs and number == runs[-1][1] + 1:
-            runs[-1] = (runs[-1][0], number)
-        else:
-            runs.append((number, number))
-    return ",".join(
-        str(a) if a == b else f"{a},{b}" if b == a + 1 else f"{a}..{b}" for a, b in runs
-    )
