@@ -51,6 +51,8 @@ FIXED_ARGS: Mapping[int, int] = _fixed
 SIZED_ARGS: Mapping[int, int] = _sized
 LINE_ARGS: Mapping[int, int] = _lines
 EFFECTS: Mapping[int, tuple[bool, int, int]] = _effects
+# Length-prefixed opcodes whose length is signed (BINSTRING, LONG4); every other is unsigned.
+SIGNED_SIZES = frozenset(code for code, name in _names.items() if name in ("BINSTRING", "LONG4"))
 # Length-prefixed opcodes whose argument the scanner keeps (strings STACK_GLOBAL may name; the
 # byte strings of protocols 0-2 are text to an unpickler with an encoding).
 TEXT_OPS = frozenset(code for code, name in _names.items()

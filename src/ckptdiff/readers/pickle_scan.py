@@ -21,14 +21,15 @@ from ckptdiff.readers.pickle_opcodes import (
     FIXED_ARGS,
     LINE_ARGS,
     NAMES,
+    SIGNED_SIZES,
     SIZED_ARGS,
     TEXT_OPS,
 )
 from ckptdiff.readers.safety import MAX_PICKLE_OPCODES, MAX_TUPLE_DEPTH
 
-__all__ = ["MAX_TUPLE_DEPTH", "GlobalsScan", "PickleReader", "PickleScan", "PickleScanError",
-           "PickleTooComplexError", "PickleTooLargeError", "PickleTruncatedError",
-           "qualified_global", "scan_globals", "scan_pickle"]
+__all__ = ["INCOMPLETE", "MAX_TUPLE_DEPTH", "GlobalsScan", "PickleReader", "PickleScan",
+           "PickleScanError", "PickleTooComplexError", "PickleTooLargeError",
+           "PickleTruncatedError", "qualified_global", "scan_globals", "scan_pickle"]
 
 _Item = int | str  # a simulated stack entry: a tuple depth, or a string's value
 
@@ -109,6 +110,9 @@ def scan_pickle(data: bytes, limit: int) -> PickleScan:
     return reader.next()
 
 
+INCOMPLETE = "the input ends inside the pickle"
+
+
 @dataclass(frozen=True)
 class GlobalsScan:
     """What a scan found, also when it stopped at an error: each global named (with how many
@@ -129,7 +133,7 @@ def scan_globals(data: bytes, start: int = 0) -> GlobalsScan:
     try:
         end = scanner.run(bytearray(data), start)
         if not scanner.done:
-            error = "the input ends inside the pickle"
+            error = INCOMPLETE
     except PickleScanError as exc:
         error = str(exc)
     return GlobalsScan(dict(scanner.globals), end, scanner.count, error)
@@ -182,7 +186,8 @@ class _Scanner:
                 width = SIZED_ARGS[code]
                 if start + width > size:
                     return pos
-                length = int.from_bytes(buf[start:start + width], "little", signed=True)
+                length = int.from_bytes(buf[start:start + width], "little",
+                                        signed=code in SIGNED_SIZES)
                 if length < 0:
                     raise PickleScanError(f"negative length at byte {pos}")
                 end = start + width + length
