@@ -161,6 +161,17 @@ def _emit(render: Callable[[str, bool, int], str], format_name: str,
     sys.stdout.write(render(format_name, color, width))
 
 
+def _unsafe_report(path: str, format: InspectFormat) -> None:
+    """``inspect --unsafe-report``: the scanner's view, which exits 0 whatever it finds."""
+    from ckptdiff.unsafe_report import render_unsafe_table, unsafe_report
+
+    if format is InspectFormat.html:
+        raise _fail("error: --unsafe-report prints --format table or json", 2)
+    report = _guarded(lambda: unsafe_report(path))
+    sys.stdout.write(report.to_json() + "\n" if format is InspectFormat.json
+                     else render_unsafe_table(report))
+
+
 @app.command()
 def inspect(
     path: Annotated[str, typer.Argument(help="Checkpoint file, directory or TF prefix.")],
@@ -175,10 +186,16 @@ def inspect(
         "--depth", min=1, help="Levels of the tree to show (implies --tree).")] = None,
     key_filter: Annotated[str | None, typer.Option(
         "--filter", metavar="GLOB", help="Only keys matching GLOB (implies --tree).")] = None,
+    unsafe: Annotated[bool, typer.Option(
+        "--unsafe-report", help="List each pickle's globals and whether each is allowed; exit 0."
+    )] = False,
     verbose: VerboseOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """List every tensor of a checkpoint: key, shape, dtype, device, size, tied weights.
+
+    With --unsafe-report, scan instead: every global each pickle names, its status (allowed,
+    data, unsupported, unsafe) and a verdict; nothing is unpickled, and it exits 0.
 
     \b
     Examples:
@@ -186,8 +203,13 @@ def inspect(
       ckptdiff inspect ckpt.pth --format json
       ckptdiff inspect model.safetensors --tree --depth 3
       ckptdiff inspect ckpt.pth -f html > ckpt.html
+      ckptdiff inspect downloaded.pt --unsafe-report --format json
     """
     from ckptdiff.api import read
+
+    if unsafe:
+        _unsafe_report(path, format)
+        return
 
     manifest = _reading(lambda: read(path, key), path, quiet, verbose)
     if format is InspectFormat.json:
