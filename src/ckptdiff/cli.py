@@ -397,6 +397,7 @@ def formats() -> None:
     """
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from ckptdiff.readers import registered
 
@@ -414,8 +415,16 @@ def formats() -> None:
 
 
 def main() -> None:
-    from rich.text import Text
     """Console-script entry point: no traceback ever reaches the user."""
+    import warnings
+
+    def one_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: Any = None, line: str | None = None) -> None:
+        text = str(message)
+        sys.stderr.write(("" if text.startswith("ckptdiff:") else "ckptdiff: warning: ")
+                         + text + "\n")
+
+    warnings.showwarning = one_line
     try:
         app()
     except SystemExit:
@@ -426,12 +435,3 @@ def main() -> None:
         sys.stderr.write(f"ckptdiff: internal error: {type(exc).__name__}: {exc} "
                          "(set CKPTDIFF_DEBUG=1 for the traceback and please report it)\n")
         sys.exit(2)
-    import warnings
-
-    def one_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                 file: Any = None, line: str | None = None) -> None:
-        text = str(message)
-        sys.stderr.write(("" if text.startswith("ckptdiff:") else "ckptdiff: warning: ")
-                         + text + "\n")
-
-    warnings.showwarning = one_line
