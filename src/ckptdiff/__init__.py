@@ -5,7 +5,7 @@
 >>> report.compatible, report.summary                    # doctest: +SKIP
 """
 
-from ckptdiff.api import diff, read, resolve, snapshot
+from ckptdiff.api import diff, load_state_dict, read, remap, resolve, snapshot
 from ckptdiff.errors import (
     CkptdiffError,
     CorruptFileError,
@@ -16,12 +16,13 @@ from ckptdiff.errors import (
     UsageError,
 )
 from ckptdiff.manifest import Manifest, TensorInfo
-from ckptdiff.report import Finding, Report, Rule, Suggestion
+from ckptdiff.report import Finding, Report, Rule, Suggestion, Unpaired
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CkptdiffError", "CorruptFileError", "Finding", "IncompatibleError", "Manifest",
     "MissingDependencyError", "Report", "Rule", "Suggestion", "TensorInfo", "UnknownFormatError",
-    "UnsafeContentError", "UsageError", "__version__", "diff", "read", "resolve", "snapshot",
+    "UnsafeContentError", "Unpaired", "UsageError", "__version__", "diff", "load_state_dict",
+    "read", "remap", "resolve", "snapshot",
 ]

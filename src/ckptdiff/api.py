@@ -100,3 +100,24 @@ def snapshot(target: Source, *, key: str | None = None,
     """A deterministic manifest (tensors sorted by key) to commit and diff against later."""
     manifest = resolve(target, key=key, model_kwargs=model_kwargs)
     return replace(manifest, tensors=tuple(sorted(manifest.tensors, key=lambda t: t.key)))
+
+
+def remap(source: str | os.PathLike[str], target: Source, output: str | os.PathLike[str],
+          **options: Any) -> Any:
+    """Write ``source`` renamed (and reordered) to fit ``target``; see :mod:`ckptdiff.remapping`.
+
+    Returns a :class:`ckptdiff.remapping.RemapResult` whose ``report`` diffs the written file
+    against ``target``.
+    """
+    from ckptdiff.remapping import remap as run_remap
+
+    return run_remap(source, target, output, **options)
+
+
+def load_state_dict(model: Any, path: str | os.PathLike[str], strict: bool = True,
+                    **options: Any) -> Report:
+    """Load ``path`` into a torch ``model`` with confident renames applied; see
+    :mod:`ckptdiff.loading`. Raises :class:`IncompatibleError` when it still does not fit."""
+    from ckptdiff.loading import load_state_dict as run_load
+
+    return run_load(model, path, strict, **options)

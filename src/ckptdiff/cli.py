@@ -414,6 +414,15 @@ def formats() -> None:
     Console(highlight=False, width=None if sys.stdout.isatty() else 160).print(table)
 
 
+def _register_remap() -> None:
+    from ckptdiff.cli_remap import remap_command
+
+    app.command("remap")(remap_command)
+
+
+_register_remap()
+
+
 def main() -> None:
     """Console-script entry point: no traceback ever reaches the user."""
     import warnings

@@ -32,6 +32,7 @@ class Evidence:
     pairs: list[Pair] = field(default_factory=list)
     misses: list[tuple[KeyView, KeyView]] = field(default_factory=list)
     contexts: set[str] = field(default_factory=set)
+    modules: set[tuple[str, ...]] = field(default_factory=set)  # distinct parents in the rests
     anchors: int = 0
 
     @property
@@ -47,6 +48,7 @@ class Evidence:
             return
         self.pairs.append((source, target, transform))
         self.contexts.add(context)
+        self.modules.add(tuple(shared[:-1]))
         self.anchors = max(self.anchors, sum(1 for t in shared if _anchor(t)))
 
 
@@ -78,9 +80,11 @@ def grade(step: Step, evidence: Evidence) -> int | None:
         if source and target:
             if _related_prefixes(source, target):
                 return LEXICAL
-            # Unrelated names: only a rename seen at several places along a real path counts
-            # (a BatchNorm's four same-shaped statistics alone match any other BatchNorm).
-            return ARBITRARY if support >= 3 and anchors >= 1 else None
+            # Unrelated names: only a rename seen along a real path, or over a whole subtree of
+            # several modules, counts (one BatchNorm's four same-shaped statistics would match
+            # any other BatchNorm of that width).
+            spread = anchors >= 1 or len(evidence.modules) >= 2
+            return ARBITRARY if support >= 3 and spread else None
         return LEXICAL if anchors >= 2 or (support >= 2 and anchors >= 1) else None
     if step.kind == "segment":
         return LEXICAL if support >= 2 and anchors >= 1 else None

@@ -99,10 +99,11 @@ def synthesize(pairs: Sequence[tuple[str, str]], universe: Sequence[str],
 def _separators(state: _State) -> None:
     """TF/Keras ``/`` paths against torch ``.`` keys (or back) differ in every separator first."""
     for old, new in (("/", "."), (".", "/")):
-        if all(old in s and old not in t and new in t for s, t in state.goal.items()):
+        changing = {s: s.replace(old, new) for s, t in state.goal.items()
+                    if old in s and old not in t and new in t}
+        if changing:
             sig = Signature("sub", "middle", old, new, "", "")
-            expected = {s: s.replace(old, new) for s in state.goal}
-            state.try_rule(re.escape(old), new, sig, expected)
+            state.try_rule(re.escape(old), new, sig, changing)
             return
 
 
@@ -115,6 +116,10 @@ def _groups(state: _State) -> list[tuple[Signature, list[tuple[str, list[Edit]]]
             known = (now, edits(now, state.goal[source]))
             state.edits[source] = known
         found = known[1]
+        if not found:  # the keys differ only in separators: one literal rule does it
+            found = [Edit(0, len(now), Signature("sub", "whole", now, state.goal[source], "",
+                                                 ""))]
+            state.edits[source] = (now, found)
         if len(found) == 1:
             grouped[found[0].signature].append((source, found))
             continue
