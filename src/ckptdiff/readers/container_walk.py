@@ -1,11 +1,11 @@
 """Walking unpickled containers: flattening nested dicts/lists, key paths, optimizer state dicts.
 
 The walks are iterative and bounded: a pickle can share one dict under many keys (or make a dict
-contain itself), so the walks of one checkpoint together refuse to visit more than
-:data:`MAX_VISITS` entries, to nest deeper than :data:`MAX_DEPTH`, and to spell out keys longer
-than :data:`~ckptdiff.readers.safety.MAX_KEY_CHARS` characters (or all of them together longer
-than :data:`~ckptdiff.readers.safety.MAX_KEY_CHARS_TOTAL`). Text taken from a pickle is made
-writable as UTF-8, and integers too long to print are not written as numbers.
+contain itself), so a container is counted once however often it is shared, a value that
+expands to more than :data:`MAX_VISITS` tensors or nests deeper than :data:`MAX_DEPTH` is
+refused before it is flattened, and keys are spelled out within a character budget. Text taken
+from a pickle is made writable as UTF-8, and integers too long to print are not written as
+numbers.
 """
 
 from __future__ import annotations
@@ -50,25 +50,81 @@ def entries(value: object) -> list[tuple[str, object]]:
 
 
 class Walker(Generic[T]):
-    """Flattens and counts tensors under a value, within one visit and key-size budget shared by
-    all its walks."""
+    """Counts and flattens the tensors under a value.
+
+    Counting is memoized per container, so a container shared many times over costs one visit:
+    a pickle of a few kilobytes can describe 2**40 paths, which are refused by their count
+    before any is spelled out. Flattening then visits only containers that hold tensors, and
+    spells keys within :data:`~ckptdiff.readers.safety.MAX_KEY_CHARS` each and
+    :data:`~ckptdiff.readers.safety.MAX_KEY_CHARS_TOTAL` in all.
+    """
 
     def __init__(self, is_tensor: Callable[[object], TypeGuard[T]], path: str) -> None:
         self.is_tensor = is_tensor
         self.path = path
-        self._counts: dict[int, int] = {}
-        self._visits = 0
+        self._counts: dict[int, int] = {}  # container id -> tensors below it, with repeats
+        self._heights: dict[int, int] = {}  # container id -> levels of containers below it
+        self._distinct: set[int] = set()  # ids of the tensors met while counting
         self._key_chars = 0
 
     def flatten(self, value: object, prefix: str) -> list[tuple[str, T]]:
         """Every tensor under ``value`` with its ``.``-joined key, in stored order."""
-        return list(self._walk(value, prefix, True))
+        total = self.count(value)
+        # Tied weights and a state dict saved twice repeat tensors a few times; more is a bomb.
+        allowed = max(safety.MAX_TENSOR_REPEATS * len(self._distinct),
+                      safety.MAX_REPEATED_TENSORS_FLOOR)
+        if total > min(MAX_VISITS, allowed):
+            raise CorruptFileError(
+                f"{self.path}: the checkpoint expands to more than {min(MAX_VISITS, allowed):,} "
+                f"entries from {len(self._distinct):,} tensors (containers shared many times "
+                "over)")
+        return list(self._walk(value, prefix))
 
     def count(self, value: object) -> int:
-        """How many tensors are under ``value`` (cached per object)."""
+        """How many tensors are under ``value`` (a tensor shared under two keys counts twice)."""
+        if self.is_tensor(value):
+            return 1
+        if not isinstance(value, (dict, list, tuple)):
+            return 0
         if id(value) not in self._counts:
-            self._counts[id(value)] = sum(1 for _ in self._walk(value, "", False))
+            self._count_below(value)
         return self._counts[id(value)]
+
+    def _count_below(self, value: object) -> None:
+        # Iterative post-order: a container met again before it is finished contains itself.
+        started: set[int] = set()
+        stack: list[tuple[object, bool]] = [(value, False)]
+        while stack:
+            item, finished = stack.pop()
+            ident = id(item)
+            if finished:
+                self._finish(item)
+                started.discard(ident)
+            elif ident in started:
+                self._too_deep()
+            elif ident not in self._counts:
+                started.add(ident)
+                stack.append((item, True))
+                stack.extend((child, False) for child in self._containers(item)
+                             if id(child) not in self._counts)
+
+    def _containers(self, item: object) -> list[object]:
+        return [v for _, v in entries(item)
+                if isinstance(v, (dict, list, tuple)) and not self.is_tensor(v)]
+
+    def _finish(self, item: object) -> None:
+        children = self._containers(item)
+        tensors = [id(v) for _, v in entries(item) if self.is_tensor(v)]
+        self._distinct.update(tensors)
+        self._counts[id(item)] = len(tensors) + sum(self._counts[id(c)] for c in children)
+        height = 1 + max((self._heights[id(c)] for c in children), default=0)
+        if height > MAX_DEPTH:
+            self._too_deep()
+        self._heights[id(item)] = height
+
+    def _too_deep(self) -> None:
+        raise CorruptFileError(f"{self.path}: containers nest more than {MAX_DEPTH} levels deep "
+                               "(a container that contains itself?)")
 
     def check_unique(self, keys: list[str]) -> None:
         """Refuse two tensors that flatten to the same key (``{"a.b": t, "a": {"b": t}}``)."""
@@ -79,33 +135,16 @@ class Walker(Generic[T]):
                     f"{self.path}: two tensors flatten to the key {shown(key)!r}")
             seen.add(key)
 
-    def _walk(self, value: object, prefix: str, keys: bool) -> Iterator[tuple[str, T]]:
-        # Keys are spelled out only for the walks that return them, and only for entries that
-        # are tensors or containers: leaves such as hyper-parameters cost no string.
-        stack: list[tuple[str, object, int]] = [(prefix, value, 0)]
-        is_tensor = self.is_tensor
+    def _walk(self, value: object, prefix: str) -> Iterator[tuple[str, T]]:
+        stack: list[tuple[str, object]] = [(prefix, value)]
         while stack:
-            key, item, depth = stack.pop()
-            if is_tensor(item):
-                if keys:
-                    self._check_key(len(key))
+            key, item = stack.pop()
+            if self.is_tensor(item):
+                self._check_key(len(key))
                 yield key, item
                 continue
-            children = entries(item)
-            if not children:
-                continue
-            self._visits += len(children)
-            if self._visits > MAX_VISITS:
-                raise CorruptFileError(
-                    f"{self.path}: the checkpoint expands to more than {MAX_VISITS:,} entries "
-                    "(containers shared many times over)")
-            if depth >= MAX_DEPTH:
-                raise CorruptFileError(
-                    f"{self.path}: containers nest more than {MAX_DEPTH} levels deep "
-                    "(a container that contains itself?)")
-            for name, child in reversed(children):
-                if isinstance(child, (dict, list, tuple)) or is_tensor(child):
-                    stack.append((self._join(key, name) if keys else "", child, depth + 1))
+            stack.extend((self._join(key, name), child) for name, child in reversed(entries(item))
+                         if self.count(child))
 
     def _join(self, key: str, name: str) -> str:
         if not key:

@@ -25,7 +25,7 @@ from ckptdiff.readers.pickle_opcodes import (
     SIZED_ARGS,
     TEXT_OPS,
 )
-from ckptdiff.readers.safety import MAX_PICKLE_OPCODES, MAX_TUPLE_DEPTH
+from ckptdiff.readers.safety import MAX_PICKLE_OPCODES, MAX_TUPLE_DEPTH, MAX_WIDE_INTS
 
 __all__ = ["INCOMPLETE", "MAX_TUPLE_DEPTH", "GlobalsScan", "PickleReader", "PickleScan",
            "PickleScanError", "PickleTooComplexError", "PickleTooLargeError",
@@ -152,6 +152,7 @@ class _Scanner:
         self.memo: dict[int, _Item] = {}
         self.globals: dict[tuple[str, str], int] = {}  # name -> how many times, first-seen order
         self.count = 0
+        self.wide_ints = 0
         self.done = False
         self._special: dict[str, Callable[[object, int], None]] = {
             "MARK": self._mark, "BINUNICODE": self._text, "SHORT_BINUNICODE": self._text,
@@ -163,7 +164,8 @@ class _Scanner:
             "TUPLE2": self._tuple, "TUPLE3": self._tuple, "BINGET": self._get,
             "LONG_BINGET": self._get, "GET": self._get, "BINPUT": self._put,
             "LONG_BINPUT": self._put, "PUT": self._put, "MEMOIZE": self._put, "DUP": self._dup,
-            "STOP": self._stop}
+            "STOP": self._stop, "LONG1": self._long, "LONG4": self._long,
+            "LONG": self._long_text, "INT": self._long_text}
         self._handlers = {code: self._special.get(name, self._generic(code))
                           for code, name in NAMES.items()}
         self._op = ""
@@ -193,8 +195,7 @@ class _Scanner:
                 end = start + width + length
                 if end > size:
                     return pos
-                if code in TEXT_OPS:
-                    arg = buf[start + width:end]
+                arg = buf[start + width:end] if code in TEXT_OPS else length
             elif code in LINE_ARGS:
                 end = start
                 for _ in range(LINE_ARGS[code]):
@@ -269,6 +270,25 @@ class _Scanner:
 
     def _ext(self, arg: object, pos: int) -> None:
         self._found(("copyreg", f"extension_code_{arg}"))
+        self.stack.append(0)
+
+    def _long(self, arg: object, pos: int) -> None:
+        assert isinstance(arg, int)
+        self._int(arg >= 8)  # 8+ bytes can reach 2**61 - 1
+
+    def _long_text(self, arg: object, pos: int) -> None:
+        assert isinstance(arg, (bytes, bytearray))
+        self._int(len(arg.strip().lstrip(b"-").rstrip(b"L")) >= 19)  # 2**61 has 19 digits
+
+    def _int(self, wide: bool) -> None:
+        # Integers of 61+ bits can all hash alike (Python hashes ints modulo 2**61 - 1): a dict
+        # or set of many of them makes unpickling quadratic. Checkpoints hold a few at most.
+        if wide:
+            self.wide_ints += 1
+            if self.wide_ints > MAX_WIDE_INTS:
+                raise PickleTooComplexError(
+                    f"it holds more than {MAX_WIDE_INTS:,} integers of 61 bits or more, which "
+                    "can be chosen to hash alike (a hash-flooding attack?)")
         self.stack.append(0)
 
     def _found(self, name: tuple[str, str]) -> None:

@@ -27,11 +27,18 @@ MAX_PICKLE_BYTES = 1 << 30
 MAX_PICKLE_OPCODES = 64_000_000
 # Real checkpoints nest tuples a handful of levels deep; CPython crashes somewhere past ~100k.
 MAX_TUPLE_DEPTH = 1000
+# Integers of 61+ bits can be chosen to share one hash; 20,000 of them as dict keys take CPython
+# ~4 s to unpickle (quadratic). Checkpoints hold a few (RNG states).
+MAX_WIDE_INTS = 10_000
 
 # --- unpickled containers ----------------------------------------------------------------------
 MAX_CONTAINER_DEPTH = 100
-# Entries visited by all walks of one checkpoint's containers (each entry is walked ~3 times).
+# Tensors a container may expand to (a tensor shared under two keys counts twice), at most, and
+# at most so many times the distinct tensors behind them (or the floor, whichever is larger):
+# containers are counted once however often they are shared, so a bomb is refused by its count.
 MAX_CONTAINER_VISITS = 10_000_000
+MAX_TENSOR_REPEATS = 16
+MAX_REPEATED_TENSORS_FLOOR = 100_000
 # One flattened key (``model.layers.0.weight``) and all of them together, in characters: a
 # pickle can share one container under many keys, so short pickles can spell out huge keys.
 MAX_KEY_CHARS = 65_536

@@ -20,11 +20,13 @@ from ckptdiff.errors import CkptdiffError, CorruptFileError, UnsafeContentError
 from ckptdiff.readers.pickle_scan import (
     PickleReader,
     PickleScanError,
+    PickleTooComplexError,
     PickleTooLargeError,
     PickleTruncatedError,
     qualified_global,
     scan_pickle,
 )
+from ckptdiff.readers.safety import MAX_PICKLE_BYTES as MAX_PICKLE_BYTES  # re-exported
 from ckptdiff.readers.torch_globals import (
     ALLOWED_GLOBALS,
     UNSUPPORTED_GLOBALS,
@@ -40,9 +42,6 @@ from ckptdiff.readers.torch_validate import (
     as_text,
     as_uint,
 )
-
-# A pickle this large is not a checkpoint's metadata (a 100k-tensor state dict pickles to ~10 MB).
-MAX_PICKLE_BYTES = 1 << 30
 
 
 class UnknownGlobal:
@@ -189,6 +188,8 @@ def load_pickle(source: bytes | PickleReader, session: LoadSession, path: str, w
             f"{path}: the file ends inside {what}: truncated download?") from None
     except PickleTooLargeError:
         raise CorruptFileError(f"{path}: {what} is larger than {limit:,} bytes") from None
+    except PickleTooComplexError as exc:
+        raise CorruptFileError(f"{path}: refused {what}: {exc}") from None
     except PickleScanError as exc:
         raise CorruptFileError(f"{path}: {what} is not a valid pickle: {_one_line(exc)}") from None
     known = ALLOWED_GLOBALS.keys() | UNSUPPORTED_GLOBALS.keys() | (extra_globals or {}).keys()
