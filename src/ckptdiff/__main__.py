@@ -1,5 +1,5 @@
 """``python -m ckptdiff``."""
 
-from ckptdiff.cli import main
+from ckptdiff.entry import main
 
 main()

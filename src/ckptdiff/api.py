@@ -10,13 +10,15 @@ import fnmatch
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ckptdiff import readers
 from ckptdiff.errors import CkptdiffError
 from ckptdiff.manifest import Manifest
-from ckptdiff.report import Report
 from ckptdiff.targets.spec import import_spec, is_model_spec
+
+if TYPE_CHECKING:  # annotations only: ``inspect`` never builds a Report
+    from ckptdiff.report import Report
 
 Source = str | os.PathLike[str] | Manifest | Any
 
