@@ -98,8 +98,13 @@ class Asm:
         if isinstance(value, bool):
             return self.op(b"\x88" if value else b"\x89")
         if isinstance(value, int):
-            return self.op(b"I" + str(value).encode() + b"\n" if self.protocol == 0
-                           else b"J" + struct.pack("<i", value))
+            if -2**31 <= value < 2**31:
+                return self.op(b"I" + str(value).encode() + b"\n" if self.protocol == 0
+                               else b"J" + struct.pack("<i", value))
+            if self.protocol < 2:
+                return self.op(b"L" + str(value).encode() + b"L\n")
+            data = value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
+            return self.op(b"\x8a" + bytes([len(data)]) + data)
         if isinstance(value, bytes):
             return self.bytes_(value)
         if value is None:

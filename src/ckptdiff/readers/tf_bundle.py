@@ -18,6 +18,7 @@ from ckptdiff.dtypes import DTYPE_BITS, TF_DTYPES
 from ckptdiff.errors import CorruptFileError
 from ckptdiff.proto.tensor_bundle_pb2 import BundleEntryProto, BundleHeaderProto
 from ckptdiff.readers.base import CountingFile, Location
+from ckptdiff.readers.safety import check_lfs_pointer
 from ckptdiff.readers.tf_sstable import TableReader
 
 BUNDLE_VERSION = 1  # TensorFlow's kTensorBundleVersion: the newest min_consumer we understand
@@ -192,6 +193,7 @@ def check_shards(bundle: Bundle, path: str) -> dict[int, str]:
                 f"{path}: data shard {shard.name} is missing (shard {shard_id} of "
                 f"{bundle.num_shards}); the index refers to it")
         if size < needed[shard_id]:
+            check_lfs_pointer(shard, path, shard.name)
             raise CorruptFileError(
                 f"{path}: data shard {shard.name} is {size:,} bytes but the index needs "
                 f"{needed[shard_id]:,}: truncated copy?")

@@ -14,6 +14,7 @@ from typing import ClassVar
 from ckptdiff.errors import CkptdiffError, UsageError
 from ckptdiff.manifest import Manifest
 from ckptdiff.readers.base import Location
+from ckptdiff.readers.safety import resolve_inside
 from ckptdiff.readers.tf_locate import find_prefix, index_of
 
 FORMAT = "tf-checkpoint"
@@ -57,7 +58,14 @@ class TFCheckpointReader:
         prefix = find_prefix(path, display)
         if prefix is None:
             raise CkptdiffError(f"{display}: not a TensorFlow checkpoint prefix or directory")
-        bundle = read_bundle(index_of(prefix), prefix, display)
+        # Nothing is read through a path (a state file's, a symlink) leading out of the folder.
+        folder = path if path.is_dir() else path.parent
+        index = resolve_inside(folder, index_of(prefix), display, index_of(prefix).name)
+        bundle = read_bundle(index, prefix, display)
+        for shard_id in range(bundle.num_shards):
+            shard = bundle.shard_path(shard_id)
+            if shard.exists() or shard.is_symlink():
+                resolve_inside(folder, shard, display, f"data shard {shard.name}")
         tensors, metadata, _ = bundle_manifest_parts(bundle, display)
         metadata = {"checkpoint_prefix": prefix.name, **metadata}
         return Manifest(path=display, format=FORMAT, tensors=tuple(tensors), metadata=metadata)

@@ -14,6 +14,7 @@ from typing import ClassVar
 from ckptdiff.errors import CkptdiffError, CorruptFileError
 from ckptdiff.manifest import Manifest
 from ckptdiff.readers.base import Location
+from ckptdiff.readers.safety import check_lfs_pointer
 from ckptdiff.readers.tf_checkpoint import refuse_key
 
 FORMAT = "tf-savedmodel"
@@ -69,7 +70,11 @@ class TFSavedModelReader:
             raise CkptdiffError(
                 f"{display}: only a text {SAVED_MODEL_PBTXT} is there; ckptdiff reads binary "
                 f"{SAVED_MODEL_PB} SavedModels")
-        saved = read_saved_model_proto(contained(root, pb, display), display)
+        try:
+            saved = read_saved_model_proto(contained(root, pb, display), display)
+        except CorruptFileError:
+            check_lfs_pointer(pb, display, SAVED_MODEL_PB)  # says so when it is one
+            raise
         tensors, metadata, node_keys = saved_variables(root, display)
         objects = saved.meta_graph.object_graph
         if node_keys is not None and objects is not None:

@@ -17,6 +17,7 @@ from typing import IO, cast
 
 from ckptdiff.errors import CorruptFileError
 from ckptdiff.readers.base import CountingFile, read_exact
+from ckptdiff.readers.safety import LFS_POINTER, is_lfs_pointer, lfs_pointer_error
 from ckptdiff.readers.tf_crc32c import crc32c, unmask
 from ckptdiff.readers.tf_snappy import SnappyError, decompress
 
@@ -31,6 +32,13 @@ def read_at(file: CountingFile, offset: int, count: int, what: str, path: str) -
     """Exactly ``count`` bytes from ``offset`` or a one-line truncation error naming ``what``."""
     file.seek(offset)
     return read_exact(cast(IO[bytes], file), count, what, path)
+
+
+def _refuse_lfs_pointer(file: CountingFile, path: str) -> None:
+    # Only on the error path: an index that is a Git LFS pointer gets the message that says so.
+    file.seek(0)
+    if is_lfs_pointer(file.read(len(LFS_POINTER))):
+        raise lfs_pointer_error(path, file.name.replace("\\", "/").rsplit("/", 1)[-1])
 
 
 class TableFormatError(ValueError):
@@ -120,6 +128,7 @@ class TableReader:
                 f"(the table footer alone is {FOOTER_SIZE} bytes): truncated?")
         footer = read_at(file, file.size - FOOTER_SIZE, FOOTER_SIZE, "the table footer", path)
         if int.from_bytes(footer[-8:], "little") != TABLE_MAGIC:
+            _refuse_lfs_pointer(file, path)
             raise CorruptFileError(
                 f"{path}: not a TensorFlow checkpoint index (no table magic number at the end): "
                 "truncated or not an .index file")

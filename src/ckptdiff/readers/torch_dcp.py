@@ -22,6 +22,7 @@ from ckptdiff.errors import CkptdiffError, CorruptFileError
 from ckptdiff.manifest import Manifest, TensorInfo
 from ckptdiff.readers.base import CountingFile, Location, read_exact
 from ckptdiff.readers.containers import Found, select_tensors
+from ckptdiff.readers.safety import is_lfs_pointer, lfs_pointer_error
 from ckptdiff.readers.torch_dcp_layout import DcpTensor, check_storage, nest, tensors_of
 from ckptdiff.readers.torch_dcp_records import DCP_GLOBALS, MetadataRecord
 from ckptdiff.readers.torch_records import torch_dtype_bits
@@ -89,6 +90,8 @@ def _load_metadata(file: Location, display: str) -> tuple[MetadataRecord, int]:
                                    "than checkpoint metadata can need")
         data = read_exact(cast(Any, handle), handle.size, METADATA_FILE, display)
         bytes_read = handle.bytes_read
+    if is_lfs_pointer(data):
+        raise lfs_pointer_error(display, METADATA_FILE)
     root = load_pickle(data, LoadSession(legacy=False), display, METADATA_FILE,
                        extra_globals=DCP_GLOBALS)
     if not isinstance(root, MetadataRecord) or not isinstance(

@@ -113,8 +113,6 @@ def local_header_problem(info: zipfile.ZipInfo, header: bytes,
     magic, _, flags, method, _, _, crc, compressed, size, _, _ = LOCAL_HEADER.unpack(header)
     if magic != LOCAL_MAGIC:
         return "is missing where"
-    if flags & _ENCRYPTED or info.flag_bits & _ENCRYPTED:
-        return "marks the entry encrypted, unlike"
     if local_name is not None and local_name != _encoded_name(info):
         return f"names {shown(local_name.decode('utf-8', 'replace'))!r}, unlike"
     if method != info.compress_type:
@@ -136,6 +134,8 @@ def read_member(file: IO[bytes], info: zipfile.ZipInfo, path: str, limit: int) -
     file.seek(info.header_offset)
     header = read_exact(file, LOCAL_HEADER.size, f"the zip header of {name}", path)
     name_length, extra_length = LOCAL_HEADER.unpack(header)[-2:]
+    if (LOCAL_HEADER.unpack(header)[2] | info.flag_bits) & _ENCRYPTED:
+        raise CorruptFileError(f"{path}: refused {name}: the zip entry is encrypted")
     local_name = read_exact(file, name_length, f"the zip header of {name}", path)
     mismatch = local_header_problem(info, header, local_name)
     if mismatch:
