@@ -109,3 +109,11 @@ def test_index_pattern_is_exact() -> None:
     assert index_pattern(["3", "0", "1", "2", "7", "9", "10"]) == "{0..3,7,9,10}"
     for indices in ([0, 1], [0, 2, 3, 4, 8], [5]):
         assert _expand("x" + index_pattern(str(i) for i in indices)) == [f"x{i}" for i in indices]
+
+
+def test_layers_fold_whatever_order_their_tensors_are_listed_in() -> None:
+    # Sharded checkpoints list a layer's tensors in shard order, not in the same order per layer.
+    entries = [(f"layers.{i}.{n}", (2,)) for i in range(4)
+               for n in (("w", "b") if i % 2 == 0 else ("b", "w"))]
+    folded = fold_tree(build_tree(entries), lambda shape: shape)
+    assert [(c.name, c.count) for c in folded.children[0].children] == [("{0..3}", 4)]

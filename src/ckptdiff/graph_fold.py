@@ -48,8 +48,9 @@ def _fold(node: TreeNode[T], signature: Callable[[T], Hashable],
                                      first.path, first.item, first.children, tuple(members)))
     item_signature = None if node.item is None else signature(node.item)
     # Hash-consing: a subtree's structure becomes one small int, so comparing two layers of a
-    # 100k-key model costs one dict lookup instead of a deep comparison.
-    structure = (item_signature, tuple((c.separator, c.name, s) for c, s in folded))
+    # 100k-key model costs one dict lookup instead of a deep comparison. Children are compared
+    # as a set: sharded checkpoints list a layer's tensors in whatever order the shards hold.
+    structure = (item_signature, tuple(sorted((c.separator, c.name, s) for c, s in folded)))
     shape_id = interned.setdefault(structure, len(interned))
     if len(children) == len(node.children) and all(
             a is b for a, b in zip(children, node.children, strict=True)):
