@@ -15,6 +15,7 @@ from google.protobuf import text_encoding
 
 from ckptdiff.errors import CkptdiffError, CorruptFileError
 from ckptdiff.readers.base import Location, open_binary
+from ckptdiff.readers.safety import shown
 
 STATE_FILE = "checkpoint"
 INDEX_SUFFIX = ".index"
@@ -67,7 +68,7 @@ def state_file_prefix(state: Location, display: str) -> Location:
     if not index_of(prefix).is_file():
         raise CorruptFileError(
             f"{display}: the '{STATE_FILE}' file names checkpoint {written.name!r}, but "
-            f"{written.name}{INDEX_SUFFIX} is not there")
+            f"{shown(written.name + INDEX_SUFFIX)} is not there")
     return prefix
 
 
