@@ -13,6 +13,7 @@ candidates are equally good neither is suggested; ``unpaired`` says why.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -50,18 +51,35 @@ def plan_renames(
     differ under the same name (a layer shifted by an insertion), keep rules from touching keys
     that already load, and align blocks in order.
     """
+    # The engine allocates many small acyclic objects: the cycle collector would rescan them
+    # over and over (a third of the time at 100k keys) and has nothing to free.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _plan(unexpected, missing, source_all, target_all)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _plan(unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo],
+          source_all: Sequence[TensorInfo] | None,
+          target_all: Sequence[TensorInfo] | None) -> RenamePlan:
     session = Session.start(unexpected, missing, source_all, target_all)
-    if session.sources and session.targets:
-        for stage in (known_stage, learned_stage, align_stage, structure_stage):
-            stage(session)
+    for stage in (known_stage, learned_stage, align_stage, structure_stage):
+        if (len(session.used_sources) >= len(session.sources)
+                or len(session.used_targets) >= len(session.targets)):
+            break  # one side is fully paired: nothing left to learn
+        stage(session)
     order = {info.key: i for i, info in enumerate(session.source_all)}
-    chosen = sorted(session.chosen, key=lambda c: (order.get(c.source.key, len(order)),
-                                                   c.source.key))
-    suggestions = tuple(
+    last = len(order)
+    chosen = sorted(session.chosen, key=lambda c: (order.get(c.source.key, last), c.source.key))
+    suggestions = tuple([
+        Suggestion(c.source.key, c.target.key, c.confidence, describe(c.steps, c.transform))
+        if c.transform is None else
         Suggestion(c.source.key, c.target.key, c.confidence, describe(c.steps, c.transform),
-                   None if c.transform is None else c.transform.name,
-                   None if c.transform is None else c.transform.axes)
-        for c in chosen)
+                   c.transform.name, c.transform.axes)
+        for c in chosen])
     universe = [info.key for info in session.source_all]
     target_keys = {info.key for info in session.target_all}
     rules = synthesize([(s.source_key, s.target_key) for s in suggestions], universe, target_keys)

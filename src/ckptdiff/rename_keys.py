@@ -69,11 +69,15 @@ def make_view(info: TensorInfo) -> KeyView:
         while start < len(tokens) - 1 and tokens[start] in WRAPPER_SEGMENTS:
             start += 1
         rest = tokens[start:]
-        if (WRAPPER_SEGMENTS.isdisjoint(rest[:-1]) and rest[-1] not in TORCH_SYNONYM_LEAVES
-                and "parametrizations" not in rest):
+        if WRAPPER_SEGMENTS.isdisjoint(rest[:-1]) and "parametrizations" not in rest:
             cut = len(".".join(tokens[:start])) + 1
-            return _new_view(KeyView, (key, key[cut:], tuple(rest), info,
-                                       _prefix_parts(key[:cut]), (), False, False))
+            leaf = rest[-1]
+            if leaf not in TORCH_SYNONYM_LEAVES:
+                return _new_view(KeyView, (key, key[cut:], tuple(rest), info,
+                                           _prefix_parts(key[:cut], ""), (), False, False))
+            rest[-1] = TORCH_SYNONYM_LEAVES[leaf]
+            return _new_view(KeyView, (key, ".".join(rest), tuple(rest), info,
+                                       _prefix_parts(key[:cut], leaf), (), False, False))
     parts: list[Step] = []
     if tf_style:
         parts.append(Step("framework", "/", "."))
@@ -95,8 +99,11 @@ def make_view(info: TensorInfo) -> KeyView:
 
 
 @lru_cache(maxsize=256)
-def _prefix_parts(prefix: str) -> tuple[Step, ...]:
-    return (Step("wrapper_prefix", prefix, ""),)
+def _prefix_parts(prefix: str, legacy_leaf: str) -> tuple[Step, ...]:
+    wrapper = Step("wrapper_prefix", prefix, "")
+    if not legacy_leaf:
+        return (wrapper,)
+    return (wrapper, Step("synonym", legacy_leaf, TORCH_SYNONYM_LEAVES[legacy_leaf]))
 
 
 def _strip_wrappers(tokens: list[str], parts: list[Step]) -> list[str]:

@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 _SEPARATOR = re.compile(r"[./]")
+_MASK = str.maketrans("0123456789", "##########")
 _PIECES = re.compile(r"([./])")
 MAX_ALTERNATIVES = 64
 
@@ -40,6 +41,8 @@ class Edit(NamedTuple):
 
 def edits(source: str, target: str) -> list[Edit]:
     """The segment edits that turn ``source`` into ``target`` (same separators assumed)."""
+    if source == target:
+        return []
     cut = len(source) - len(target)
     if cut > 0 and source.endswith(target) and source[cut - 1] in "./":  # a stripped prefix
         return _prefix_edit(source[:cut], True)
@@ -47,6 +50,10 @@ def edits(source: str, target: str) -> list[Edit]:
         return _prefix_edit(target[:-cut], False)
     if "/" in source or "/" in target:
         return _edits(source, target)
+    first_a, first_b = source.find("."), target.find(".")
+    if (first_a > 0 and first_b > 0 and source[first_a:] == target[first_b:]
+            and source[:first_a] != target[:first_b]):
+        return _first_segment_edit(source[:first_a], target[:first_b])  # a replaced prefix
     # Segments shared at both ends never change: the edits of the middle are cached, so keys
     # that differ the same way (layer after layer) cost one split.
     a, b = source.split("."), target.split(".")
@@ -57,11 +64,24 @@ def edits(source: str, target: str) -> list[Edit]:
     tail = 0
     while tail < shortest - head and a[-1 - tail] == b[-1 - tail]:
         tail += 1
-    middle = _middle_edits(".".join(a[head:len(a) - tail]), ".".join(b[head:len(b) - tail]),
-                           bool(head), bool(tail))
+    text_a = ".".join(a[head:len(a) - tail])
+    text_b = ".".join(b[head:len(b) - tail])
+    masked_a, masked_b = text_a.translate(_MASK), text_b.translate(_MASK)
+    if masked_a != text_a or masked_b != text_b:
+        # Layer after layer differs only in its index: edits computed with digits masked
+        # (same lengths, so offsets hold) serve every layer, checked before they are used.
+        middle = _middle_edits(masked_a, masked_b, bool(head), bool(tail))
+        found = _shifted(middle, a, head)
+        if not any("#" in e.signature.removed or "#" in e.signature.inserted for e in middle) \
+                and apply(source, found) == target:
+            return found
+    return _shifted(_middle_edits(text_a, text_b, bool(head), bool(tail)), a, head)
+
+
+def _shifted(middle: list[Edit], tokens: list[str], head: int) -> list[Edit]:
     if not head:
         return middle  # shared with other keys: callers never mutate edit lists
-    base = len(".".join(a[:head])) + 1
+    base = len(".".join(tokens[:head])) + 1
     return [Edit(base + start, base + end, sig) for start, end, sig in middle]
 
 
@@ -86,6 +106,12 @@ def _edits(source: str, target: str) -> list[Edit]:
     t_tokens = tuple(target[a:b] for a, b in t_spans)
     return [_edit(source, s_spans, target, t_spans, i1, i2, j1, j2)
             for i1, i2, j1, j2 in _opcodes(s_tokens, t_tokens)]
+
+
+@lru_cache(maxsize=1024)
+def _first_segment_edit(old: str, new: str) -> list[Edit]:
+    """The one edit of a replaced first segment (shared: callers never mutate it)."""
+    return [Edit(0, len(old), Signature("sub", "start", old, new, "", "."))]
 
 
 @lru_cache(maxsize=1024)

@@ -31,6 +31,10 @@ class Session:
     accepted: dict[Step, tuple[int, float, int]] = field(default_factory=dict)
     notes: dict[tuple[bool, str], tuple[tuple[int, ...], Unpaired]] = field(default_factory=dict)
     hints: dict[tuple[bool, str], list[tuple[str, Step, int]]] = field(default_factory=dict)
+    # Explanations already graded this round: (parts, parts, learned, step) → (steps, conf, weight)
+    graded: dict[tuple[object, ...], tuple[tuple[Step, ...], float, int]] = field(
+        default_factory=dict)
+    _index: dict[str, list[KeyView]] | None = None
 
     @classmethod
     def start(cls, unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo],
@@ -60,6 +64,14 @@ class Session:
         """Unpaired target views (``learnable``: also not reserved for the alignment)."""
         return [v for k, v in self.targets.items() if k not in self.used_targets
                 and not (learnable and (False, k) in self.align_only)]
+
+    def target_index(self) -> dict[str, list[KeyView]]:
+        """Every pool target by canonical key (built once; callers skip the used ones)."""
+        if self._index is None:
+            self._index = {}
+            for view in self.targets.values():
+                self._index.setdefault(view.canonical, []).append(view)
+        return self._index
 
     def commit(self, candidates: Iterable[Candidate]) -> None:
         """Assign open candidates one-to-one; keep forced pairs, note the ties."""

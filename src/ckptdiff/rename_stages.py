@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from ckptdiff.rename_align import align
 from ckptdiff.rename_assign import Candidate
@@ -35,7 +35,7 @@ FOCUS = 20_000  # beyond this many open keys, learn renames of vanished/new toke
 
 def known_stage(session: Session) -> None:
     """Pairs whose canonical keys are equal."""
-    session.commit(_exact(session, session.open_sources(), session.open_targets()))
+    session.commit(_exact(session, session.open_sources(), learnable=False))
 
 
 def learned_stage(session: Session) -> None:
@@ -63,13 +63,14 @@ def learned_stage(session: Session) -> None:
             for s, t in found.misses:
                 session.near_miss(s, t, _steps(s, t, step), None)
         session.accepted.update(graded)
+        session.graded.clear()  # grades may have changed
         # A sample's pairs come back through the rewrite below, except inserted segments.
         candidates = [_candidate(session, s, t, step, transform)
                       for step in graded if stride == 1 or step.kind == "segment"
                       for s, t, transform in evidence[step].pairs]
         rewrite = Rewriter(session.accepted)
         views = [rewrite(v) for v in views]
-        candidates += _exact(session, [v for v in views if v.learned], targets)
+        candidates += _exact(session, [v for v in views if v.learned], learnable=True)
         session.commit(candidates)
         views = [v for v in views if v.key not in session.used_sources and v.learned]
         if not graded:
@@ -133,16 +134,16 @@ class Rewriter:
         return view
 
 
-def _exact(session: Session, sources: Iterable[KeyView],
-           targets: Sequence[KeyView]) -> list[Candidate]:
-    index: dict[str, list[KeyView]] = defaultdict(list)
-    for view in targets:
-        index[view.canonical].append(view)
+def _exact(session: Session, sources: Iterable[KeyView], learnable: bool) -> list[Candidate]:
+    """Candidates whose canonical keys are equal, against the open (``learnable``) targets."""
+    index = session.target_index()
+    used = session.used_targets
     found: list[Candidate] = []
     known_weight = KNOWN * 64 + 63
     for s in sources:
         for t in index.get(s.canonical, ()):
-            if t.key == s.key:
+            if t.key == s.key or t.key in used or (learnable and (False, t.key)
+                                                   in session.align_only):
                 continue
             if (not s.learned and not s.kernel and not t.kernel and s.info.dtype == t.info.dtype
                     and s.info.shape == t.info.shape):  # the bulk of large checkpoints
@@ -166,12 +167,17 @@ def _steps(s: KeyView, t: KeyView, step: Step | None) -> tuple[Step, ...]:
 
 def _candidate(session: Session, s: KeyView, t: KeyView, step: Step | None,
                transform: Transform | None) -> Candidate:
-    steps = _steps(s, t, step)
-    tier, confidence, support = KNOWN, known_confidence(steps), 1 << 62
-    for learned in (*s.learned, *((step,) if step is not None else ())):
-        grade_tier, grade_confidence, grade_support = session.accepted[learned]
-        tier = min(tier, grade_tier)
-        confidence = min(confidence, grade_confidence)
-        support = min(support, grade_support)
-    weight = tier * 64 + min(63, support.bit_length())
-    return Candidate(s, t, steps, transform, confidence, weight)
+    # Thousands of keys share one explanation: grade it once per round.
+    memo = (s.parts, t.parts, s.learned, step)
+    graded = session.graded.get(memo)
+    if graded is None:
+        steps = _steps(s, t, step)
+        tier, confidence, support = KNOWN, known_confidence(steps), 1 << 62
+        for learned in (*s.learned, *((step,) if step is not None else ())):
+            grade_tier, grade_confidence, grade_support = session.accepted[learned]
+            tier = min(tier, grade_tier)
+            confidence = min(confidence, grade_confidence)
+            support = min(support, grade_support)
+        graded = (steps, confidence, tier * 64 + min(63, support.bit_length()))
+        session.graded[memo] = graded
+    return Candidate(s, t, graded[0], transform, graded[1], graded[2])
