@@ -50,7 +50,8 @@ class Step(NamedTuple):
         if self.kind == "weight_norm":
             return f"weight norm '{a}' → '{b}'"
         if self.kind == "shift":
-            return f"shift indices of '{a}' by {b} (layers inserted or removed; aligned by shape)"
+            where = "top-level indices" if a == "N" else f"indices of '{a}'"
+            return f"shift {where} by {b} (layers inserted or removed; aligned by shape)"
         if self.kind == "structure":
             return f"pair {a} by order and shape"
         return f"rename '{a}' → '{b}'"

@@ -77,6 +77,21 @@ def unpaired_lines(report: Report, limit: int = 8) -> list[str]:
     return lines
 
 
+def folded_pairs(members: list[Suggestion], limit: int = 2) -> list[str]:
+    """``module.layer.{0..11}.weight → layer.{0..11}.weight`` lines for a group of suggestions."""
+    from ckptdiff.render.grouping import fold
+
+    sources = fold([s.source_key for s in members])
+    targets = fold([s.target_key for s in members])
+    if [i for _, i in sources] == [i for _, i in targets]:  # each pattern pair is exact
+        lines = [f"{a} → {b}" for (a, _), (b, _) in zip(sources, targets, strict=True)]
+    else:  # the two sides fold differently: the source patterns, the rules say the rest
+        lines = [a for a, _ in sources]
+    if len(lines) > limit:
+        lines = [*lines[:limit], f"… {len(lines) - limit} more patterns"]
+    return lines
+
+
 def by_rule(suggestions: tuple[Suggestion, ...]) -> dict[str, list[Suggestion]]:
     """Suggestions grouped by their rule text, first appearance first."""
     grouped: dict[str, list[Suggestion]] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from collections import defaultdict
 
-from ckptdiff.rename_snippet import python_snippet, unpaired_lines
+from ckptdiff.rename_snippet import folded_pairs, python_snippet, unpaired_lines
 from ckptdiff.render.rows import finding_rows, side_line, summary_counts, verdict
 from ckptdiff.report import Report, Suggestion
 
@@ -56,6 +56,8 @@ class TableRenderer:
                 best = max(s.confidence for s in members)
                 console.print(f"  {rule_text}: {len(members)} keys (confidence {best:.2f})",
                               markup=False)
+                for line in folded_pairs(members):
+                    console.print(f"      {line}", style="dim", markup=False)
             if report.rules:
                 console.print("\nAs code (revise_keys for mmengine's load_checkpoint, or paste "
                               "revise() into your loading code):", style="bold")
