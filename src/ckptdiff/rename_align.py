@@ -19,7 +19,7 @@ from ckptdiff.rename_keys import KeyView, fit
 
 _INDEXED = re.compile(r"^(?:(?P<family>.+)[_-])?(?P<index>\d+)$")
 _IGNORED_MEMBERS = frozenset({("num_batches_tracked",)})
-MAX_CELLS = 400_000  # blocks × blocks × re-solves per container
+MAX_CELLS = 4_000_000  # blocks × blocks of one container (beyond: no suggestion)
 
 Container = tuple[tuple[str, ...], str]
 Blocks = dict[int, dict[tuple[str, ...], KeyView]]
@@ -112,39 +112,57 @@ def forced_pairs(weight: list[list[int]], skip_identity: list[int] | None = None
 
     With ``skip_identity``/``cols`` (the indices rows and columns stand for), pairs that keep
     their index are not checked (and not returned): only moves matter.
+
+    An alignment that avoids the pair (a, b) leaves row a unmatched, or matches it to another
+    column; with the best alignments of every prefix (``before``) and suffix (``after``), both
+    are one pass over the columns, so checking a pair costs O(columns), not a new solve.
     """
-    if not weight or not weight[0]:
+    m, n = len(weight), len(weight[0]) if weight else 0
+    if not m or not n or m * n > MAX_CELLS:
         return []
-    best, path = _solve(weight, None)
+    after = _table(weight)
+    before = _table([row[::-1] for row in weight[::-1]])[::-1]
+    before = [row[::-1] for row in before]  # before[a][b]: rows[:a] with cols[:b]
+    best, path = after[0][0], _path(weight, after)
     if skip_identity is not None and cols is not None:
         path = [(a, b) for a, b in path if skip_identity[a] != cols[b]]
-    if len(weight) * len(weight[0]) * (len(path) + 1) > MAX_CELLS:
-        return []
-    return [(a, b) for a, b in path if _solve(weight, (a, b))[0] < best]
+    forced = []
+    for a, b in path:
+        unmatched = max(before[a][j] + after[a + 1][j] for j in range(n + 1))
+        elsewhere = max((before[a][j] + weight[a][j] + after[a + 1][j + 1]
+                         for j in range(n) if j != b and weight[a][j]), default=-1)
+        if max(unmatched, elsewhere) < best:
+            forced.append((a, b))
+    return forced
 
 
-def _solve(weight: list[list[int]], banned: tuple[int, int] | None
-           ) -> tuple[int, list[tuple[int, int]]]:
-    """Best order-preserving alignment (weighted LCS) and one alignment that reaches it."""
-    m, n = len(weight), len(weight[0]) if weight else 0
+def _table(weight: list[list[int]]) -> list[list[int]]:
+    """``table[a][b]``: the best order-preserving alignment of rows[a:] with cols[b:]."""
+    m, n = len(weight), len(weight[0])
     table = [[0] * (n + 1) for _ in range(m + 1)]
     for a in range(m - 1, -1, -1):
-        row, below = table[a], table[a + 1]
+        row, below, weights = table[a], table[a + 1], weight[a]
         for b in range(n - 1, -1, -1):
-            value = max(below[b], row[b + 1])
-            w = weight[a][b]
-            if w and (a, b) != banned:
-                value = max(value, below[b + 1] + w)
+            value = below[b] if below[b] > row[b + 1] else row[b + 1]
+            w = weights[b]
+            if w and below[b + 1] + w > value:
+                value = below[b + 1] + w
             row[b] = value
+    return table
+
+
+def _path(weight: list[list[int]], table: list[list[int]]) -> list[tuple[int, int]]:
+    """One best alignment, read off its table."""
+    m, n = len(weight), len(weight[0])
     path: list[tuple[int, int]] = []
     a = b = 0
     while a < m and b < n:
         w = weight[a][b]
-        if w and (a, b) != banned and table[a][b] == table[a + 1][b + 1] + w:
+        if w and table[a][b] == table[a + 1][b + 1] + w:
             path.append((a, b))
             a, b = a + 1, b + 1
         elif table[a][b] == table[a + 1][b]:
             a += 1
         else:
             b += 1
-    return table[0][0], path
+    return path

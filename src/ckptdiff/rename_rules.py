@@ -18,6 +18,7 @@ from ckptdiff.rename_ops import Edit, Signature, apply, edits, generic_regex, la
 from ckptdiff.report import Rule
 
 MAX_RULES = 200
+MAX_INDEX_RULES = 24
 _WHERE_ORDER = {"whole": 0, "start": 1, "middle": 2, "end": 3}
 
 
@@ -87,6 +88,7 @@ def synthesize(pairs: Sequence[tuple[str, str]], universe: Sequence[str],
     """Ordered, verified rules that turn each pair's source key into its target key."""
     if not pairs:
         return []
+    pairs = _without_long_shifts(pairs)
     state = _State(pairs, universe, target_keys)
     _separators(state)
     while len(state.rules) < MAX_RULES:
@@ -94,6 +96,24 @@ def synthesize(pairs: Sequence[tuple[str, str]], universe: Sequence[str],
         if not groups or not any(_place(state, sig, members) for sig, members in groups):
             break
     return state.rules
+
+
+def _without_long_shifts(pairs: Sequence[tuple[str, str]]) -> Sequence[tuple[str, str]]:
+    """The pairs, less index moves when they would need more than ``MAX_INDEX_RULES`` rules.
+
+    A regex cannot add one to an index: each moved index is a rule of its own. Past a couple of
+    dozen the rules stop being something to paste; those pairs stay suggestions (``remap``
+    applies them).
+    """
+    moved: dict[str, set[tuple[str, str]]] = {}
+    for source, target in pairs:
+        for edit in edits(source, target):
+            sig = edit.signature
+            if sig.kind == "sub" and sig.removed.isdigit() and sig.inserted.isdigit():
+                moved.setdefault(source, set()).add((sig.removed, sig.inserted))
+    if len({m for found in moved.values() for m in found}) <= MAX_INDEX_RULES:
+        return pairs
+    return [(s, t) for s, t in pairs if s not in moved]
 
 
 def _separators(state: _State) -> None:
@@ -129,7 +149,17 @@ def _groups(state: _State) -> list[tuple[Signature, list[tuple[str, list[Edit]]]
         for sig, mine in by_sig.items():
             grouped[sig].append((source, mine))
     return sorted(grouped.items(), key=lambda item: (
-        _WHERE_ORDER[item[0].where], -len(item[1]), item[0].removed, item[0].inserted))
+        _WHERE_ORDER[item[0].where], _chain_order(item[0]), -len(item[1]), item[0].removed,
+        item[0].inserted))
+
+
+def _chain_order(sig: Signature) -> int:
+    """Index moves in the order that never renames a key twice (last layer first when the
+    indices grow, first layer first when they shrink); 0 for every other edit."""
+    if sig.kind != "sub" or not (sig.removed.isdigit() and sig.inserted.isdigit()):
+        return 0
+    old, new = int(sig.removed), int(sig.inserted)
+    return -old if new > old else old
 
 
 def _place(state: _State, sig: Signature, members: list[tuple[str, list[Edit]]]) -> bool:
