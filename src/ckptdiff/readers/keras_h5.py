@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ckptdiff.errors import CkptdiffError, UsageError
@@ -20,15 +21,25 @@ from ckptdiff.readers.keras_hdf5 import Walker, has_hdf5_signature, hdf5_errors,
 from ckptdiff.readers.keras_legacy import legacy_manifest_parts
 from ckptdiff.readers.keras_saved_layers import saved_layer_tensors
 from ckptdiff.readers.keras_v3_h5 import hdf5_layout, saved_layers
+from ckptdiff.readers.native_sandbox import isolated_manifest, run_isolated
 
 _Parts = tuple[list[TensorInfo], dict[str, Any]]
 
 
 def _layout(path: Location) -> str:
     """The Keras layout of the HDF5 file at ``path`` (see ``hdf5_layout``), ``"unreadable"``
-    when h5py cannot open it, ``"no-h5py"`` when h5py is missing, ``"other"`` for other HDF5."""
+    when h5py cannot open it (or the HDF5 library hangs or crashes on it, see
+    :mod:`native_sandbox`), ``"no-h5py"`` when h5py is missing, ``"other"`` for other HDF5."""
     if importlib.util.find_spec("h5py") is None:
         return "no-h5py"
+    try:
+        return run_isolated(lambda: _layout_here(path), str(path), path.name,
+                            isinstance(path, Path))
+    except CkptdiffError:
+        return "unreadable"
+
+
+def _layout_here(path: Location) -> str:
     try:
         with open_binary(path) as handle, open_hdf5(handle, str(path)) as root:
             return hdf5_layout(root, Walker(str(path))) or "other"
@@ -86,7 +97,8 @@ class KerasH5Reader:
 
     def read(self, path: Location, key: str | None = None) -> Manifest:
         """Layers, weight names and dataset headers; dataset values are never read."""
-        return read_hdf5(path, key, self.name, legacy_manifest_parts)
+        return isolated_manifest(lambda: read_hdf5(path, key, self.name, legacy_manifest_parts),
+                                 path, path.name)
 
 
 class KerasWeightsH5Reader:
@@ -104,4 +116,5 @@ class KerasWeightsH5Reader:
 
     def read(self, path: Location, key: str | None = None) -> Manifest:
         """Saved layers and dataset headers, named by the layers' ``name`` attributes."""
-        return read_hdf5(path, key, self.name, keras3_parts)
+        return isolated_manifest(lambda: read_hdf5(path, key, self.name, keras3_parts), path,
+                                 path.name)

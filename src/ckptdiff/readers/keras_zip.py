@@ -24,6 +24,7 @@ from ckptdiff.readers.keras_config import ConfigIndex, parse_config
 from ckptdiff.readers.keras_hdf5 import Walker, hdf5_errors, open_hdf5
 from ckptdiff.readers.keras_saved_layers import saved_layer_tensors
 from ckptdiff.readers.keras_v3_h5 import saved_layers
+from ckptdiff.readers.native_sandbox import isolated_manifest
 from ckptdiff.readers.zip_safety import (
     check_expansion,
     check_zip_directory,
@@ -130,7 +131,11 @@ class KerasZipReader:
         return head.startswith(b"PK\x03\x04") and _is_keras_zip(path)
 
     def read(self, path: Location, key: str | None = None) -> Manifest:
-        """Config, metadata and the inner weights file's headers; no weight bytes are read."""
+        """Config, metadata and the inner weights file's headers; no weight bytes are read.
+        The HDF5 library runs in a forked child with a time limit (:mod:`native_sandbox`)."""
+        return isolated_manifest(lambda: self._read(path, key), path, WEIGHTS)
+
+    def _read(self, path: Location, key: str | None) -> Manifest:
         if key is not None:
             raise UsageError(f"{path}: a .keras archive has no container entries "
                              f"to pick with key {key!r}")

@@ -76,7 +76,7 @@ def _check_extents(infos: list[zipfile.ZipInfo], file_size: int, path: str) -> N
     # Each member occupies at least its local header, name and data; no two may overlap (the
     # trick behind non-recursive zip bombs) and none may pass the end of the file.
     ordered = sorted(infos, key=lambda info: info.header_offset)
-    for this, following in zip(ordered, [*ordered[1:], None], strict=True):
+    for this, following in zip(ordered, [*ordered[1:], None], strict=False):
         end = (this.header_offset + LOCAL_HEADER.size + len(_encoded_name(this))
                + this.compress_size)
         limit = file_size if following is None else following.header_offset
