@@ -93,6 +93,7 @@ def test_dcp_metadata_and_plain_pickles(tmp_path: Path) -> None:
 
 def test_checkpoints_without_pickles() -> None:
     for path in (TESTDATA / "safetensors" / "tiny.safetensors", TESTDATA / "tf" / "tf1_saver",
+                 TESTDATA / "tf" / "tf2_keras" / "ckpt-1",
                  TESTDATA / "keras" / "model.keras", TESTDATA / "keras" / "model.weights.h5"):
         report = unsafe_report(path)
         assert report.verdict == "no-pickles" and report.pickles == (), path

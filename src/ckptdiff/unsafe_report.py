@@ -86,11 +86,11 @@ class UnsafeReport:
 def unsafe_report(source: str | os.PathLike[str] | RemotePath) -> UnsafeReport:
     """Scan every pickle of the checkpoint at ``source``; raises only when it cannot be opened."""
     path = locate(source)
-    if not path.exists():
-        raise CkptdiffError(f"{path}: no such file or directory")
     try:
         fmt: str | None = find_reader(path).name
     except CkptdiffError:
+        if not path.exists():  # a TensorFlow prefix need not exist, but a reader knows it
+            raise
         fmt = None
     try:
         container, pickles, notes = inventory(path)

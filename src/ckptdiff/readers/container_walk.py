@@ -93,19 +93,19 @@ class Walker(Generic[T]):
     def _count_below(self, value: object) -> None:
         # Iterative post-order: a container met again before it is finished contains itself.
         started: set[int] = set()
-        stack: list[tuple[object, bool]] = [(value, False)]
+        stack: list[tuple[object, bool, int]] = [(value, False, 0)]
         while stack:
-            item, finished = stack.pop()
+            item, finished, depth = stack.pop()
             ident = id(item)
             if finished:
                 self._finish(item)
                 started.discard(ident)
-            elif ident in started:
+            elif ident in started or depth > MAX_DEPTH:  # refused on the way down
                 self._too_deep()
             elif ident not in self._counts:
                 started.add(ident)
-                stack.append((item, True))
-                stack.extend((child, False) for child in self._containers(item)
+                stack.append((item, True, depth))
+                stack.extend((child, False, depth + 1) for child in self._containers(item)
                              if id(child) not in self._counts)
 
     def _containers(self, item: object) -> list[object]:
