@@ -22,7 +22,7 @@ from ckptdiff.errors import CkptdiffError, CorruptFileError
 from ckptdiff.manifest import Manifest, TensorInfo
 from ckptdiff.readers.base import CountingFile, Location, read_exact
 from ckptdiff.readers.containers import Found, select_tensors
-from ckptdiff.readers.safety import is_lfs_pointer, lfs_pointer_error
+from ckptdiff.readers.safety import is_lfs_pointer, lfs_pointer_error, resolve_inside
 from ckptdiff.readers.torch_dcp_layout import DcpTensor, check_storage, nest, tensors_of
 from ckptdiff.readers.torch_dcp_records import DCP_GLOBALS, MetadataRecord
 from ckptdiff.readers.torch_records import torch_dtype_bits
@@ -59,7 +59,9 @@ class TorchDcpReader:
         """Global shapes and dtypes of every tensor, with how they are chunked and stored."""
         folder = path if path.is_dir() else path.parent
         try:
-            root, bytes_read = _load_metadata(folder / METADATA_FILE, str(path))
+            metadata_file = resolve_inside(folder, folder / METADATA_FILE, str(path),
+                                           METADATA_FILE)
+            root, bytes_read = _load_metadata(metadata_file, str(path))
             files = check_storage(root, folder, str(path))
         except OSError as exc:
             raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None

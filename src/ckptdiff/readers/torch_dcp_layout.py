@@ -10,6 +10,7 @@ from typing import Any
 from ckptdiff import progress
 from ckptdiff.errors import CorruptFileError
 from ckptdiff.readers.base import Location
+from ckptdiff.readers.safety import resolve_inside
 from ckptdiff.readers.torch_dcp_records import (
     IndexRecord,
     MetadataRecord,
@@ -118,6 +119,8 @@ def check_storage(root: MetadataRecord, folder: Location, display: str) -> list[
     for number, (name, end) in enumerate(sorted(needed.items())):
         progress.note_step(number, len(needed), name)
         file = folder / name
+        if file.is_symlink():  # stat-ed only, but nothing outside the checkpoint is looked at
+            resolve_inside(folder, file, display, f"storage file {name}")
         size = file.stat().st_size if file.is_file() else None
         if size is None:
             raise CorruptFileError(f"{display}: storage file {name} named in .metadata is "
