@@ -23,6 +23,7 @@ from ckptdiff.errors import (
 )
 from ckptdiff.manifest import Manifest
 from ckptdiff.readers.base import Location, Reader, has_extension, read_head
+from ckptdiff.readers.safety import is_lfs_pointer, lfs_pointer_error
 from ckptdiff.remote import RemotePath, has_protocol
 
 ENTRY_POINT_GROUP = "ckptdiff.readers"
@@ -45,7 +46,6 @@ BUILTIN_READERS: tuple[str, ...] = (
     "ckptdiff.readers.torch_dcp:TorchDcpReader",
 )
 
-_LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
 
 
 @dataclass(frozen=True)
@@ -122,10 +122,8 @@ def find_reader(path: Location) -> Reader:
     if exists and path.is_file():
         if not head:
             raise CorruptFileError(f"{path}: file is empty (0 bytes)")
-        if head.startswith(_LFS_POINTER):
-            raise CorruptFileError(
-                f"{path}: is a Git LFS pointer file, not the weights: run 'git lfs pull'"
-            )
+        if is_lfs_pointer(head):
+            raise lfs_pointer_error(str(path))
     for entry in _candidates():
         if entry.reader.sniff(head, path):
             if not entry.available:

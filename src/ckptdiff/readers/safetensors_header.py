@@ -23,10 +23,10 @@ from ckptdiff.readers.safetensors_json import (
     nesting_depth,
     quote,
 )
+from ckptdiff.readers.safety import LFS_POINTER, is_lfs_pointer, lfs_pointer_error
 
 MAX_HEADER_SIZE = 100_000_000  # the library's MAX_HEADER_SIZE
 _USIZE_LIMIT = 2**64  # the library counts in u64 (usize on 64-bit hosts)
-_LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
 
 
 def element_bits(code: str) -> int | None:
@@ -99,10 +99,8 @@ def _read_header_bytes(stream: IO[bytes], size: int, label: str) -> bytes:
     length = int.from_bytes(read_exact(stream, 8, "the header length", label), "little")
     if length > MAX_HEADER_SIZE:
         stream.seek(0)
-        if stream.read(len(_LFS_POINTER)) == _LFS_POINTER:
-            raise CorruptFileError(
-                f"{label}: is a Git LFS pointer file, not the weights: run 'git lfs pull'"
-            )
+        if is_lfs_pointer(stream.read(len(LFS_POINTER))):
+            raise lfs_pointer_error(label)
         raise CorruptFileError(
             f"{label}: header length {length:,} exceeds the safetensors limit of "
             f"{MAX_HEADER_SIZE:,} bytes: not a safetensors file?"

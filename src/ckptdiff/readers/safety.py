@@ -9,6 +9,9 @@ ckptdiff reads checkpoints from strangers. Three rules hold for every reader:
   *operation counts* (pickle opcodes, container visits, HDF5 objects), not by a wall clock: an
   operation count gives the same answer on a fast laptop and a loaded CI runner, and each cap is
   far above what real checkpoints need (the comments say how far).
+  The one exception is native code ckptdiff does not control: the HDF5 library runs in a forked
+  child with a wall-clock limit (:mod:`ckptdiff.readers.native_sandbox`), since a damaged file
+  can make it loop forever.
 - **No escape from the checkpoint.** Nothing is read through a link, symlink or path that leaves
   the checkpoint's file or directory (except the Hugging Face cache's ``blobs/`` folder).
 
