@@ -151,8 +151,23 @@ class Manifest:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
-        """Serialize to the manifest JSON schema (stable key order)."""
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+        """Serialize to the manifest JSON schema (stable key order).
+
+        With ``indent``, each tensor is one line: a snapshot's git diff shows one line per
+        changed tensor, and the C encoder does the bulk of the work (an indented dump runs
+        json's pure-Python encoder over every field).
+        """
+        if indent is None:
+            return json.dumps(self.to_dict(), ensure_ascii=False)
+        pad = " " * indent
+        document = self.to_dict()
+        tensors = document.pop("tensors")
+        metadata = document.pop("metadata")
+        head = json.dumps(document, indent=indent, ensure_ascii=False)[:-2]  # drop "\n}"
+        rows = [json.dumps(t, ensure_ascii=False) for t in tensors]
+        body = "[\n" + ",\n".join(pad * 2 + row for row in rows) + f"\n{pad}]" if rows else "[]"
+        tail = json.dumps(metadata, indent=indent, ensure_ascii=False).replace("\n", "\n" + pad)
+        return f'{head},\n{pad}"tensors": {body},\n{pad}"metadata": {tail}\n}}'
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], path: str | None = None) -> Manifest:
