@@ -81,8 +81,14 @@ def _plan(unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo],
                    c.transform.name, c.transform.axes)
         for c in chosen])
     universe = [info.key for info in session.source_all]
-    target_keys = {info.key for info in session.target_all}
-    rules = synthesize([(s.source_key, s.target_key) for s in suggestions], universe, target_keys)
+    shapes = {info.key: info.shape for info in session.target_all}
+    stored = {info.key: info.shape for info in session.source_all}
+
+    def loud(source: str, target: str) -> bool:
+        return stored.get(source) != shapes.get(target)
+
+    rules = synthesize([(s.source_key, s.target_key) for s in suggestions], universe, shapes,
+                       loud)
     return RenamePlan(suggestions, tuple(rules), tuple(session.unpaired()))
 
 

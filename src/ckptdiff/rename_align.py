@@ -13,13 +13,17 @@ import re
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 
+from ckptdiff.dtypes import is_numeric
+from ckptdiff.manifest import TensorInfo
 from ckptdiff.rename_assign import Candidate
 from ckptdiff.rename_explain import SHIFT, Step, merge_parts
-from ckptdiff.rename_keys import KeyView, fit
+from ckptdiff.rename_keys import KeyView, fit, layout_change
 
 _INDEXED = re.compile(r"^(?:(?P<family>.+)[_-])?(?P<index>\d+)$")
 _IGNORED_MEMBERS = frozenset({("num_batches_tracked",)})
-MAX_CELLS = 4_000_000  # blocks × blocks of one container (beyond: no suggestion)
+MAX_CELLS = 1_000_000  # blocks × blocks of one container (beyond: no suggestion)
+# A torch weight to hold TF/Keras kernels against (only its style matters).
+_TORCH_TWIN = KeyView("weight", "weight", ("weight",), TensorInfo("weight", (), "float32"))
 
 Container = tuple[tuple[str, ...], str]
 Blocks = dict[int, dict[tuple[str, ...], KeyView]]
@@ -63,13 +67,20 @@ def align(sources: Sequence[KeyView], targets: Sequence[KeyView], open_sources: 
     return found
 
 
+def indexed(view: KeyView) -> bool:
+    """True when a segment before the leaf is numbered (``3``, ``dense_3``, ``layer-3``) or the
+    key is a TF/Keras one (whose first layer of a family has no number)."""
+    return view.tf_style or any(_INDEXED.match(t) for t in view.tokens[:-1])
+
+
 def _blocks(views: Sequence[KeyView]) -> dict[Container, Blocks]:
     found: dict[Container, Blocks] = defaultdict(lambda: defaultdict(dict))
     bare: list[tuple[KeyView, int]] = []
     for view in views:
         tokens = view.tokens
         for position in range(len(tokens) - 1):
-            match = _INDEXED.match(tokens[position])
+            token = tokens[position]
+            match = _INDEXED.match(token) if token[-1:].isdigit() else None
             if match is None:
                 if view.tf_style:
                     bare.append((view, position))
@@ -97,13 +108,31 @@ def _member_pairs(src: dict[tuple[str, ...], KeyView],
 
 def _forced_moves(src: Blocks, tgt: Blocks) -> list[tuple[int, int]]:
     rows, cols = sorted(src), sorted(tgt)
-    weight = [[0] * len(cols) for _ in rows]
-    for a, i in enumerate(rows):
-        for b, j in enumerate(cols):
-            if _member_pairs(src[i], tgt[j]) is not None:
-                weight[a][b] = 2 if i == j else 1
-    moved = [(rows[a], cols[b]) for a, b in forced_pairs(weight, skip_identity=rows, cols=cols)]
-    return moved
+    if len(rows) * len(cols) > MAX_CELLS:
+        return []
+    # Blocks fit when their signatures agree: one hash per block, not a comparison per cell.
+    source_sigs = [_signature(src[i]) for i in rows]
+    target_sigs = [_signature(tgt[j]) for j in cols]
+    if len(set(source_sigs) | set(target_sigs)) == 1:
+        return []  # every block alike: an insertion could be anywhere, nothing is forced
+    weight = [[(2 if i == j else 1) if sig == other else 0
+               for j, other in zip(cols, target_sigs, strict=True)]
+              for i, sig in zip(rows, source_sigs, strict=True)]
+    return [(rows[a], cols[b]) for a, b in forced_pairs(weight, skip_identity=rows, cols=cols)]
+
+
+def _signature(block: dict[tuple[str, ...], KeyView]) -> tuple[object, ...]:
+    """What a block holds, in torch layout: equal signatures are blocks that fit each other."""
+    found = []
+    for member, view in block.items():
+        if member in _IGNORED_MEMBERS:
+            continue
+        shape = view.info.shape
+        if view.kernel:  # a TF/Keras kernel compares as the torch weight it would become
+            transform = layout_change(view, _TORCH_TWIN)
+            shape = shape if transform is None else transform.apply(shape)
+        found.append((member, shape, is_numeric(view.info.dtype) or view.info.dtype))
+    return tuple(sorted(found))
 
 
 def forced_pairs(weight: list[list[int]], skip_identity: list[int] | None = None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from ckptdiff.rename_ops import Edit, Signature, apply, edits, generic_regex, layout, template_regex
 from ckptdiff.report import Rule
@@ -26,7 +26,8 @@ class _State:
     """Every source key's current name as the rules so far rewrite it."""
 
     def __init__(self, pairs: Sequence[tuple[str, str]], universe: Sequence[str],
-                 target_keys: Collection[str]) -> None:
+                 target_keys: Collection[str], loud: Callable[[str, str], bool]) -> None:
+        self.loud = loud
         self.goal = dict(pairs)
         self.current = {key: key for key in universe}
         self.current.update({s: s for s in self.goal})
@@ -67,8 +68,8 @@ class _State:
             if key in self.goal:
                 if new != _progress(self.current[key], self.goal[key], signature):
                     return False
-            elif key in self.fixed or new in self.targets:
-                return False
+            elif key in self.fixed or (new in self.targets and not self.loud(key, new)):
+                return False  # (a shape error when loading is loud: a rename is no worse)
         leaving = Counter(self.current[k] for k in changes)
         arriving = Counter(changes.values())
         for name, count in arriving.items():
@@ -84,12 +85,17 @@ class _State:
 
 
 def synthesize(pairs: Sequence[tuple[str, str]], universe: Sequence[str],
-               target_keys: Collection[str]) -> list[Rule]:
-    """Ordered, verified rules that turn each pair's source key into its target key."""
+               target_keys: Collection[str],
+               loud: Callable[[str, str], bool] = lambda source, target: False) -> list[Rule]:
+    """Ordered, verified rules that turn each pair's source key into its target key.
+
+    ``loud(source, target)`` says whether loading an unpaired source tensor under a target key
+    would fail loudly (a shape error): such a rename is allowed, keeping rules general.
+    """
     if not pairs:
         return []
     pairs = _without_long_shifts(pairs)
-    state = _State(pairs, universe, target_keys)
+    state = _State(pairs, universe, target_keys, loud)
     _separators(state)
     while len(state.rules) < MAX_RULES:
         groups = _groups(state)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from ckptdiff.rename_align import align
+from ckptdiff.rename_align import align, indexed
 from ckptdiff.rename_assign import Candidate
 from ckptdiff.rename_explain import (
     KNOWN,
@@ -79,10 +79,10 @@ def learned_stage(session: Session) -> None:
 
 def align_stage(session: Session) -> None:
     """Whole blocks moved to other indices (inserted or removed layers)."""
-    open_sources = {v.key for v in session.open_sources()}
-    open_targets = {v.key for v in session.open_targets()}
+    open_sources = {v.key for v in session.open_sources() if indexed(v)}
+    open_targets = {v.key for v in session.open_targets() if indexed(v)}
     if not open_sources or not open_targets:
-        return
+        return  # no open key sits in a numbered container: nothing can have shifted
     expected = {info.key: info for info in session.target_all}
     fitting = {i.key for i in session.source_all
                if i.key in expected and expected[i.key].shape == i.shape}
@@ -116,6 +116,8 @@ class Rewriter:
 
     def __call__(self, view: KeyView) -> KeyView:
         """``view`` with every accepted step that applies to it performed."""
+        if not (self.prefixes or self.drops or self.substitutions):
+            return view
         for head, step in self.prefixes:
             if len(head) < len(view.tokens) and view.tokens[:len(head)] == head:
                 tokens = tuple(step.target.split(".")[:-1]) + view.tokens[len(head):]
