@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 import os
+import random
+import shutil
 from pathlib import Path
 
 import pytest
-from tests.hostile.mutate import Tally, run, targets
+from tests.hostile.mutate import Tally, check, mutants, run, targets
 
 QUICK_INPUTS = 5_400
 TARGETS = targets()
@@ -39,6 +41,30 @@ def check_tally(tally: Tally, total: int) -> None:
     assert tally.inputs >= total
     assert tally.manifests > 0 and tally.errors.get("CorruptFileError", 0) > tally.inputs // 4
     assert max(tally.seconds) < 11
+
+
+# Inputs the long mode found, each a bug fixed since: (target, seed, mutation).
+FOUND = [
+    # h5py names with lone surrogates reached the manifest, which could not be written as JSON.
+    ("keras/tf2_weights.h5:tf2_weights.h5", 1, "wide@2176=4294967295"),
+    # A 'checkpoint' state file naming "/" made pathlib raise ValueError.
+    ("tf/tf1_saver:tf1_saver/checkpoint", 1, "duplicate@23+2"),
+    # The HDF5 library loops forever on these: stopped by the native sandbox's time limit.
+    ("keras/custom.weights.h5:custom.weights.h5", 1, "duplicate@2162+11"),
+    ("keras/model.keras:model.keras", 1, "scramble@20320+20"),
+]
+
+
+@pytest.mark.parametrize(("name", "seed", "mutation"), FOUND, ids=[f[0] for f in FOUND])
+def test_inputs_the_fuzzer_found(name: str, seed: int, mutation: str, tmp_path: Path) -> None:
+    target = next(t for t in TARGETS if t.name == name)
+    work = tmp_path / "case"
+    shutil.copytree(target.family, work, ignore=shutil.ignore_patterns("*.golden.json"))
+    victim = work / target.victim
+    rng = random.Random(f"{seed}:{target.name}")
+    victim.write_bytes(next(d for m, d in mutants(victim.read_bytes(), 2000, rng)
+                            if m == mutation))
+    assert check(work / target.read_path, target.key) in ("manifest", "CorruptFileError")
 
 
 def test_every_family_has_targets() -> None:

@@ -23,7 +23,7 @@ from ckptdiff.errors import (
 )
 from ckptdiff.manifest import Manifest
 from ckptdiff.readers.base import Location, Reader, has_extension, read_head
-from ckptdiff.readers.safety import is_lfs_pointer, lfs_pointer_error
+from ckptdiff.readers.safety import is_lfs_pointer, lfs_pointer_error, writable_manifest
 from ckptdiff.remote import RemotePath, has_protocol
 
 ENTRY_POINT_GROUP = "ckptdiff.readers"
@@ -166,7 +166,7 @@ def read(path: str | os.PathLike[str] | RemotePath, key: str | None = None) -> M
     """Read the checkpoint at ``path`` (see :func:`locate`) into a manifest, choosing the
     reader by content."""
     target = locate(path)
-    manifest = find_reader(target).read(target, key)
+    manifest = writable_manifest(find_reader(target).read(target, key))
     if isinstance(path, str) and path.startswith("hf:"):
         return replace(manifest, path=path)  # not the cache's absolute path
     return manifest

@@ -20,7 +20,11 @@ The zip-specific guards are in :mod:`ckptdiff.readers.zip_safety`.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 from ckptdiff.errors import CorruptFileError
+from ckptdiff.manifest import Manifest, TensorInfo
 from ckptdiff.readers.base import Location, is_within, open_binary
 
 # --- pickles -----------------------------------------------------------------------------------
@@ -94,6 +98,50 @@ def utf8_text(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
+
+
+def _writable(text: str | None) -> bool:
+    return text is None or text.isascii() or utf8_text(text) is text
+
+
+def _all_writable(value: Any) -> bool:
+    if isinstance(value, str):
+        return _writable(value)
+    if isinstance(value, dict):
+        return all(_all_writable(k) and _all_writable(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_all_writable(item) for item in value)
+    return True
+
+
+def _made_writable(value: Any) -> Any:
+    if isinstance(value, str):
+        return utf8_text(value)
+    if isinstance(value, dict):
+        return {_made_writable(k): _made_writable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_made_writable(item) for item in value)
+    return value
+
+
+def _tensor_texts(tensor: TensorInfo) -> tuple[str | None, ...]:
+    return (tensor.key, tensor.device, tensor.storage, tensor.slot_of, tensor.variable_name,
+            *tensor.aliases)
+
+
+def writable_manifest(manifest: Manifest) -> Manifest:
+    """``manifest`` with every text made encodable as UTF-8 (names that HDF5 files or pickles
+    spell may hold lone surrogates, which no JSON writer can output); itself when all are."""
+    if (all(_writable(text) for t in manifest.tensors for text in _tensor_texts(t))
+            and _writable(manifest.container_key) and _all_writable(manifest.metadata)):
+        return manifest
+    tensors = tuple(replace(
+        t, key=utf8_text(t.key), device=_made_writable(t.device), storage=_made_writable(
+            t.storage), slot_of=_made_writable(t.slot_of), variable_name=_made_writable(
+            t.variable_name), aliases=tuple(utf8_text(a) for a in t.aliases))
+        for t in manifest.tensors)
+    return replace(manifest, tensors=tensors, container_key=_made_writable(
+        manifest.container_key), metadata=_made_writable(manifest.metadata))
 
 
 def shown(text: str, limit: int = MAX_SHOWN_CHARS) -> str:

@@ -61,6 +61,8 @@ def state_file_prefix(state: Location, display: str) -> Location:
         raise CorruptFileError(f"{display}: unreadable model_checkpoint_path") from None
     directory = state.parent
     written = Path(named)
+    if not written.name or "\x00" in named:  # "/", "", a NUL: names no checkpoint
+        raise CorruptFileError(f"{display}: unreadable model_checkpoint_path {shown(named)!r}")
     # TensorFlow writes absolute prefixes (TF1 Saver); a copied directory keeps only the name.
     if written.is_absolute() and index_of(directory / written.name).is_file():
         return directory / written.name
