@@ -21,7 +21,7 @@ from tests.hostile.files_other import LFS_CASES, OTHER_CASES
 
 import ckptdiff.readers as registry
 from ckptdiff.errors import CkptdiffError, CorruptFileError, UnsafeContentError
-from ckptdiff.readers import pickle_scan, zip_safety
+from ckptdiff.readers import pickle_scanner, zip_safety
 from ckptdiff.readers.safety import MAX_WIDE_INTS
 from ckptdiff.readers.torch_unpickler import LoadSession, load_pickle
 
@@ -93,7 +93,7 @@ def test_truncated_downloads_say_so(tmp_path: Path) -> None:
 # --- caps, with small limits patched in --------------------------------------------------------
 
 def test_opcode_cap(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pickle_scan, "MAX_PICKLE_OPCODES", 1000)
+    monkeypatch.setattr(pickle_scanner, "MAX_PICKLE_OPCODES", 1000)
     with pytest.raises(CorruptFileError, match="refused data.pkl: it runs more than 1,000 op"):
         load_pickle(b"\x80\x02" + b"N0" * 600 + b"}.", LoadSession(legacy=False), "f", "data.pkl")
     assert load_pickle(b"\x80\x02" + b"N0" * 400 + b"}.", LoadSession(legacy=False), "f",
