@@ -25,15 +25,13 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeGuard, TypeVar
 
 from ckptdiff.errors import UsageError
-from ckptdiff.readers.container_walk import (
-    Walker,
-    entries,
+from ckptdiff.readers.container_values import (
     is_optimizer_container,
     optimizer_states,
     optimizer_summary,
-    resolve,
     scalar_values,
 )
+from ckptdiff.readers.container_walk import Walker, entries, resolve
 
 T = TypeVar("T")
 
