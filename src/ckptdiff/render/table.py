@@ -62,7 +62,8 @@ class TableRenderer:
                 console.print("\nAs code (revise_keys for mmengine's load_checkpoint, or paste "
                               "revise() into your loading code):", style="bold")
                 for line in python_snippet(report):
-                    console.print(f"    {line}", style="green", markup=False)
+                    # Code is pasted: a wrapped line would be a syntax error.
+                    console.print(f"    {line}", style="green", markup=False, soft_wrap=True)
         if report.unpaired:
             console.print("\nLeft unpaired on purpose:", style="bold")
             for line in unpaired_lines(report):
