@@ -95,13 +95,14 @@ def report(stats: dict[str, object]) -> None:
           f"in 5 container forms, hostile files {counts['files']:,}, mutations "
           f"{counts['mutations']:,})")
     print(f"code executions:         {stats['executions']} (audit events "
-          f"{len(stats['events'])}, canary changed: {stats['canary_changed']}, forks "
-          f"{stats['forks']} = HDF5 sandbox runs {stats['sandbox_runs']})")
+          f"{len(stats['events'])}, canary changed: {stats['canary_changed']}; forks "
+          f"{stats['forks']} = HDF5 sandbox runs {stats['sandbox_runs']}, kills "
+          f"{stats['kills']} = sandbox timeouts {stats['timeouts']})")
     print(f"crashes:                 {len(stats['crashes'])}")
     print(f"p95 time per input:      {stats['p95'] * 1000:,.1f} ms (median "
           f"{stats['p50'] * 1000:,.1f} ms, max {stats['max'] * 1000:,.1f} ms)")
     print(f"peak RSS:                {stats['rss_mib']:,.1f} MiB reader process, "
-          f"{stats['children_rss_mib']:,.1f} MiB largest HDF5 child")
+          f"{stats['children_rss_mib']:,.1f} MiB largest HDF5 child (its address space is capped)")
     print(f"outcomes:                {json.dumps(stats['outcomes'], sort_keys=True)}")
     print("slowest inputs:          " + "; ".join(stats["slowest"]))  # type: ignore[arg-type]
     for line in list(stats["crashes"])[:20] + list(stats["events"])[:20]:  # type: ignore[call-overload]

@@ -38,8 +38,8 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     before = (canary.read_bytes(), canary.stat().st_mtime_ns)
     events: list[str] = []
     quiet = [False]  # the benchmark's own writes (mutants) are not the readers'
-    forks = [0]
-    sandbox = audit_child._count_sandbox_runs()
+    forks = [0, 0]  # forks, kills
+    sandbox = audit_child._count_sandbox_runs()  # runs, timeouts
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
         if quiet[0]:
@@ -47,6 +47,8 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         description = audit_child._describe(event, args)
         if description == audit_child.FORK:
             forks[0] += 1
+        elif description == audit_child.KILL:
+            forks[1] += 1
         elif description is not None:
             events.append(description)
 
@@ -108,9 +110,11 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         "inputs": len(seconds),
         "counts": {"pickles": len(job["pickles"]), "files": len(job["files"]),
                    "mutations": mutation_inputs},
-        "executions": len(events) + int(changed) + (forks[0] - sandbox[0]),
+        "executions": (len(events) + int(changed) + abs(forks[0] - sandbox[0])
+                       + abs(forks[1] - sandbox[1])),
         "events": events[:50], "canary_changed": changed, "forks": forks[0],
-        "sandbox_runs": sandbox[0], "crashes": crashes, "outcomes": outcomes,
+        "sandbox_runs": sandbox[0], "kills": forks[1], "timeouts": sandbox[1],
+        "crashes": crashes, "outcomes": outcomes,
         "p50": statistics.median(seconds), "p95": seconds[int(0.95 * (len(seconds) - 1))],
         "max": seconds[-1], "slowest": [f"{t * 1000:,.0f} ms {n}" for t, n in slowest],
         "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -52,6 +52,9 @@ FOUND = [
     # The HDF5 library loops forever on these: stopped by the native sandbox's time limit.
     ("keras/custom.weights.h5:custom.weights.h5", 1, "duplicate@2162+11"),
     ("keras/model.keras:model.keras", 1, "scramble@20320+20"),
+    # ... and allocates what a damaged size says (3.5 GB, 1 GB): stopped by its memory limit.
+    ("keras/custom.weights.h5:custom.weights.h5", 2, "scramble@15458+16"),
+    ("keras/legacy_model.h5:legacy_model.h5", 2, "flip8bits@19532"),
 ]
 
 

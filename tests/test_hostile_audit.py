@@ -42,6 +42,7 @@ def test_nothing_runs_under_an_audit_hook(tmp_path: Path) -> None:
     result = json.loads((tmp_path / "out.json").read_text())
     assert result["events"] == []
     assert result["forks"] == result["sandbox_runs"] > 0  # only the HDF5 sandbox forks
+    assert result["kills"] == result["timeouts"]  # and kills only children out of time
     outcomes = {o["path"]: o for o in result["outcomes"]}
     assert len(outcomes) == len(corpus.files) + len(cases) >= 7000
     for item in corpus.files:

@@ -73,6 +73,19 @@ def test_errors_and_bugs_come_back_from_the_child(tmp_path: Path) -> None:
     assert run_isolated(lambda: "é" * 200_000, "f", "f", local=True) == "é" * 200_000
 
 
+@needs_fork
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="the limit needs Linux")
+def test_the_child_cannot_take_much_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CKPTDIFF_NATIVE_MEMORY_MB", "64")
+
+    def greedy() -> str:
+        return str(len(bytearray(512 * 1024 * 1024)))
+
+    with pytest.raises(CorruptFileError, match="f.h5: reading f.h5 needs more than 64 MiB"):
+        run_isolated(greedy, "f.h5", "f.h5", local=True)
+    assert run_isolated(lambda: str(len(bytearray(16 * 1024 * 1024))), "f", "f", local=True)
+
+
 def test_without_isolation_the_task_runs_here() -> None:
     pid = os.getpid()
     assert run_isolated(lambda: str(os.getpid()), "f", "f", local=False) == str(pid)

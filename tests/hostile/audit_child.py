@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 WATCHED = ("os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.forkpty",
-           "os.kill", "os.remove", "os.rename", "os.rmdir", "os.truncate", "os.chmod",
+           "os.remove", "os.rename", "os.rmdir", "os.truncate", "os.chmod",
            "os.symlink", "os.link", "os.mkdir", "os.putenv", "subprocess.", "pty.", "socket.",
            "ctypes.", "webbrowser.", "urllib.", "http.", "shutil.", "builtins.input",
            "pickle.find_class", "marshal.", "cpython.run_", "code.", "sys.settrace",
@@ -43,7 +43,8 @@ def _describe(event: str, args: tuple[Any, ...]) -> str | None:
         writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
             isinstance(flags, int) and flags & _WRITE_FLAGS)
         name = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else ""
-        inside = name.startswith((ROOTS[0], sys.prefix, sys.base_prefix)) or not name
+        # /proc/self/statm: the HDF5 sandbox sizes its child's memory limit from it.
+        inside = name.startswith((ROOTS[0], sys.prefix, sys.base_prefix, "/proc/self/")) or not name
         if writing or not inside:
             return f"open {name!r} mode={mode!r} flags={flags!r}"
         return None
@@ -56,12 +57,14 @@ def _describe(event: str, args: tuple[Any, ...]) -> str | None:
         return f"{event} {name!r}"
     if event == "os.fork":
         return FORK  # ckptdiff forks for HDF5 (native_sandbox): counted, compared to its calls
+    if event == "os.kill":
+        return KILL  # the sandbox kills a child that ran out of time: compared to its timeouts
     if event.startswith(WATCHED):
         return event
     return None
 
 
-FORK = "FORK"
+FORK, KILL = "FORK", "KILL"
 ROOTS: list[str] = ["", str(Path(__file__).resolve().parents[2] / "src")]
 
 
@@ -108,21 +111,28 @@ def main(source: Path, target: Path) -> None:
     os.close(log.pop())  # the hook stays installed but logs no more
     lines = target.with_suffix(".events").read_text().splitlines()
     events = [line.split(" ", 1)[1] for line in lines]
-    target.write_text(json.dumps({"events": [e for e in events if e != FORK],
-                                  "forks": events.count(FORK), "sandbox_runs": sandboxed[0],
+    target.write_text(json.dumps({"events": [e for e in events if e not in (FORK, KILL)],
+                                  "forks": events.count(FORK), "kills": events.count(KILL),
+                                  "sandbox_runs": sandboxed[0], "timeouts": sandboxed[1],
                                   "outcomes": outcomes}))
 
 
 def _count_sandbox_runs() -> list[int]:
-    """Count the native sandbox's runs (each forks once), to tell its forks from a payload's."""
+    """Count the native sandbox's runs (each forks once) and its timeouts (each kills once), to
+    tell its forks and kills from a payload's: ``[runs, timeouts]``."""
+    from ckptdiff.errors import CorruptFileError
     from ckptdiff.readers import keras_h5, native_sandbox
 
-    count = [0]
+    count = [0, 0]
     real = native_sandbox.run_isolated
 
     def counted(*args: Any, **kwargs: Any) -> str:
         count[0] += 1
-        return real(*args, **kwargs)
+        try:
+            return real(*args, **kwargs)
+        except CorruptFileError as exc:
+            count[1] += "did not finish" in str(exc)
+            raise
 
     native_sandbox.run_isolated = counted
     keras_h5.run_isolated = counted

@@ -7,7 +7,9 @@ without returning or releasing the GIL) or crashes, and no Python code can inter
 Keras readers parse HDF5 in a forked child process: the parent waits at most
 :data:`NATIVE_SECONDS` (``CKPTDIFF_NATIVE_TIMEOUT`` overrides it), kills a child that takes
 longer, and turns a timeout or a crash into a one-line :class:`~ckptdiff.errors.CorruptFileError`.
-The child sends back text (a manifest's JSON) or the error it raised.
+The child's address space may grow by at most :data:`NATIVE_MEMORY_MB` (``RLIMIT_AS``,
+``CKPTDIFF_NATIVE_MEMORY_MB`` overrides it): a damaged size can make HDF5 allocate gigabytes
+before it notices. The child sends back text (a manifest's JSON) or the error it raised.
 
 Forking is cheap (no re-import) but not everywhere safe: without ``os.fork`` (Windows) and for
 remote files (fsspec runs an event loop in a thread, which a fork does not copy) the parse runs
@@ -21,6 +23,7 @@ import faulthandler
 import importlib
 import json
 import os
+import resource
 import select
 import signal
 import time
@@ -33,7 +36,18 @@ from ckptdiff.manifest import Manifest
 from ckptdiff.readers.base import Location
 
 NATIVE_SECONDS = 60.0
+# Address space the child may add to what it inherits: a damaged file can make HDF5 allocate
+# what a corrupt size says (seen: 3.5 GB) before it notices; real headers need a few MB.
+NATIVE_MEMORY_MB = 256
 _CHUNK = 1 << 16
+
+
+def memory_limit_mb() -> int:
+    """MiB of address space a native parse may add (``CKPTDIFF_NATIVE_MEMORY_MB`` overrides)."""
+    try:
+        return int(os.environ.get("CKPTDIFF_NATIVE_MEMORY_MB", NATIVE_MEMORY_MB))
+    except ValueError:
+        return NATIVE_MEMORY_MB
 
 
 def time_limit() -> float:
@@ -63,7 +77,7 @@ def run_isolated(task: Callable[[], str], display: str, what: str, local: bool) 
     pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(read_end)
-        _child(task, write_end)
+        _child(task, write_end, display, what)
     os.close(write_end)
     try:
         data = _collect(read_end, pid, display, what)
@@ -78,14 +92,32 @@ def _preload() -> None:
         importlib.import_module("h5py")
 
 
-def _child(task: Callable[[], str], write_end: int) -> None:
+def _limit_memory() -> None:
+    # Linux: the address space mapped now (/proc/self/statm, in pages) plus the budget.
+    try:
+        with open("/proc/self/statm") as statm:
+            mapped = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = mapped + memory_limit_mb() * 1024 * 1024
+        if hard == resource.RLIM_INFINITY or limit < hard:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (OSError, ValueError):  # no /proc (macOS): no memory limit
+        pass
+
+
+def _child(task: Callable[[], str], write_end: int, display: str, what: str) -> None:
     code = 0
     try:
         progress._active = None  # noqa: SLF001 - the parent shows any progress, not the child
         faulthandler.disable()  # a crash is reported by the parent, in one line
+        _limit_memory()
         payload: dict[str, object]
         try:
             payload = {"text": task()}
+        except MemoryError:
+            payload = {"error": "CorruptFileError", "attributes": {}, "message": (
+                f"{display}: reading {what} needs more than {memory_limit_mb()} MiB of memory "
+                "in the HDF5 library (a damaged size?): corrupt file?")}
         except CkptdiffError as exc:
             payload = {"error": type(exc).__name__, "message": str(exc),
                        "attributes": {k: v for k, v in vars(exc).items()
