@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.helpers import manifest, t
 
 import ckptdiff
 from ckptdiff.entry import InspectCall, parse_plain_inspect
-from tests.helpers import manifest, t
 
 
 @pytest.mark.parametrize("argv, call", [

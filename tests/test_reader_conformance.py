@@ -100,10 +100,11 @@ def test_no_other_reader_claims_the_file(case: dict[str, str | None]) -> None:
 
 
 def test_reading_every_case_imports_no_framework() -> None:
+    cases = json.dumps([[str(_path(c)), c.get("key")] for c in CASES])
     script = (
         "import sys, json\n"
         "import ckptdiff.readers as r\n"
-        f"for c in json.loads({json.dumps(json.dumps([[str(_path(c)), c.get('key')] for c in CASES]))}):\n"
+        f"for c in json.loads({json.dumps(cases)}):\n"
         "    r.read(c[0], c[1])\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('torch', 'tensorflow', 'keras', 'jax', 'transformers', 'safetensors'))\n"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import ast
 
+from tests.helpers import manifest, t
+
 from ckptdiff.match import diff_manifests
 from ckptdiff.render.table import TableRenderer
-from tests.helpers import manifest, t
 
 
 def test_code_snippet_is_never_wrapped() -> None:
