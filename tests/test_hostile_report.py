@@ -135,7 +135,15 @@ def test_damaged_archives_are_reported_not_fatal(tmp_path: Path) -> None:
     cut.write_bytes(hostile().whole()[:-6])
     report = unsafe_report(cut)
     assert report.pickles[0].error == "the input ends inside the pickle"
-    assert report.unsafe_globals == ["os.system"]
+    assert report.unsafe_globals == ["os.system"] and report.verdict == "unsafe"
+    cut.write_bytes(pickle.dumps({"a": [1, 2, 3]}, protocol=2)[:-4])
+    report = unsafe_report(cut)
+    assert report.verdict == "incomplete" and "could not be scanned" in render_unsafe_table(
+        report)
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"PK\x03\x04" + bytes(40))
+    report = unsafe_report(broken)
+    assert report.verdict == "incomplete" and report.notes[0].startswith("not scanned: ")
 
 
 def test_names_a_pickle_spells_are_escaped(tmp_path: Path) -> None:

@@ -12,8 +12,10 @@ with exit 3). Statuses:
 - ``unsafe``: outside the allow-list; ``torch.load(weights_only=False)`` would import it and may
   call it. ckptdiff never resolves it.
 
-The verdict is ``unsafe`` when any global is unsafe, ``no-pickles`` when the checkpoint has no
-pickle (safetensors, TensorFlow, Keras), else ``safe``. JSON form (``--format json``)::
+The verdict is ``unsafe`` when any global is unsafe; else ``incomplete`` when a pickle could not
+be scanned to its end, or part of the container not at all (a note starting ``not scanned:``
+says which); else ``no-pickles`` when the checkpoint has no pickle (safetensors, TensorFlow,
+Keras); else ``safe``. JSON form (``--format json``)::
 
     {"schema": "ckptdiff.unsafe-report/1", "path": "ckpt.pth", "format": "torch-zip",
      "container": "zip", "verdict": "unsafe", "unsafe_globals": ["os.system"],
@@ -36,7 +38,7 @@ from typing import Any
 
 from ckptdiff.errors import CkptdiffError
 from ckptdiff.readers import find_reader, locate
-from ckptdiff.readers.pickle_inventory import UNSAFE, PickleFindings, inventory
+from ckptdiff.readers.pickle_inventory import UNSAFE, UNSCANNED, PickleFindings, inventory
 from ckptdiff.readers.safety import shown
 from ckptdiff.remote import RemotePath
 
@@ -60,9 +62,11 @@ class UnsafeReport:
 
     @property
     def verdict(self) -> str:
-        """``unsafe``, ``no-pickles`` or ``safe`` (see the module docstring)."""
+        """``unsafe``, ``incomplete``, ``no-pickles`` or ``safe`` (see the module docstring)."""
         if self.unsafe_globals:
             return "unsafe"
+        if any(p.error for p in self.pickles) or any(n.startswith(UNSCANNED) for n in self.notes):
+            return "incomplete"
         return "safe" if self.pickles else "no-pickles"
 
     def to_dict(self) -> dict[str, Any]:
@@ -117,6 +121,9 @@ def render_unsafe_table(report: UnsafeReport) -> str:
         verdict = (f"verdict: unsafe: {len(unsafe)} global{'' if len(unsafe) == 1 else 's'} "
                    f"outside ckptdiff's allow-list ({', '.join(map(_ascii, unsafe[:12]))}"
                    f"{' …' if len(unsafe) > 12 else ''}); nothing was executed")
+    elif report.verdict == "incomplete":
+        verdict = ("verdict: incomplete: no global outside the allow-list was found, but part of "
+                   "the checkpoint could not be scanned (damaged?)")
     elif report.pickles:
         verdict = "verdict: safe: every global is on ckptdiff's allow-list"
     else:

@@ -37,6 +37,7 @@ _ORDER = (UNSAFE, UNSUPPORTED, AS_PLAIN_DATA, ALLOWED)  # how a pickle's globals
 MAX_STREAM_PICKLES = 64  # pickles read in a row from one stream (legacy torch writes 5)
 _DCP_METADATA = ".metadata"
 MAX_TAR_MEMBERS = 100_000
+UNSCANNED = "not scanned: "  # starts the notes that mean part of the checkpoint was not scanned
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def _stream(data: bytes, prefix: str, notes: list[str]) -> list[PickleFindings]:
             break
         start = scan.end
     if len(found) == MAX_STREAM_PICKLES:
-        notes.append(f"stopped after {MAX_STREAM_PICKLES} pickles in a row")
+        notes.append(f"{UNSCANNED}what follows the first {MAX_STREAM_PICKLES} pickles in a row")
     return found
 
 
@@ -137,7 +138,8 @@ def _zip_pickles(path: Location, notes: list[str]) -> list[PickleFindings]:
         try:
             archive = zipfile.ZipFile(file)
         except Exception as exc:  # a damaged archive: nothing can be located in it
-            notes.append(f"the zip central directory cannot be read ({shown(str(exc))})")
+            notes.append(f"{UNSCANNED}the zip central directory cannot be read "
+                         f"({shown(str(exc))})")
             return found
         try:
             check_zip_directory(archive, file.size, str(path))
@@ -180,7 +182,7 @@ def _tar_pickles(path: Location, notes: list[str]) -> list[PickleFindings]:
                 if looks_like_pickle(data[:4096]):
                     found.extend(_stream(data, f"{shown(info.name)}: ", notes))
     except (OSError, tarfile.TarError, EOFError) as exc:
-        notes.append(f"the tar archive is damaged ({shown(str(exc))})")
+        notes.append(f"{UNSCANNED}the rest of a damaged tar archive ({shown(str(exc))})")
     return found
 
 
@@ -188,7 +190,7 @@ def _tar_members(archive: tarfile.TarFile,
                  notes: list[str]) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
     for number, info in enumerate(archive):
         if number == MAX_TAR_MEMBERS:
-            notes.append(f"stopped after {MAX_TAR_MEMBERS:,} tar members")
+            notes.append(f"{UNSCANNED}tar members after the first {MAX_TAR_MEMBERS:,}")
             return
         if info.isfile() and 0 < info.size <= MAX_PICKLE_BYTES:
             handle = archive.extractfile(info)

@@ -75,6 +75,10 @@ def _name_problem(name: str) -> str | None:
 def _check_extents(infos: list[zipfile.ZipInfo], file_size: int, path: str) -> None:
     # Each member occupies at least its local header, name and data; no two may overlap (the
     # trick behind non-recursive zip bombs) and none may pass the end of the file.
+    for info in infos:  # the central directory's numbers, adjusted by zipfile, may be nonsense
+        if min(info.header_offset, info.compress_size, info.file_size) < 0:
+            raise CorruptFileError(f"{path}: zip entry {shown(info.orig_filename)!r} has a "
+                                   "negative offset or size: damaged file?")
     ordered = sorted(infos, key=lambda info: info.header_offset)
     for this, following in zip(ordered, [*ordered[1:], None], strict=False):
         end = (this.header_offset + LOCAL_HEADER.size + len(_encoded_name(this))
@@ -131,6 +135,9 @@ def read_member(file: IO[bytes], info: zipfile.ZipInfo, path: str, limit: int) -
         raise CorruptFileError(f"{path}: {name} declares {info.file_size:,} bytes, more than "
                                f"the {limit:,} ckptdiff reads for it")
     check_expansion(info, path)
+    if min(info.header_offset, info.compress_size) < 0:
+        raise CorruptFileError(f"{path}: zip entry {name} has a negative offset or size: "
+                               "damaged file?")
     file.seek(info.header_offset)
     header = read_exact(file, LOCAL_HEADER.size, f"the zip header of {name}", path)
     name_length, extra_length = LOCAL_HEADER.unpack(header)[-2:]
