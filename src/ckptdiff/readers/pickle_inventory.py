@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import tarfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, cast
 
@@ -95,7 +95,8 @@ def inventory(path: Location) -> tuple[str, list[PickleFindings], list[str]]:
     if _is_tar(path):
         return "tar", _tar_pickles(path, notes), notes
     if looks_like_pickle(head):
-        return "pickle", _stream(_read_all(path), "", notes), notes
+        with CountingFile(path) as file:
+            return "pickle", _stream(_Growing(file.read), "", notes), notes
     return "other", [], notes
 
 
@@ -115,15 +116,39 @@ def _whole_file(path: Location, member: str, dcp: bool) -> PickleFindings:
     return findings(member, data, scan_globals(data), 0, dcp)
 
 
-def _stream(data: bytes, prefix: str, notes: list[str]) -> list[PickleFindings]:
-    """The pickles in a row at the start of ``data`` (legacy torch: five, then raw bytes)."""
+class _Growing:
+    """The start of a stream, read on demand in doubling chunks (never past MAX_PICKLE_BYTES):
+    a legacy checkpoint's pickles are scanned without reading its gigabytes of storages."""
+
+    def __init__(self, read: Callable[[int], bytes], first: bytes = b"") -> None:
+        self._read = read
+        self.data = first
+        self._ended = False
+
+    def more(self) -> bool:
+        """Read more; False at the end of the stream or of what may be read."""
+        if self._ended or len(self.data) >= MAX_PICKLE_BYTES:
+            return False
+        chunk = self._read(min(max(len(self.data), 1 << 16), MAX_PICKLE_BYTES - len(self.data)))
+        self._ended = not chunk
+        self.data += chunk
+        return bool(chunk)
+
+
+def _stream(source: _Growing, prefix: str, notes: list[str]) -> list[PickleFindings]:
+    """The pickles in a row at the start of ``source`` (legacy torch: five, then raw bytes)."""
     found: list[PickleFindings] = []
     start = 0
-    while start < len(data) and len(found) < MAX_STREAM_PICKLES:
-        scan = scan_globals(data, start)
+    while len(found) < MAX_STREAM_PICKLES:
+        if start >= len(source.data) and not source.more():
+            break
+        scan = scan_globals(source.data, start)
+        if scan.error == INCOMPLETE and source.more():
+            continue  # scanned again with more bytes
         if found and scan.error is not None and not scan.globals:
             break  # raw bytes after the last pickle (legacy torch storages), not a pickle
-        found.append(findings(f"{prefix}pickle {len(found) + 1}", data, scan, start, False))
+        found.append(findings(f"{prefix}pickle {len(found) + 1}", source.data, scan, start,
+                              False))
         if scan.error is not None:
             break
         start = scan.end
@@ -178,21 +203,22 @@ def _tar_pickles(path: Location, notes: list[str]) -> list[PickleFindings]:
     try:
         with CountingFile(path) as file, tarfile.open(fileobj=cast(IO[bytes], file),
                                                       mode="r:") as archive:
-            for info, data in _tar_members(archive, notes):
-                if looks_like_pickle(data[:4096]):
-                    found.extend(_stream(data, f"{shown(info.name)}: ", notes))
+            for info, handle in _tar_members(archive, notes):
+                head = handle.read(4096)
+                if looks_like_pickle(head):
+                    found.extend(_stream(_Growing(handle.read, head), f"{shown(info.name)}: ",
+                                         notes))
     except (OSError, tarfile.TarError, EOFError) as exc:
         notes.append(f"{UNSCANNED}the rest of a damaged tar archive ({shown(str(exc))})")
     return found
 
 
 def _tar_members(archive: tarfile.TarFile,
-                 notes: list[str]) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
+                 notes: list[str]) -> Iterator[tuple[tarfile.TarInfo, IO[bytes]]]:
     for number, info in enumerate(archive):
         if number == MAX_TAR_MEMBERS:
             notes.append(f"{UNSCANNED}tar members after the first {MAX_TAR_MEMBERS:,}")
             return
-        if info.isfile() and 0 < info.size <= MAX_PICKLE_BYTES:
-            handle = archive.extractfile(info)
-            if handle is not None:
-                yield info, handle.read()
+        handle = archive.extractfile(info) if info.isfile() and info.size else None
+        if handle is not None:
+            yield info, handle
