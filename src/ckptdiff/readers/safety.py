@@ -90,7 +90,7 @@ def check_lfs_pointer(file: Location, display: str, member: str | None = None) -
 
 def utf8_text(text: str) -> str:
     """``text`` made encodable as UTF-8: lone surrogates (a pickle can hold them) become
-    ``\\udXXX`` escapes, so manifests can always be written out."""
+    ``\\udc80``-style escapes, so manifests can always be written out."""
     if text.isascii():
         return text
     try:
