@@ -11,7 +11,7 @@ key. Suggestions the rules cannot reach (a cycle of swaps) stay suggestions only
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
 
 from ckptdiff.rename_ops import Edit, Signature, apply, edits, generic_regex, layout, template_regex
@@ -33,7 +33,8 @@ class _State:
         self.current.update({s: s for s in self.goal})
         self.targets = target_keys
         self.fixed = {k for k in self.current if k in target_keys and k not in self.goal}
-        self.occupied = Counter(self.current.values())
+        # Names stay unique: keys start distinct and a kept rule never makes two collide.
+        self.occupied = set(self.current.values())
         self.rules: list[Rule] = []
         self.edits: dict[str, tuple[str, list[Edit]]] = {}
 
@@ -60,26 +61,25 @@ class _State:
                 new = compiled.sub(replacement, now)
                 if new != now:
                     changes[key] = new
-        if any(changes.get(key) != want for key, want in expected.items()):
-            return False
-        for key, new in changes.items():
-            if key in expected:
-                continue
+        if not expected.items() <= changes.items():
+            return False  # a pair the rule is for does not come out as planned
+        for key in changes.keys() - expected.keys():
+            new = changes[key]
             if key in self.goal:
                 if new != _progress(self.current[key], self.goal[key], signature):
                     return False
             elif key in self.fixed or (new in self.targets and not self.loud(key, new)):
                 return False  # (a shape error when loading is loud: a rename is no worse)
-        leaving = Counter(self.current[k] for k in changes)
-        arriving = Counter(changes.values())
-        for name, count in arriving.items():
-            if count > 1 or self.occupied[name] - leaving[name] > 0:
-                return False
-        for key, new in changes.items():
-            self.occupied[self.current[key]] -= 1
-            self.occupied[new] += 1
-            self.current[key] = new
-        matches = sum(1 for key in changes if key in self.goal)
+        arriving = set(changes.values())
+        if len(arriving) < len(changes):
+            return False  # two keys would collide
+        leaving = {self.current[key] for key in changes}
+        if not arriving & self.occupied <= leaving:
+            return False  # a name taken by a key that stays
+        self.occupied -= leaving
+        self.occupied |= arriving
+        self.current.update(changes)
+        matches = len(changes.keys() & self.goal.keys())
         self.rules.append(Rule(pattern, replacement, matches))
         return True
 
@@ -94,8 +94,10 @@ def synthesize(pairs: Sequence[tuple[str, str]], universe: Sequence[str],
     """
     if not pairs:
         return []
-    pairs = _without_long_shifts(pairs)
+    known = {source: (source, edits(source, target)) for source, target in pairs}
+    pairs = _without_long_shifts(pairs, known)
     state = _State(pairs, universe, target_keys, loud)
+    state.edits = known  # the first grouping reuses them
     _separators(state)
     while len(state.rules) < MAX_RULES:
         groups = _groups(state)
@@ -104,7 +106,9 @@ def synthesize(pairs: Sequence[tuple[str, str]], universe: Sequence[str],
     return state.rules
 
 
-def _without_long_shifts(pairs: Sequence[tuple[str, str]]) -> Sequence[tuple[str, str]]:
+def _without_long_shifts(pairs: Sequence[tuple[str, str]],
+                         known: dict[str, tuple[str, list[Edit]]]
+                         ) -> Sequence[tuple[str, str]]:
     """The pairs, less index moves when they would need more than ``MAX_INDEX_RULES`` rules.
 
     A regex cannot add one to an index: each moved index is a rule of its own. Past a couple of
@@ -112,8 +116,8 @@ def _without_long_shifts(pairs: Sequence[tuple[str, str]]) -> Sequence[tuple[str
     applies them).
     """
     moved: dict[str, set[tuple[str, str]]] = {}
-    for source, target in pairs:
-        for edit in edits(source, target):
+    for source, _ in pairs:
+        for edit in known[source][1]:
             sig = edit.signature
             if sig.kind == "sub" and sig.removed.isdigit() and sig.inserted.isdigit():
                 moved.setdefault(source, set()).add((sig.removed, sig.inserted))

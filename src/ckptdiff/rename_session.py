@@ -78,10 +78,9 @@ class Session:
         live = [c for c in candidates
                 if c.source.key not in self.used_sources and c.target.key not in self.used_targets]
         chosen, ties = assign(live)
-        for cand in chosen:
-            self.chosen.append(cand)
-            self.used_sources.add(cand.source.key)
-            self.used_targets.add(cand.target.key)
+        self.chosen.extend(chosen)
+        self.used_sources.update([cand.source.key for cand in chosen])
+        self.used_targets.update([cand.target.key for cand in chosen])
         for tie in ties:
             self._tie(tie)
 

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -17,9 +16,10 @@ REPORT_SCHEMA = "ckptdiff.report/1"
 SEVERITIES = ("error", "warning", "info")
 # Kinds always present in ``summary`` (the contract's required counts); later kinds are added.
 BASE_KINDS = ("missing", "unexpected", "shape", "dtype", "device")
+_ROW_LISTS = ("findings", "suggestions", "rules", "unpaired", "explain")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TensorSide:
     """What one side says about a key: shape, dtype, device."""
 
@@ -37,7 +37,7 @@ class TensorSide:
         return {"shape": list(self.shape), "dtype": self.dtype, "device": self.device}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     """One difference between source and target for one key."""
 
@@ -62,7 +62,7 @@ class Finding:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Suggestion:
     """A proposed pairing of an unexpected source key with a missing target key."""
 
@@ -87,7 +87,7 @@ class Suggestion:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rule:
     """A regex rename (``re.sub(pattern, replacement, key)``) and how many keys it fixes."""
 
@@ -100,7 +100,7 @@ class Rule:
         return {"pattern": self.pattern, "replacement": self.replacement, "matches": self.matches}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Unpaired:
     """A key the rename engine deliberately left unpaired, and why (a tie, a shape, weak evidence).
 
@@ -215,8 +215,10 @@ class Report:
         return document
 
     def to_json(self, indent: int | None = 2) -> str:
-        """Serialize to the report JSON schema."""
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+        """Serialize to the report JSON schema, one finding (suggestion, rule, …) per line."""
+        from ckptdiff import jsonlines
+
+        return jsonlines.dumps(self.to_dict(), _ROW_LISTS, indent)
 
     def to_text(self) -> str:
         """The grouped plain-text report (what ``raise_if_incompatible`` says)."""

@@ -1,0 +1,54 @@
+"""Indented JSON documents whose long arrays are written one element per line.
+
+``json.dumps(..., indent=2)`` runs the standard library's pure-Python encoder over every
+field (the C encoder only serves ``indent=None``): a 100,000-finding report took seconds.
+Writing each element of the long arrays compactly with the C encoder, one per line, keeps
+the document readable, makes a snapshot's git diff show one line per changed entry, and is
+an order of magnitude faster. The result parses to exactly the same document.
+"""
+
+from __future__ import annotations
+
+import json
+import json.encoder
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+
+def _unserializable(value: object) -> object:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _row_encoder() -> Callable[[Any], str]:
+    """Compact ``json.dumps(value, ensure_ascii=False)`` for many small values.
+
+    ``json.dumps`` with any non-default argument builds a fresh encoder per call, which
+    doubles the cost of 200,000 one-line rows; CPython's C encoder is built once here.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # an interpreter without the C accelerator
+        return lambda value: json.dumps(value, ensure_ascii=False)
+    encode = make(None, _unserializable, json.encoder.encode_basestring, None, ": ", ", ",
+                  False, False, True)
+    return lambda value: "".join(encode(value, 0))
+
+
+def dumps(document: Mapping[str, Any], rows: Collection[str], indent: int | None = 2) -> str:
+    """``document`` as JSON; the list values under the keys in ``rows`` one element per line.
+
+    With ``indent=None`` the whole document is one compact line.
+    """
+    if indent is None:
+        return json.dumps(document, ensure_ascii=False)
+    pad = " " * indent
+    row = _row_encoder()
+    fields = []
+    for name, value in document.items():
+        label = json.dumps(name, ensure_ascii=False)
+        if name in rows and isinstance(value, list) and value:
+            inner = ",\n".join(pad * 2 + row(item) for item in value)
+            text = f"[\n{inner}\n{pad}]"
+        else:
+            text = json.dumps(value, indent=indent, ensure_ascii=False).replace("\n", "\n" + pad)
+        fields.append(f"{pad}{label}: {text}")
+    return "{\n" + ",\n".join(fields) + "\n}" if fields else "{}"
