@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ckptdiff.manifest import TensorInfo
-from ckptdiff.rename_explain import describe
+from ckptdiff.rename_explain import Transform, describe
 from ckptdiff.rename_rules import synthesize
 from ckptdiff.rename_session import Session
 from ckptdiff.rename_stages import align_stage, known_stage, learned_stage, structure_stage
@@ -71,15 +71,21 @@ def _plan(unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo],
                 or len(session.used_targets) >= len(session.targets)):
             break  # one side is fully paired: nothing left to learn
         stage(session)
-    order = {info.key: i for i, info in enumerate(session.source_all)}
-    last = len(order)
-    chosen = sorted(session.chosen, key=lambda c: (order.get(c.source.key, last), c.source.key))
-    suggestions = tuple([
-        Suggestion(c.source.key, c.target.key, c.confidence, describe(c.steps, c.transform))
-        if c.transform is None else
-        Suggestion(c.source.key, c.target.key, c.confidence, describe(c.steps, c.transform),
-                   c.transform.name, c.transform.axes)
-        for c in chosen])
+    # Suggestions in source order; keys outside ``source_all`` (if any) last, by key.
+    by_source = {c.source.key: c for c in session.chosen}
+    chosen = [by_source.pop(info.key) for info in session.source_all if info.key in by_source]
+    chosen += sorted(by_source.values(), key=lambda c: c.source.key)
+    # Thousands of pairs share one explanation (one steps tuple, alive while this runs).
+    texts: dict[tuple[int, Transform | None], str] = {}
+    suggestions = []
+    for c in chosen:
+        text = texts.get((id(c.steps), c.transform))
+        if text is None:
+            text = texts[(id(c.steps), c.transform)] = describe(c.steps, c.transform)
+        suggestions.append(
+            Suggestion(c.source.key, c.target.key, c.confidence, text) if c.transform is None
+            else Suggestion(c.source.key, c.target.key, c.confidence, text, c.transform.name,
+                            c.transform.axes))
     universe = [info.key for info in session.source_all]
     shapes = {info.key: info.shape for info in session.target_all}
     stored = {info.key: info.shape for info in session.source_all}
@@ -89,7 +95,7 @@ def _plan(unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo],
 
     rules = synthesize([(s.source_key, s.target_key) for s in suggestions], universe, shapes,
                        loud)
-    return RenamePlan(suggestions, tuple(rules), tuple(session.unpaired()))
+    return RenamePlan(tuple(suggestions), tuple(rules), tuple(session.unpaired()))
 
 
 def suggest_renames(

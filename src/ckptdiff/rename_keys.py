@@ -160,8 +160,8 @@ def layout_change(source: KeyView, target: KeyView) -> Transform | None:
 
 def rewritten(view: KeyView, tokens: tuple[str, ...], step: Step) -> KeyView:
     """``view`` with new canonical ``tokens``, remembering the learned ``step`` that made them."""
-    return KeyView(view.key, ".".join(tokens), tokens, view.info, view.parts,
-                   (*view.learned, step), view.tf_style, view.kernel)
+    return _new_view(KeyView, (view.key, ".".join(tokens), tokens, view.info, view.parts,
+                               (*view.learned, step), view.tf_style, view.kernel))
 
 
 _PARTS: dict[tuple[Step, ...], tuple[Step, ...]] = {}

@@ -128,10 +128,15 @@ def _meet(sources: Sequence[KeyView], targets: Sequence[KeyView], source_variant
         for key, where in source_variants(view):
             index[key].append((view, where))
     hits: dict[str, list[tuple[KeyView, int]]] = defaultdict(list)
-    for view in targets:
-        for key, where in target_variants(view):
-            if key in index:
-                hits[key].append((view, where))
+    if target_variants is _whole:  # the common stream, without a generator per target
+        for view in targets:
+            if view.canonical in index:
+                hits[view.canonical].append((view, -1))
+    else:
+        for view in targets:
+            for key, where in target_variants(view):
+                if key in index:
+                    hits[key].append((view, where))
     for key, found in hits.items():
         mine = index[key]
         if len(found) > MAX_BUCKET or len(mine) > MAX_BUCKET:
@@ -164,9 +169,8 @@ def _whole(view: KeyView) -> Iterator[tuple[str, int]]:
 
 
 def _dropped(only: set[str] | None) -> Variants:
+    """Variants of views that hold a token of ``only`` (see :func:`_relevant`)."""
     def variants(view: KeyView) -> Iterator[tuple[str, int]]:
-        if only is not None and only.isdisjoint(view.tokens):
-            return
         offsets, text = _offsets(view), view.canonical
         for cut in range(1, len(view.tokens) - 1):
             if only is None or view.tokens[cut] in only:
@@ -175,15 +179,19 @@ def _dropped(only: set[str] | None) -> Variants:
 
 
 def _wildcards(only: set[str] | None) -> Variants:
+    """Variants of views that hold a token of ``only`` (see :func:`_relevant`)."""
     def variants(view: KeyView) -> Iterator[tuple[str, int]]:
-        if only is not None and only.isdisjoint(view.tokens):
-            return
         offsets, text = _offsets(view), view.canonical
         for position, token in enumerate(view.tokens):
             if only is None or token in only:
                 at = offsets[position]
                 yield f"{position}\x00{text[:at]}\x00{text[at + len(token):]}", position
     return variants
+
+
+def _relevant(views: Sequence[KeyView], only: set[str] | None) -> Sequence[KeyView]:
+    """The views holding a token of ``only`` (all of them when ``only`` is ``None``)."""
+    return views if only is None else [v for v in views if not only.isdisjoint(v.tokens)]
 
 
 def _prefixes(sources: Sequence[KeyView], targets: Sequence[KeyView],
@@ -222,10 +230,12 @@ def _prefixes(sources: Sequence[KeyView], targets: Sequence[KeyView],
 def _segments(sources: Sequence[KeyView], targets: Sequence[KeyView],
               found: dict[Step, Evidence], source_only: set[str] | None,
               target_only: set[str] | None) -> None:
-    for view, cut, target, _ in _meet(sources, targets, _dropped(source_only), _whole):
+    for view, cut, target, _ in _meet(_relevant(sources, source_only), targets,
+                                      _dropped(source_only), _whole):
         rest = view.tokens[:cut] + view.tokens[cut + 1:]
         found[Step("segment", view.tokens[cut], "")].add(view, target, ".".join(rest), rest)
-    for view, _, target, cut in _meet(sources, targets, _whole, _dropped(target_only)):
+    for view, _, target, cut in _meet(sources, _relevant(targets, target_only), _whole,
+                                      _dropped(target_only)):
         rest = target.tokens[:cut] + target.tokens[cut + 1:]
         found[Step("segment", "", target.tokens[cut])].add(view, target, ".".join(rest), rest)
 
@@ -233,7 +243,8 @@ def _segments(sources: Sequence[KeyView], targets: Sequence[KeyView],
 def _substitutions(sources: Sequence[KeyView], targets: Sequence[KeyView],
                    found: dict[Step, Evidence], source_only: set[str] | None,
                    target_only: set[str] | None) -> None:
-    pairs = _meet(sources, targets, _wildcards(source_only), _wildcards(target_only))
+    pairs = _meet(_relevant(sources, source_only), _relevant(targets, target_only),
+                  _wildcards(source_only), _wildcards(target_only))
     for view, position, target, _ in pairs:
         a, b = view.tokens[position], target.tokens[position]
         if a != b and relation(a, b) != INDEX:

@@ -50,6 +50,9 @@ def edits(source: str, target: str) -> list[Edit]:
         return _prefix_edit(target[:-cut], False)
     if "/" in source or "/" in target:
         return _edits(source, target)
+    wrapped = _wrapped_leaf(source, target)
+    if wrapped is not None:
+        return wrapped
     first_a, first_b = source.find("."), target.find(".")
     if (first_a > 0 and first_b > 0 and source[first_a:] == target[first_b:]
             and source[:first_a] != target[:first_b]):
@@ -82,6 +85,36 @@ def edits(source: str, target: str) -> list[Edit]:
                 and apply(source, found) == target:
             return found
     return _shifted(_middle_edits(text_a, text_b, bool(head), bool(tail)), a, head)
+
+
+def _wrapped_leaf(source: str, target: str) -> list[Edit] | None:
+    """A prefix stripped or added plus a renamed leaf (``module.…gamma`` → ``…weight``).
+
+    What the general case finds, directly, when the prefix's segments occur nowhere in the
+    other key (digits masked): then the token alignment can only keep the rest together.
+    """
+    dot_s, dot_t = source.rfind("."), target.rfind(".")
+    if not (0 < dot_s < len(source) - 1 and 0 < dot_t < len(target) - 1):
+        return None
+    cut = dot_s - dot_t
+    if cut > 0:
+        if not (source.endswith(target[:dot_t], 0, dot_s) and source[cut - 1] == "."):
+            return None
+        prefix, other = source[:cut], target
+    elif cut < 0:
+        if not (target.endswith(source[:dot_s], 0, dot_t) and target[-cut - 1] == "."):
+            return None
+        prefix, other = target[:-cut], source
+    else:
+        return None
+    if not set(prefix[:-1].translate(_MASK).split(".")).isdisjoint(
+            other.translate(_MASK).split(".")):
+        return None
+    leaf = Edit(dot_s + 1, len(source),
+                Signature("sub", "end", source[dot_s + 1:], target[dot_t + 1:], ".", ""))
+    if cut > 0:
+        return [Edit(0, cut, Signature("del", "start", prefix, "", "", "")), leaf]
+    return [Edit(0, 0, Signature("ins", "start", "", prefix, "", "")), leaf]
 
 
 def _shifted(middle: list[Edit], tokens: list[str], head: int) -> list[Edit]:

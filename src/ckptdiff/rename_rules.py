@@ -29,6 +29,7 @@ class _State:
                  target_keys: Collection[str], loud: Callable[[str, str], bool]) -> None:
         self.loud = loud
         self.goal = dict(pairs)
+        self.open = list(self.goal)
         self.current = {key: key for key in universe}
         self.current.update({s: s for s in self.goal})
         self.targets = target_keys
@@ -39,7 +40,10 @@ class _State:
         self.edits: dict[str, tuple[str, list[Edit]]] = {}
 
     def pending(self) -> list[str]:
-        return [s for s, t in self.goal.items() if self.current[s] != t]
+        """Sources not yet at their target key (only those pending before are looked at)."""
+        current, goal = self.current, self.goal
+        self.open = [s for s in self.open if current[s] != goal[s]]
+        return self.open
 
     def try_rule(self, pattern: str, replacement: str, signature: Signature,
                  expected: dict[str, str]) -> bool:

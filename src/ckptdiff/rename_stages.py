@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from itertools import chain
 
 from ckptdiff.rename_align import align, indexed
 from ckptdiff.rename_assign import Candidate
@@ -48,8 +49,8 @@ def learned_stage(session: Session) -> None:
         stride = max(1, -(-len(views) // SAMPLE))
         focus = None
         if len(views) + len(targets) > FOCUS:
-            source_tokens = {t for v in views for t in v.tokens}
-            target_tokens = {t for v in targets for t in v.tokens}
+            source_tokens = set(chain.from_iterable([v.tokens for v in views]))
+            target_tokens = set(chain.from_iterable([v.tokens for v in targets]))
             focus = (source_tokens - target_tokens, target_tokens - source_tokens)
         evidence = learn(views[::stride], targets, focus)
         graded: dict[Step, tuple[int, float, int]] = {}
@@ -105,7 +106,8 @@ class Rewriter:
     def __init__(self, accepted: dict[Step, tuple[int, float, int]]) -> None:
         prefixes = [(grade, step) for step, grade in accepted.items() if step.kind == "prefix"]
         prefixes.sort(key=lambda item: (item[0][0], item[0][2], item[1]), reverse=True)
-        self.prefixes = [(tuple(step.source.split(".")[:-1]), step) for _, step in prefixes]
+        self.prefixes = [(tuple(step.source.split(".")[:-1]), tuple(step.target.split(".")[:-1]),
+                          step) for _, step in prefixes]
         self.drops = {s.source: s for s in accepted if s.kind == "segment" and s.source}
         options: dict[str, list[Step]] = defaultdict(list)
         for step in accepted:
@@ -118,10 +120,9 @@ class Rewriter:
         """``view`` with every accepted step that applies to it performed."""
         if not (self.prefixes or self.drops or self.substitutions):
             return view
-        for head, step in self.prefixes:
+        for head, new_head, step in self.prefixes:
             if len(head) < len(view.tokens) and view.tokens[:len(head)] == head:
-                tokens = tuple(step.target.split(".")[:-1]) + view.tokens[len(head):]
-                view = rewritten(view, tokens, step)
+                view = rewritten(view, new_head + view.tokens[len(head):], step)
                 break
         if self.drops:
             for token in [t for t in view.tokens[1:-1] if t in self.drops]:
@@ -147,10 +148,14 @@ def _exact(session: Session, sources: Iterable[KeyView], learnable: bool) -> lis
             if t.key == s.key or t.key in used or (learnable and (False, t.key)
                                                    in session.align_only):
                 continue
-            if (not s.learned and not s.kernel and not t.kernel and s.info.dtype == t.info.dtype
-                    and s.info.shape == t.info.shape):  # the bulk of large checkpoints
-                steps = merge_parts(s.parts, t.parts)
-                found.append(Candidate(s, t, steps, None, known_confidence(steps), known_weight))
+            if (not s.kernel and not t.kernel and s.info.dtype == t.info.dtype
+                    and s.info.shape == t.info.shape):  # the bulk of large checkpoints: fits
+                if s.learned:
+                    found.append(_candidate(session, s, t, None, None))
+                else:
+                    steps = merge_parts(s.parts, t.parts)
+                    found.append(Candidate(s, t, steps, None, known_confidence(steps),
+                                           known_weight))
                 continue
             ok, transform = fit(s, t)
             if not ok:
