@@ -50,13 +50,13 @@ def edits(source: str, target: str) -> list[Edit]:
         return _prefix_edit(target[:-cut], False)
     if "/" in source or "/" in target:
         return _edits(source, target)
-    wrapped = _wrapped_leaf(source, target)
-    if wrapped is not None:
-        return wrapped
     first_a, first_b = source.find("."), target.find(".")
     if (first_a > 0 and first_b > 0 and source[first_a:] == target[first_b:]
             and source[:first_a] != target[:first_b]):
         return _first_segment_edit(source[:first_a], target[:first_b])  # a replaced prefix
+    wrapped = _wrapped_leaf(source, target)  # (never when the first segment alone differs)
+    if wrapped is not None:
+        return wrapped
     last = source.rfind(".")
     if (0 < last < len(source) - 1 and last < len(target) - 1 and target.rfind(".") == last
             and source[:last] == target[:last]):
