@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import gc
 import os
-import shutil
 import sys
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class InspectCall:
+class InspectCall(NamedTuple):
     """A plain ``inspect`` invocation the fast lane can serve."""
 
     path: str
@@ -68,6 +66,8 @@ def run_inspect(call: InspectCall) -> int:
     if call.format == "json":
         sys.stdout.write(manifest.to_json() + "\n")
         return 0
+    import shutil
+
     from ckptdiff.render.manifest_view import render_manifest_table
 
     color = sys.stdout.isatty() and "NO_COLOR" not in os.environ

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from ckptdiff import jsonlines
 from ckptdiff.dtypes import DTYPES, numel
 from ckptdiff.errors import CorruptFileError
 
@@ -163,8 +164,6 @@ class Manifest:
         With ``indent``, each tensor is one line: a snapshot's git diff shows one line per
         changed tensor (see :mod:`ckptdiff.jsonlines`).
         """
-        from ckptdiff import jsonlines
-
         return jsonlines.dumps(self.to_dict(), ("tensors",), indent)
 
     @classmethod

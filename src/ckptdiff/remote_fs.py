@@ -4,8 +4,7 @@ asked of the network once."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ckptdiff.errors import CkptdiffError, MissingDependencyError
 from ckptdiff.remote_file import BlockStore, RemoteFile
@@ -52,8 +51,7 @@ def _package_of(protocol: str) -> str:
     return str(spec.get("class", protocol)).split(".", 1)[0]
 
 
-@dataclass(frozen=True)
-class RemoteStat:
+class RemoteStat(NamedTuple):
     """What ``stat()`` of a remote file tells: its size."""
 
     st_size: int

@@ -9,6 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from ckptdiff import jsonlines
 from ckptdiff.errors import IncompatibleError
 from ckptdiff.manifest import Manifest, TensorInfo
 
@@ -216,8 +217,6 @@ class Report:
 
     def to_json(self, indent: int | None = 2) -> str:
         """Serialize to the report JSON schema, one finding (suggestion, rule, …) per line."""
-        from ckptdiff import jsonlines
-
         return jsonlines.dumps(self.to_dict(), _ROW_LISTS, indent)
 
     def to_text(self) -> str:

@@ -12,8 +12,9 @@ import importlib.util
 import os
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 from ckptdiff.errors import (
     CkptdiffError,
@@ -46,10 +47,13 @@ BUILTIN_READERS: tuple[str, ...] = (
     "ckptdiff.readers.torch_dcp:TorchDcpReader",
 )
 
+# Readers to try first by file suffix. Sniffers being exclusive, this changes no result, only
+# what gets imported: inspecting a .pth never loads the safetensors reader.
+_FIRST_BY_SUFFIX: dict[str, tuple[str, ...]] = dict.fromkeys(
+    (".pth", ".pt", ".bin", ".ckpt"), BUILTIN_READERS[1:3])
 
 
-@dataclass(frozen=True)
-class ReaderEntry:
+class ReaderEntry(NamedTuple):
     """One registered reader and where it came from."""
 
     reader: Reader
@@ -72,14 +76,16 @@ def _load(spec: str) -> Reader:
     return reader
 
 
-def _candidates() -> Iterator[ReaderEntry]:
+def _candidates(path: Location | None = None) -> Iterator[ReaderEntry]:
     """Readers in sniffing order, each imported only when it is reached.
 
-    Built-ins come first and plugins (whose discovery scans every installed distribution) only
-    after them, so reading a common format pays for neither the other readers nor the scan.
+    Built-ins come first (those ``path``'s suffix suggests before the others) and plugins (whose
+    discovery scans every installed distribution) only after them, so reading a common format
+    pays for neither the other readers nor the scan.
     """
     global _plugins
-    for spec in BUILTIN_READERS:
+    first = _FIRST_BY_SUFFIX.get(path.suffix.lower(), ()) if path is not None else ()
+    for spec in (*first, *(s for s in BUILTIN_READERS if s not in first)):
         if spec not in _builtins:
             _builtins[spec] = ReaderEntry(_load(spec), "builtin")
         yield _builtins[spec]
@@ -124,7 +130,7 @@ def find_reader(path: Location) -> Reader:
             raise CorruptFileError(f"{path}: file is empty (0 bytes)")
         if is_lfs_pointer(head):
             raise lfs_pointer_error(str(path))
-    for entry in _candidates():
+    for entry in _candidates(path):
         if entry.reader.sniff(head, path):
             if not entry.available:
                 missing = next(m for m in entry.reader.requires

@@ -21,8 +21,7 @@ Tensors in nested dicts and lists flatten with ``.`` joins.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeGuard, TypeVar
+from typing import Any, Generic, NamedTuple, TypeGuard, TypeVar
 
 from ckptdiff.errors import UsageError
 from ckptdiff.readers.container_values import (
@@ -46,8 +45,7 @@ NON_MODEL_KEYS = frozenset({"callbacks", "loops", "lr_scheduler", "lr_schedulers
                             "rng_states", "hyper_parameters", "hparams"})
 
 
-@dataclass(frozen=True)
-class Found(Generic[T]):
+class Found(NamedTuple, Generic[T]):
     """One tensor and its manifest key; ``slot_of`` names the parameter an optimizer slot tracks."""
 
     key: str
@@ -55,8 +53,7 @@ class Found(Generic[T]):
     slot_of: str | None = None
 
 
-@dataclass(frozen=True)
-class Selection(Generic[T]):
+class Selection(NamedTuple, Generic[T]):
     """The chosen container's tensors, the optimizer slots beside it, and metadata about both."""
 
     container_key: str | None

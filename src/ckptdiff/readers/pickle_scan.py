@@ -10,7 +10,7 @@ the opcode machine that does it, and what it refuses (tuples nested deeper than
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ckptdiff.readers.pickle_scanner import (
     PickleScanError,
@@ -27,8 +27,7 @@ __all__ = ["INCOMPLETE", "MAX_TUPLE_DEPTH", "GlobalsScan", "PickleReader", "Pick
            "PickleTruncatedError", "qualified_global", "scan_globals", "scan_pickle"]
 
 
-@dataclass(frozen=True)
-class PickleScan:
+class PickleScan(NamedTuple):
     """One pickle's bytes and every global it names, as ``(module, name)``."""
 
     data: bytes
@@ -83,8 +82,7 @@ def scan_pickle(data: bytes, limit: int) -> PickleScan:
 INCOMPLETE = "the input ends inside the pickle"
 
 
-@dataclass(frozen=True)
-class GlobalsScan:
+class GlobalsScan(NamedTuple):
     """What a scan found, also when it stopped at an error: each global named (with how many
     times, in first-seen order), where the pickle ends, and the error, if any."""
 

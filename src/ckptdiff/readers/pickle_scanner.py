@@ -27,6 +27,10 @@ from ckptdiff.readers.pickle_opcodes import (
 from ckptdiff.readers.safety import MAX_PICKLE_OPCODES, MAX_TUPLE_DEPTH, MAX_WIDE_INTS
 
 _Item = int | str  # a simulated stack entry: a tuple depth, or a string's value
+# How an opcode's argument is encoded: none, fixed width, length-prefixed (text kept or only
+# its length), newline-ended lines.
+_NONE, _FIXED, _SIZED, _TEXT, _LINES = range(5)
+_Entry = tuple[int, int, bool, Callable[[object, int], None], str]
 
 
 class PickleScanError(ValueError):
@@ -74,55 +78,67 @@ class Scanner:
             "INST": self._global,
             "STACK_GLOBAL": self._stack_global, "EXT1": self._ext, "EXT2": self._ext,
             "EXT4": self._ext, "TUPLE": self._tuple, "TUPLE1": self._tuple,
-            "TUPLE2": self._tuple, "TUPLE3": self._tuple, "BINGET": self._get,
-            "LONG_BINGET": self._get, "GET": self._get, "BINPUT": self._put,
-            "LONG_BINPUT": self._put, "PUT": self._put, "MEMOIZE": self._put, "DUP": self._dup,
+            "TUPLE2": self._tuple, "TUPLE3": self._tuple, "BINGET": self._binget,
+            "LONG_BINGET": self._binget, "GET": self._get, "BINPUT": self._binput,
+            "LONG_BINPUT": self._binput, "PUT": self._put, "MEMOIZE": self._put, "DUP": self._dup,
             "STOP": self._stop, "LONG1": self._long, "LONG4": self._long,
             "LONG": self._long_text, "INT": self._long_text}
-        self._handlers = {code: self._special.get(name, self._generic(code))
-                          for code, name in NAMES.items()}
+        # One entry per byte value: how the argument is read, and what the opcode does.
+        self._table: list[_Entry | None] = [None] * 256
+        for code, name in NAMES.items():
+            handler = self._special.get(name) or self._generic(code)
+            if code in FIXED_ARGS:
+                entry = (_FIXED, FIXED_ARGS[code], False, handler, name)
+            elif code in SIZED_ARGS:
+                entry = (_TEXT if code in TEXT_OPS else _SIZED, SIZED_ARGS[code],
+                         code in SIGNED_SIZES, handler, name)
+            elif code in LINE_ARGS:
+                entry = (_LINES, LINE_ARGS[code], False, handler, name)
+            else:
+                entry = (_NONE, 0, False, handler, name)
+            self._table[code] = entry
         self._op = ""
 
     def run(self, buf: bytearray, pos: int) -> int:
         """Process every complete opcode from ``pos``; return where the first incomplete one (or
         the end of the pickle) starts."""
         size = len(buf)
-        handlers = self._handlers
+        table = self._table
+        from_bytes = int.from_bytes
         while pos < size and not self.done:
             code = buf[pos]
+            entry = table[code]
+            if entry is None:
+                raise PickleScanError(f"unknown opcode {code:#04x} at byte {pos}")
+            kind, width, signed, handler, self._op = entry
             start = pos + 1
             arg: object = None
-            if code in FIXED_ARGS:
-                end = start + FIXED_ARGS[code]
+            if kind == _NONE:
+                end = start
+            elif kind == _FIXED:
+                end = start + width
                 if end > size:
                     return pos
-                arg = int.from_bytes(buf[start:end], "little")
-            elif code in SIZED_ARGS:
-                width = SIZED_ARGS[code]
+                arg = from_bytes(buf[start:end], "little")
+            elif kind != _LINES:
                 if start + width > size:
                     return pos
-                length = int.from_bytes(buf[start:start + width], "little",
-                                        signed=code in SIGNED_SIZES)
+                length = from_bytes(buf[start:start + width], "little", signed=signed)
                 if length < 0:
                     raise PickleScanError(f"negative length at byte {pos}")
                 end = start + width + length
                 if end > size:
                     return pos
-                arg = buf[start + width:end] if code in TEXT_OPS else length
-            elif code in LINE_ARGS:
+                arg = buf[start + width:end] if kind == _TEXT else length
+            else:
                 end = start
-                for _ in range(LINE_ARGS[code]):
+                for _ in range(width):
                     newline = buf.find(b"\n", end)
                     if newline < 0:
                         return pos
                     end = newline + 1
                 arg = buf[start:end]
-            elif code in handlers:
-                end = start
-            else:
-                raise PickleScanError(f"unknown opcode {code:#04x} at byte {pos}")
-            self._op = NAMES[code]
-            handlers[code](arg, pos)
+            handler(arg, pos)
             self.count += 1
             if self.count > MAX_PICKLE_OPCODES:
                 raise PickleTooComplexError(
@@ -132,13 +148,22 @@ class Scanner:
 
     def _generic(self, code: int) -> Callable[[object, int], None]:
         to_mark, pops, pushes = EFFECTS[code]
+        stack = self.stack
+        if not to_mark and pops == 0:  # the most common effects, without a loop
+            if pushes == 0:
+                return lambda arg, pos: None
+            if pushes == 1:
+                return lambda arg, pos: stack.append(0)
 
         def effect(arg: object, pos: int) -> None:
             if to_mark:
                 self._pop_to_mark()
-            for _ in range(pops):
-                self._pop()
-            self.stack.extend([0] * pushes)
+            if pops:
+                if len(stack) - pops < (self.marks[-1] if self.marks else 0):
+                    raise PickleScanError("the pickle's stack is empty where a value is needed")
+                del stack[-pops:]
+            if pushes:
+                stack.extend([0] * pushes)
 
         return effect
 
@@ -209,12 +234,34 @@ class Scanner:
 
     def _tuple(self, arg: object, pos: int) -> None:
         op = self._op
-        items = self._pop_to_mark() if op == "TUPLE" else [
-            self._pop() for _ in range(int(op[-1]))]
-        depth = 1 + max((d for d in items if type(d) is int), default=0)
+        if op == "TUPLE":
+            items = self._pop_to_mark()
+        else:
+            count, stack = int(op[-1]), self.stack
+            if len(stack) - count < (self.marks[-1] if self.marks else 0):
+                raise PickleScanError("the pickle's stack is empty where a value is needed")
+            items = stack[-count:]
+            del stack[-count:]
+        depth = 1 + max([d for d in items if type(d) is int], default=0)
         if depth > MAX_TUPLE_DEPTH:
             raise PickleScanError(f"tuples nest more than {MAX_TUPLE_DEPTH} levels deep")
         self.stack.append(depth)
+
+    def _binget(self, arg: object, pos: int) -> None:
+        # BINGET and LONG_BINGET, a third of a checkpoint's opcodes: the index is an int.
+        try:
+            self.stack.append(self.memo[arg])  # type: ignore[index]
+        except KeyError:
+            raise PickleScanError(f"memo entry {arg} is read before it is written") from None
+
+    def _binput(self, arg: object, pos: int) -> None:
+        assert isinstance(arg, int)
+        if arg > self.count:
+            raise PickleScanError(f"memo index {arg} is out of range")
+        stack = self.stack
+        if len(stack) <= (self.marks[-1] if self.marks else 0):
+            raise PickleScanError("the pickle's stack is empty where a value is needed")
+        self.memo[arg] = stack[-1]
 
     def _get(self, arg: object, pos: int) -> None:
         index = _line_int(arg) if self._op == "GET" else arg
