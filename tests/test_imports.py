@@ -61,3 +61,17 @@ def test_cli_reads_files_without_importing_frameworks(argv: tuple[str, ...],
             "try:\n    app(sys.argv[1:])\nexcept SystemExit as e:\n"
             "    assert e.code in (0, 1, None), e.code\n")
     assert _imported_after(code, *args) == []
+
+
+def test_inspecting_a_pth_loads_only_the_readers_it_needs(torch_files: dict[str, Path]) -> None:
+    # Readers the suffix suggests are sniffed first: a .pth never pays for the safetensors reader.
+    script = ("import sys\nfrom ckptdiff.entry import main\nsys.argv = ['ckptdiff', 'inspect', "
+              f"{str(torch_files['pth'])!r}, '--format', 'json']\n"
+              "try:\n    main()\nexcept SystemExit:\n    pass\n"
+              "print(sorted(m for m in sys.modules if m.startswith('ckptdiff.readers.')))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    loaded = out.stdout.strip().splitlines()[-1]
+    assert "ckptdiff.readers.torch_zip" in loaded
+    assert "ckptdiff.readers.safetensors'" not in loaded
+    assert "ckptdiff.readers.tf_checkpoint" not in loaded
