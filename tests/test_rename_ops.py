@@ -40,3 +40,12 @@ def test_a_prefix_whose_segment_recurs_takes_the_general_alignment() -> None:
     found = edits("encoder.encoder.layer.gamma", "encoder.layer.weight")
     assert apply("encoder.encoder.layer.gamma", found) == "encoder.layer.weight"
     assert found[0].signature.where == "middle"
+
+
+def test_a_key_that_is_only_a_wrapper_name_does_not_crash_the_engine() -> None:
+    from ckptdiff.manifest import TensorInfo
+    from ckptdiff.rename import plan_renames
+
+    plan = plan_renames([TensorInfo("module", (3,), "float32")],
+                        [TensorInfo("model", (3,), "float32")])
+    assert all(s.source_key == "module" for s in plan.suggestions)

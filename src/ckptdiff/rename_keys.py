@@ -52,6 +52,9 @@ class KeyView(NamedTuple):
 
 
 _new_view = tuple.__new__
+# Segments that make a key need normalizing (``base_model`` only at the start, where the slow
+# path strips it; anywhere else that path keeps it and builds the same view).
+_NORMALIZED = WRAPPER_SEGMENTS | {"parametrizations", "base_model"}
 
 
 def make_view(info: TensorInfo) -> KeyView:
@@ -59,12 +62,10 @@ def make_view(info: TensorInfo) -> KeyView:
     key = info.key
     tf_style = "/" in key
     tokens = (key.replace("/", ".") if tf_style else key).split(".")
-    if (not tf_style and WRAPPER_SEGMENTS.isdisjoint(tokens)
-            and tokens[-1] not in TORCH_SYNONYM_LEAVES and "parametrizations" not in tokens
-            and tokens[0] != "base_model"):
+    if not tf_style and _NORMALIZED.isdisjoint(tokens) and tokens[-1] not in TORCH_SYNONYM_LEAVES:
         # The common case, nothing to normalize (built without NamedTuple's slower __new__).
         return _new_view(KeyView, (key, key, tuple(tokens), info, (), (), False, False))
-    if not tf_style and tokens[0] in WRAPPER_SEGMENTS:  # the next most common: module., …
+    if not tf_style and len(tokens) > 1 and tokens[0] in WRAPPER_SEGMENTS:  # module., …
         start = 1
         while start < len(tokens) - 1 and tokens[start] in WRAPPER_SEGMENTS:
             start += 1

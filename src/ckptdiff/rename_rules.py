@@ -77,7 +77,7 @@ class _State:
         arriving = set(changes.values())
         if len(arriving) < len(changes):
             return False  # two keys would collide
-        leaving = {self.current[key] for key in changes}
+        leaving = set(map(self.current.__getitem__, changes))
         if not arriving & self.occupied <= leaving:
             return False  # a name taken by a key that stays
         self.occupied -= leaving
