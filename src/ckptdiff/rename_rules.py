@@ -143,23 +143,22 @@ def _separators(state: _State) -> None:
 
 def _groups(state: _State) -> list[tuple[Signature, list[tuple[str, list[Edit]]]]]:
     grouped: dict[Signature, list[tuple[str, list[Edit]]]] = defaultdict(list)
+    current, goal, cache = state.current, state.goal, state.edits
     for source in state.pending():
-        now = state.current[source]
-        known = state.edits.get(source)
+        now = current[source]
+        known = cache.get(source)
         if known is None or known[0] != now:  # recompute only for keys the last rule changed
-            known = (now, edits(now, state.goal[source]))
-            state.edits[source] = known
+            known = cache[source] = (now, edits(now, goal[source]))
         found = known[1]
         if not found:  # the keys differ only in separators: one literal rule does it
-            found = [Edit(0, len(now), Signature("sub", "whole", now, state.goal[source], "",
-                                                 ""))]
-            state.edits[source] = (now, found)
+            found = [Edit(0, len(now), Signature("sub", "whole", now, goal[source], "", ""))]
+            cache[source] = (now, found)
         if len(found) == 1:
             grouped[found[0].signature].append((source, found))
             continue
-        by_sig: dict[Signature, list[Edit]] = defaultdict(list)
+        by_sig: dict[Signature, list[Edit]] = {}
         for edit in found:
-            by_sig[edit.signature].append(edit)
+            by_sig.setdefault(edit.signature, []).append(edit)
         for sig, mine in by_sig.items():
             grouped[sig].append((source, mine))
     return sorted(grouped.items(), key=lambda item: (
@@ -178,7 +177,8 @@ def _chain_order(sig: Signature) -> int:
 
 def _place(state: _State, sig: Signature, members: list[tuple[str, list[Edit]]]) -> bool:
     """Add the most general verified rule for ``sig``; False when none passes."""
-    expected = {s: apply(state.current[s], mine) for s, mine in members}
+    current = state.current
+    expected = {s: apply(current[s], mine) for s, mine in members}
     generic = generic_regex(sig)
     index_change = sig.removed.isdigit() and sig.inserted.isdigit()
     if generic is not None and not index_change and state.try_rule(*generic, sig, expected):

@@ -143,6 +143,9 @@ def _exact(session: Session, sources: Iterable[KeyView], learnable: bool) -> lis
     used = session.used_targets
     found: list[Candidate] = []
     known_weight = KNOWN * 64 + 63
+    # Parts tuples are shared (interned) and alive while this runs: explain each combination
+    # once, keyed by identity, instead of hashing the steps for every key.
+    explained: dict[tuple[int, int], tuple[tuple[Step, ...], float]] = {}
     for s in sources:
         for t in index.get(s.canonical, ()):
             if t.key == s.key or t.key in used or (learnable and (False, t.key)
@@ -152,10 +155,13 @@ def _exact(session: Session, sources: Iterable[KeyView], learnable: bool) -> lis
                     and s.info.shape == t.info.shape):  # the bulk of large checkpoints: fits
                 if s.learned:
                     found.append(_candidate(session, s, t, None, None))
-                else:
+                    continue
+                known = explained.get((id(s.parts), id(t.parts)))
+                if known is None:
                     steps = merge_parts(s.parts, t.parts)
-                    found.append(Candidate(s, t, steps, None, known_confidence(steps),
-                                           known_weight))
+                    known = explained[(id(s.parts), id(t.parts))] = (
+                        steps, known_confidence(steps))
+                found.append(Candidate(s, t, known[0], None, known[1], known_weight))
                 continue
             ok, transform = fit(s, t)
             if not ok:
