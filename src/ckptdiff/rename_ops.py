@@ -54,15 +54,15 @@ def edits(source: str, target: str) -> list[Edit]:
     if (first_a > 0 and first_b > 0 and source[first_a:] == target[first_b:]
             and source[:first_a] != target[:first_b]):
         return _first_segment_edit(source[:first_a], target[:first_b])  # a replaced prefix
-    wrapped = _wrapped_leaf(source, target)  # (never when the first segment alone differs)
-    if wrapped is not None:
-        return wrapped
     last = source.rfind(".")
     if (0 < last < len(source) - 1 and last < len(target) - 1 and target.rfind(".") == last
             and source[:last] == target[:last]):
         # Only the leaf differs (``gamma`` → ``weight``): what the general case finds, directly.
         return [Edit(last + 1, len(source),
                      Signature("sub", "end", source[last + 1:], target[last + 1:], ".", ""))]
+    wrapped = _wrapped_leaf(source, target)  # (never when either shape above holds)
+    if wrapped is not None:
+        return wrapped
     # Segments shared at both ends never change: the edits of the middle are cached, so keys
     # that differ the same way (layer after layer) cost one split.
     a, b = source.split("."), target.split(".")
