@@ -30,12 +30,12 @@ class _State:
         self.loud = loud
         self.goal = dict(pairs)
         self.open = list(self.goal)
-        self.current = {key: key for key in universe}
-        self.current.update({s: s for s in self.goal})
+        self.current = dict(zip(universe, universe, strict=True))
+        self.current.update(zip(self.goal, self.goal, strict=True))
         self.targets = target_keys
-        self.fixed = {k for k in self.current if k in target_keys and k not in self.goal}
+        self.fixed = {k for k in self.current if k in target_keys} - self.goal.keys()
         # Names stay unique: keys start distinct and a kept rule never makes two collide.
-        self.occupied = set(self.current.values())
+        self.occupied = set(self.current)
         self.rules: list[Rule] = []
         self.edits: dict[str, tuple[str, list[Edit]]] = {}
 
