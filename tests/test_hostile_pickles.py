@@ -131,3 +131,9 @@ def test_positive_control_the_payloads_are_live(tmp_path: Path) -> None:
     assert len(chosen) >= 200
     # Nearly all fire; a few calls fail on their arguments under some protocol.
     assert len(fired) >= 0.8 * len(chosen), sorted(set(n for n, _ in chosen) - fired)[:20]
+
+
+def test_the_written_out_opcode_table_is_what_pickletools_says() -> None:
+    from ckptdiff.readers.pickle_opcodes import OPCODES, derive_from_pickletools
+
+    assert derive_from_pickletools() == OPCODES
