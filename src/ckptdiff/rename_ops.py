@@ -107,9 +107,11 @@ def _wrapped_leaf(source: str, target: str) -> list[Edit] | None:
         prefix, other = target[:-cut], source
     else:
         return None
-    if not set(prefix[:-1].translate(_MASK).split(".")).isdisjoint(
-            other.translate(_MASK).split(".")):
-        return None
+    head = prefix[:-1]
+    if head.translate(_MASK) != head:  # digits: compare as the alignment does, masked
+        head, other = head.translate(_MASK), other.translate(_MASK)
+    if not set(head.split(".")).isdisjoint(other.split(".")):
+        return None  # (a segment without digits equals a masked one only unmasked)
     leaf = Edit(dot_s + 1, len(source),
                 Signature("sub", "end", source[dot_s + 1:], target[dot_t + 1:], ".", ""))
     if cut > 0:

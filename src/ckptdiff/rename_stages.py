@@ -29,6 +29,8 @@ from ckptdiff.rename_learn import grade, learn
 from ckptdiff.rename_session import Session
 from ckptdiff.rename_structure import structure
 
+# Candidates by the hundred thousand: built without NamedTuple's slower keyword-aware __new__.
+_new_candidate = tuple.__new__
 ROUNDS = 3
 SAMPLE = 3000  # source keys that learning looks at per round; all keys are then rewritten
 FOCUS = 20_000  # beyond this many open keys, learn renames of vanished/new tokens only
@@ -161,7 +163,8 @@ def _exact(session: Session, sources: Iterable[KeyView], learnable: bool) -> lis
                     steps = merge_parts(s.parts, t.parts)
                     known = explained[(id(s.parts), id(t.parts))] = (
                         steps, known_confidence(steps))
-                found.append(Candidate(s, t, known[0], None, known[1], known_weight))
+                found.append(_new_candidate(Candidate, (s, t, known[0], None, known[1],
+                                                        known_weight)))
                 continue
             ok, transform = fit(s, t)
             if not ok:
@@ -193,4 +196,4 @@ def _candidate(session: Session, s: KeyView, t: KeyView, step: Step | None,
             support = min(support, grade_support)
         graded = (steps, confidence, tier * 64 + min(63, support.bit_length()))
         session.graded[memo] = graded
-    return Candidate(s, t, graded[0], transform, graded[1], graded[2])
+    return _new_candidate(Candidate, (s, t, graded[0], transform, graded[1], graded[2]))
