@@ -49,3 +49,18 @@ def test_a_key_that_is_only_a_wrapper_name_does_not_crash_the_engine() -> None:
     plan = plan_renames([TensorInfo("module", (3,), "float32")],
                         [TensorInfo("model", (3,), "float32")])
     assert all(s.source_key == "module" for s in plan.suggestions)
+
+
+def test_dataparallel_around_peft_strips_both_wrappers_on_every_key() -> None:
+    # Keys with a base_layer segment and keys without (the head) normalize alike.
+    from ckptdiff.manifest import TensorInfo
+    from ckptdiff.rename import plan_renames
+
+    source = [TensorInfo("module.base_model.model.classifier.weight", (3, 8), "float32"),
+              TensorInfo("module.base_model.model.encoder.q.base_layer.weight", (8, 8), "float32")]
+    target = [TensorInfo("classifier.weight", (3, 8), "float32"),
+              TensorInfo("encoder.q.weight", (8, 8), "float32")]
+    plan = plan_renames(source, target)
+    assert {(s.source_key, s.target_key) for s in plan.suggestions} == {
+        (source[0].key, "classifier.weight"), (source[1].key, "encoder.q.weight")}
+    assert all(s.confidence >= 0.99 for s in plan.suggestions)

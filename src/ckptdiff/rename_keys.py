@@ -70,7 +70,8 @@ def make_view(info: TensorInfo) -> KeyView:
         while start < len(tokens) - 1 and tokens[start] in WRAPPER_SEGMENTS:
             start += 1
         rest = tokens[start:]
-        if WRAPPER_SEGMENTS.isdisjoint(rest[:-1]) and "parametrizations" not in rest:
+        if (WRAPPER_SEGMENTS.isdisjoint(rest[:-1]) and "parametrizations" not in rest
+                and rest[0] != "base_model"):  # (DataParallel around PEFT: the general path)
             cut = len(".".join(tokens[:start])) + 1
             leaf = rest[-1]
             if leaf not in TORCH_SYNONYM_LEAVES:
