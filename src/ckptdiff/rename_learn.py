@@ -63,8 +63,10 @@ def learn(sources: Sequence[KeyView], targets: Sequence[KeyView],
     found: dict[Step, Evidence] = defaultdict(Evidence)
     source_only, target_only = focus if focus is not None else (None, None)
     _prefixes(sources, targets, found)
-    _segments(sources, targets, found, source_only, target_only)
-    _substitutions(sources, targets, found, source_only, target_only)
+    # Views holding a token of the focus, once for both kinds of step.
+    sources_in, targets_in = _relevant(sources, source_only), _relevant(targets, target_only)
+    _segments(sources, targets, sources_in, targets_in, found, source_only, target_only)
+    _substitutions(sources_in, targets_in, found, source_only, target_only)
     return found
 
 
@@ -218,14 +220,13 @@ def _prefixes(sources: Sequence[KeyView], targets: Sequence[KeyView],
 
 
 def _segments(sources: Sequence[KeyView], targets: Sequence[KeyView],
+              sources_in: Sequence[KeyView], targets_in: Sequence[KeyView],
               found: dict[Step, Evidence], source_only: set[str] | None,
               target_only: set[str] | None) -> None:
-    for view, cut, target, _ in _meet(_relevant(sources, source_only), targets,
-                                      _dropped(source_only), _whole):
+    for view, cut, target, _ in _meet(sources_in, targets, _dropped(source_only), _whole):
         rest = view.tokens[:cut] + view.tokens[cut + 1:]
         found[Step("segment", view.tokens[cut], "")].add(view, target, ".".join(rest), rest)
-    for view, _, target, cut in _meet(sources, _relevant(targets, target_only), _whole,
-                                      _dropped(target_only)):
+    for view, _, target, cut in _meet(sources, targets_in, _whole, _dropped(target_only)):
         rest = target.tokens[:cut] + target.tokens[cut + 1:]
         found[Step("segment", "", target.tokens[cut])].add(view, target, ".".join(rest), rest)
 
@@ -233,8 +234,7 @@ def _segments(sources: Sequence[KeyView], targets: Sequence[KeyView],
 def _substitutions(sources: Sequence[KeyView], targets: Sequence[KeyView],
                    found: dict[Step, Evidence], source_only: set[str] | None,
                    target_only: set[str] | None) -> None:
-    pairs = _meet(_relevant(sources, source_only), _relevant(targets, target_only),
-                  _wildcards(source_only), _wildcards(target_only))
+    pairs = _meet(sources, targets, _wildcards(source_only), _wildcards(target_only))
     for view, position, target, _ in pairs:
         a, b = view.tokens[position], target.tokens[position]
         if a != b and relation(a, b) != INDEX:

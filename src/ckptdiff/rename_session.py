@@ -46,8 +46,9 @@ class Session:
         session = cls(sources, targets, source_all or list(unexpected),
                       target_all or list(missing))
         if source_all is not None and target_all is not None:
-            expected = {info.key: info for info in target_all}
-            for info in source_all:
+            # Same-named keys are neither missing nor unexpected: none when every target is.
+            expected = {info.key: info for info in target_all if info.key not in targets}
+            for info in source_all if expected else ():
                 other = expected.get(info.key)
                 if other is not None and other.shape != info.shape:
                     sources.setdefault(info.key, make_view(info))
@@ -57,11 +58,13 @@ class Session:
 
     def open_sources(self, learnable: bool = False) -> list[KeyView]:
         """Unpaired source views (``learnable``: also not reserved for the alignment)."""
+        learnable = learnable and bool(self.align_only)  # (nothing reserved: skip the check)
         return [v for k, v in self.sources.items() if k not in self.used_sources
                 and not (learnable and (True, k) in self.align_only)]
 
     def open_targets(self, learnable: bool = False) -> list[KeyView]:
         """Unpaired target views (``learnable``: also not reserved for the alignment)."""
+        learnable = learnable and bool(self.align_only)
         return [v for k, v in self.targets.items() if k not in self.used_targets
                 and not (learnable and (False, k) in self.align_only)]
 
