@@ -98,6 +98,20 @@ def measure_scenario(scenario: str, count: int, repeat: int) -> dict[str, object
             "rules": ", ".join(f"{r.pattern} ({r.matches})" for r in result.rules[:3])}
 
 
+def reference_seconds() -> float:
+    """A fixed pure-Python workload (split and index 200,000 keys), best of 3: how fast this
+    shared machine runs right now, printed beside the goal so a slow phase is visible."""
+    names = [f"encoder.layer.{i}.attention.self.query.weight" for i in range(200_000)]
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        index: dict[str, tuple[str, ...]] = {}
+        for name in names:
+            index[name] = tuple(name.split("."))
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def main() -> int:
     """Measure and print; exit status 1 when a goal is missed."""
     parser = argparse.ArgumentParser()
@@ -111,7 +125,8 @@ def main() -> int:
     ok = True
     load = os.getloadavg()[0]
     print(f"rename engine, {args.keys:,} keys per side (median of {args.repeat}, each scenario "
-          f"in a fresh process; {os.cpu_count()} CPUs, load average {load:.1f} when started):")
+          f"in a fresh process; {os.cpu_count()} CPUs, load average {load:.1f} when started; "
+          f"reference workload {reference_seconds() * 1000:.0f} ms):")
     for scenario in SCENARIOS:
         child = subprocess.run([sys.executable, __file__, "--scenario", scenario, "--keys",
                                 str(args.keys), "--repeat", str(args.repeat)],
