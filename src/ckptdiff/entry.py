@@ -11,26 +11,16 @@ from __future__ import annotations
 import gc
 import os
 import sys
+from typing import NamedTuple
 
 
-class InspectCall:
-    """A plain ``inspect`` invocation the fast lane can serve (a plain class: creating a
-    dataclass or NamedTuple type costs the fast lane a millisecond at import)."""
+class InspectCall(NamedTuple):
+    """A plain ``inspect`` invocation the fast lane can serve."""
 
-    __slots__ = ("format", "key", "path", "quiet")
-
-    def __init__(self, path: str, format: str = "table", key: str | None = None,
-                 quiet: bool = False) -> None:
-        self.path, self.format, self.key, self.quiet = path, format, key, quiet
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, InspectCall) and (
-            (self.path, self.format, self.key, self.quiet)
-            == (other.path, other.format, other.key, other.quiet))
-
-    def __repr__(self) -> str:
-        return (f"InspectCall(path={self.path!r}, format={self.format!r}, key={self.key!r}, "
-                f"quiet={self.quiet!r})")
+    path: str
+    format: str = "table"
+    key: str | None = None
+    quiet: bool = False
 
 
 def parse_plain_inspect(argv: list[str]) -> InspectCall | None:

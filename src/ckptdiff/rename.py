@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ckptdiff.manifest import TensorInfo
-from ckptdiff.rename_explain import Transform, describe
+from ckptdiff.rename_explain import describe
 from ckptdiff.rename_rules import synthesize
 from ckptdiff.rename_session import Session
 from ckptdiff.rename_stages import align_stage, known_stage, learned_stage, structure_stage
@@ -75,17 +75,12 @@ def _plan(unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo],
     by_source = {c.source.key: c for c in session.chosen}
     chosen = [by_source.pop(info.key) for info in session.source_all if info.key in by_source]
     chosen += sorted(by_source.values(), key=lambda c: c.source.key)
-    # Thousands of pairs share one explanation (one steps tuple, alive while this runs).
-    texts: dict[tuple[int, Transform | None], str] = {}
-    suggestions = []
-    for c in chosen:
-        text = texts.get((id(c.steps), c.transform))
-        if text is None:
-            text = texts[(id(c.steps), c.transform)] = describe(c.steps, c.transform)
-        suggestions.append(
-            Suggestion(c.source.key, c.target.key, c.confidence, text) if c.transform is None
-            else Suggestion(c.source.key, c.target.key, c.confidence, text, c.transform.name,
-                            c.transform.axes))
+    suggestions = [
+        Suggestion(c.source.key, c.target.key, c.confidence, describe(c.steps, c.transform))
+        if c.transform is None else
+        Suggestion(c.source.key, c.target.key, c.confidence, describe(c.steps, c.transform),
+                   c.transform.name, c.transform.axes)
+        for c in chosen]
     universe = [info.key for info in session.source_all]
     shapes = {info.key: info.shape for info in session.target_all}
     stored = {info.key: info.shape for info in session.source_all}

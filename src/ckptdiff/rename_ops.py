@@ -54,15 +54,9 @@ def edits(source: str, target: str) -> list[Edit]:
     if (first_a > 0 and first_b > 0 and source[first_a:] == target[first_b:]
             and source[:first_a] != target[:first_b]):
         return _first_segment_edit(source[:first_a], target[:first_b])  # a replaced prefix
-    last = source.rfind(".")
-    if (0 < last < len(source) - 1 and last < len(target) - 1 and target.rfind(".") == last
-            and source[:last] == target[:last]):
-        # Only the leaf differs (``gamma`` → ``weight``): what the general case finds, directly.
-        return [Edit(last + 1, len(source),
-                     Signature("sub", "end", source[last + 1:], target[last + 1:], ".", ""))]
-    wrapped = _wrapped_leaf(source, target)  # (never when either shape above holds)
-    if wrapped is not None:
-        return wrapped
+    leaf = _leaf_change(source, target)
+    if leaf is not None:
+        return leaf
     # Segments shared at both ends never change: the edits of the middle are cached, so keys
     # that differ the same way (layer after layer) cost one split.
     a, b = source.split("."), target.split(".")
@@ -87,33 +81,34 @@ def edits(source: str, target: str) -> list[Edit]:
     return _shifted(_middle_edits(text_a, text_b, bool(head), bool(tail)), a, head)
 
 
-def _wrapped_leaf(source: str, target: str) -> list[Edit] | None:
-    """A prefix stripped or added plus a renamed leaf (``module.…gamma`` → ``…weight``).
+def _leaf_change(source: str, target: str) -> list[Edit] | None:
+    """A renamed leaf (``gamma`` → ``weight``), alone or with a prefix stripped or added
+    (``module.…gamma`` → ``…weight``): what the general case finds, directly.
 
-    What the general case finds, directly, when the prefix's segments occur nowhere in the
-    other key (digits masked): then the token alignment can only keep the rest together.
+    With a prefix, only when the prefix's segments occur nowhere in the other key (digits
+    masked): then the token alignment can only keep the rest together.
     """
     dot_s, dot_t = source.rfind("."), target.rfind(".")
     if not (0 < dot_s < len(source) - 1 and 0 < dot_t < len(target) - 1):
         return None
+    leaf = Edit(dot_s + 1, len(source),
+                Signature("sub", "end", source[dot_s + 1:], target[dot_t + 1:], ".", ""))
     cut = dot_s - dot_t
+    if cut == 0:
+        return [leaf] if source[:dot_s] == target[:dot_t] else None
     if cut > 0:
         if not (source.endswith(target[:dot_t], 0, dot_s) and source[cut - 1] == "."):
             return None
         prefix, other = source[:cut], target
-    elif cut < 0:
+    else:
         if not (target.endswith(source[:dot_s], 0, dot_t) and target[-cut - 1] == "."):
             return None
         prefix, other = target[:-cut], source
-    else:
-        return None
     head = prefix[:-1]
     if head.translate(_MASK) != head:  # digits: compare as the alignment does, masked
         head, other = head.translate(_MASK), other.translate(_MASK)
     if not set(head.split(".")).isdisjoint(other.split(".")):
         return None  # (a segment without digits equals a masked one only unmasked)
-    leaf = Edit(dot_s + 1, len(source),
-                Signature("sub", "end", source[dot_s + 1:], target[dot_t + 1:], ".", ""))
     if cut > 0:
         return [Edit(0, cut, Signature("del", "start", prefix, "", "", "")), leaf]
     return [Edit(0, 0, Signature("ins", "start", "", prefix, "", "")), leaf]

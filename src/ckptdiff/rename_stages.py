@@ -145,9 +145,6 @@ def _exact(session: Session, sources: Iterable[KeyView], learnable: bool) -> lis
     used = session.used_targets
     found: list[Candidate] = []
     known_weight = KNOWN * 64 + 63
-    # Parts tuples are shared (interned) and alive while this runs: explain each combination
-    # once, keyed by identity, instead of hashing the steps for every key.
-    explained: dict[tuple[int, int], tuple[tuple[Step, ...], float]] = {}
     for s in sources:
         for t in index.get(s.canonical, ()):
             if t.key == s.key or t.key in used or (learnable and (False, t.key)
@@ -158,13 +155,9 @@ def _exact(session: Session, sources: Iterable[KeyView], learnable: bool) -> lis
                 if s.learned:
                     found.append(_candidate(session, s, t, None, None))
                     continue
-                known = explained.get((id(s.parts), id(t.parts)))
-                if known is None:
-                    steps = merge_parts(s.parts, t.parts)
-                    known = explained[(id(s.parts), id(t.parts))] = (
-                        steps, known_confidence(steps))
-                found.append(_new_candidate(Candidate, (s, t, known[0], None, known[1],
-                                                        known_weight)))
+                steps = merge_parts(s.parts, t.parts)
+                found.append(_new_candidate(Candidate, (s, t, steps, None,
+                                                        known_confidence(steps), known_weight)))
                 continue
             ok, transform = fit(s, t)
             if not ok:

@@ -50,7 +50,9 @@ BUILTIN_READERS: tuple[str, ...] = (
 # Readers to try first by file suffix. Sniffers being exclusive, this changes no result, only
 # what gets imported: inspecting a .pth never loads the safetensors reader.
 _FIRST_BY_SUFFIX: dict[str, tuple[str, ...]] = dict.fromkeys(
-    (".pth", ".pt", ".bin", ".ckpt"), BUILTIN_READERS[1:3])
+    (".pth", ".pt", ".bin", ".ckpt"),
+    ("ckptdiff.readers.torch_zip:TorchZipReader",
+     "ckptdiff.readers.torch_legacy:TorchLegacyReader"))
 
 
 class ReaderEntry(NamedTuple):

@@ -31,6 +31,7 @@ _Item = int | str  # a simulated stack entry: a tuple depth, or a string's value
 # its length), newline-ended lines.
 _NONE, _FIXED, _SIZED, _TEXT, _LINES = range(5)
 _Entry = tuple[int, int, bool, Callable[[object, int], None], str]
+_EMPTY = "the pickle's stack is empty where a value is needed"
 
 
 class PickleScanError(ValueError):
@@ -159,9 +160,7 @@ class Scanner:
             if to_mark:
                 self._pop_to_mark()
             if pops:
-                if len(stack) - pops < (self.marks[-1] if self.marks else 0):
-                    raise PickleScanError("the pickle's stack is empty where a value is needed")
-                del stack[-pops:]
+                self._pop_many(pops)
             if pushes:
                 stack.extend([0] * pushes)
 
@@ -234,14 +233,7 @@ class Scanner:
 
     def _tuple(self, arg: object, pos: int) -> None:
         op = self._op
-        if op == "TUPLE":
-            items = self._pop_to_mark()
-        else:
-            count, stack = int(op[-1]), self.stack
-            if len(stack) - count < (self.marks[-1] if self.marks else 0):
-                raise PickleScanError("the pickle's stack is empty where a value is needed")
-            items = stack[-count:]
-            del stack[-count:]
+        items = self._pop_to_mark() if op == "TUPLE" else self._pop_many(int(op[-1]))
         depth = 1 + max([d for d in items if type(d) is int], default=0)
         if depth > MAX_TUPLE_DEPTH:
             raise PickleScanError(f"tuples nest more than {MAX_TUPLE_DEPTH} levels deep")
@@ -258,10 +250,7 @@ class Scanner:
         assert isinstance(arg, int)
         if arg > self.count:
             raise PickleScanError(f"memo index {arg} is out of range")
-        stack = self.stack
-        if len(stack) <= (self.marks[-1] if self.marks else 0):
-            raise PickleScanError("the pickle's stack is empty where a value is needed")
-        self.memo[arg] = stack[-1]
+        self.memo[arg] = self._top()
 
     def _get(self, arg: object, pos: int) -> None:
         index = _line_int(arg) if self._op == "GET" else arg
@@ -285,8 +274,17 @@ class Scanner:
 
     def _top(self) -> _Item:
         if len(self.stack) <= (self.marks[-1] if self.marks else 0):
-            raise PickleScanError("the pickle's stack is empty where a value is needed")
+            raise PickleScanError(_EMPTY)
         return self.stack[-1]
+
+    def _pop_many(self, count: int) -> list[_Item]:
+        """The top ``count`` (≥ 1) items, removed; none may lie below the last MARK."""
+        stack = self.stack
+        if len(stack) - count < (self.marks[-1] if self.marks else 0):
+            raise PickleScanError(_EMPTY)
+        items = stack[-count:]
+        del stack[-count:]
+        return items
 
     def _pop(self) -> _Item:
         item = self._top()
