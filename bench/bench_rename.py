@@ -25,9 +25,9 @@ from common import CHILD_ENV, CKPTDIFF, WORK, measure, report, verdict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from ckptdiff.diffing.match import diff_manifests  # noqa: E402
 from ckptdiff.manifest import Manifest, TensorInfo  # noqa: E402
-from ckptdiff.match import diff_manifests  # noqa: E402
-from ckptdiff.rename import plan_renames  # noqa: E402
+from ckptdiff.rename.plan import plan_renames  # noqa: E402
 
 LAYER = (("attention.self.query.weight", (64, 64)), ("attention.self.query.bias", (64,)),
          ("attention.output.LayerNorm.weight", (64,)), ("attention.output.LayerNorm.bias", (64,)),

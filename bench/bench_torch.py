@@ -2,14 +2,20 @@
 
 Builds (once, cached in bench/_work/) a 1 GiB torch zip checkpoint (256 tensors of 1024×1024
 float32), the same as safetensors, and a 100 MB torch checkpoint, then times whole processes
-side by side in one run. Usage: python bench/bench_torch.py [--repeat N]
+side by side in one run. Usage: python bench/bench_torch.py [--repeat N] [--baseline SRC]
+
+``--baseline SRC`` also times ``python -m ckptdiff inspect big.pth --format json`` with another
+tree's ``src`` folder first on PYTHONPATH (e.g. a ``git worktree`` of an earlier commit) beside
+the same command on this tree, interleaved: how a change moved the fast lane.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 from common import CKPTDIFF, WORK, Measure, measure, report, verdict
 
@@ -45,6 +51,8 @@ def main() -> int:
     """Measure and print; exit status 1 when a goal is missed."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--baseline", metavar="SRC", type=Path,
+                        help="another tree's src/ to time beside this one (python -m ckptdiff)")
     parser.add_argument("--build", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.build:
@@ -82,7 +90,27 @@ def main() -> int:
         verdict("safetensors", safe_ratio <= 2, f"ckptdiff takes {safe_ratio:.2f}x the time of "
                 "safe_open (goal <= 2x)"),
     ])
+    if args.baseline is not None:
+        compare_baseline(args.baseline, files["big.pth"], repeat, r[3].seconds)
     return 0 if ok else 1
+
+
+def compare_baseline(baseline: Path, checkpoint: str, repeat: int, torch_seconds: float) -> None:
+    """``inspect --format json`` of ``checkpoint`` by ``baseline``'s tree and by this one,
+    in alternating rounds (a slow phase of the machine hits both)."""
+    here = Path(__file__).resolve().parent.parent / "src"
+    argv = [sys.executable, "-m", "ckptdiff", "inspect", checkpoint, "--format", "json"]
+    trees = {"baseline": str(baseline.resolve()), "this tree": str(here)}
+    times: dict[str, list[float]] = {name: [] for name in trees}
+    for _ in range(3):
+        for name, src in trees.items():
+            times[name].append(measure(name, argv, repeat, {"PYTHONPATH": src}).seconds)
+    print(f"python -m ckptdiff inspect big.pth --format json, 3 alternating rounds of {repeat}:")
+    for name, src in trees.items():
+        median = statistics.median(times[name])
+        print(f"  {name:<9} {src}: {median * 1000:7.1f} ms (rounds: "
+              f"{', '.join(f'{t * 1000:.1f}' for t in times[name])}), "
+              f"{torch_seconds / median:.1f}x faster than torch.load")
 
 
 if __name__ == "__main__":

@@ -25,10 +25,14 @@ class Measure:
     peak_rss_mb: float
 
 
-def run_once(argv: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process; fails loudly on a non-zero exit."""
+def run_once(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one child process; fails loudly on a non-zero exit.
+
+    ``env`` adds variables to the children's environment (e.g. PYTHONPATH for a baseline tree).
+    """
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=CHILD_ENV)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**CHILD_ENV, **(env or {})})
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -40,10 +44,11 @@ def run_once(argv: list[str]) -> tuple[float, float]:
     return elapsed, usage.ru_maxrss / 1024  # ru_maxrss is KiB on Linux
 
 
-def measure(label: str, argv: list[str], repeat: int) -> Measure:
+def measure(label: str, argv: list[str], repeat: int,
+            env: dict[str, str] | None = None) -> Measure:
     """Run ``argv`` ``repeat`` times (after one warm-up) and keep the median time."""
-    run_once(argv)
-    runs = [run_once(argv) for _ in range(repeat)]
+    run_once(argv, env)
+    runs = [run_once(argv, env) for _ in range(repeat)]
     return Measure(label, statistics.median(r[0] for r in runs), max(r[1] for r in runs))
 
 

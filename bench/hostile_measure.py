@@ -25,7 +25,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
 
     from ckptdiff.errors import CkptdiffError, UnsafeContentError
     from ckptdiff.readers import read
-    from ckptdiff.unsafe_report import unsafe_report
+    from ckptdiff.readers.pickle.unsafe_report import unsafe_report
 
     root = Path(job["root"])
     audit_child.ROOTS[0] = str(root)

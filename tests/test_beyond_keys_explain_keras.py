@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 import ckptdiff
-from ckptdiff.explain import explain_load
-from ckptdiff.report import LoadStatement
+from ckptdiff.diffing.report import LoadStatement
+from ckptdiff.loaders.explain import explain_load
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras", reason="keras is not installed")

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 import ckptdiff
-from ckptdiff.explain import explain_load
-from ckptdiff.report import LoadStatement
+from ckptdiff.diffing.report import LoadStatement
+from ckptdiff.loaders.explain import explain_load
 
 torch = pytest.importorskip("torch", reason="torch is not installed")
 nn = torch.nn

@@ -12,7 +12,7 @@ import pytest
 from tests.helpers import manifest, t
 
 import ckptdiff
-from ckptdiff.match import diff_manifests
+from ckptdiff.diffing.match import diff_manifests
 
 
 def test_orphaned_slot_is_a_warning_and_its_variable_the_error() -> None:

@@ -11,7 +11,7 @@ import pytest
 from tests.helpers import manifest, t
 
 import ckptdiff
-from ckptdiff.match import diff_manifests
+from ckptdiff.diffing.match import diff_manifests
 
 torch = pytest.importorskip("torch", reason="torch is not installed")
 nn = torch.nn

@@ -12,7 +12,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from ckptdiff.cli import app
+from ckptdiff.cli.app import app
 
 COMMANDS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
 SCRIPT = Path(sys.executable).parent / "ckptdiff"

@@ -11,7 +11,7 @@ import pytest
 from tests.helpers import manifest, t
 
 import ckptdiff
-from ckptdiff.entry import InspectCall, parse_plain_inspect
+from ckptdiff.cli.entry import InspectCall, parse_plain_inspect
 
 
 @pytest.mark.parametrize("argv, call", [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import itertools
 
-from ckptdiff.graph import MAX_DEPTH, build_tree, is_index, split_key
-from ckptdiff.graph_fold import fold_tree, index_pattern
+from ckptdiff.graph.fold import fold_tree, index_pattern
+from ckptdiff.graph.tree import MAX_DEPTH, build_tree, is_index, split_key
 
 
 def _expand(pattern: str) -> list[str]:
@@ -26,7 +26,7 @@ def _expand(pattern: str) -> list[str]:
 
 def _keys(node: object, prefix: str = "") -> list[str]:
     """Keys of a folded tree, expanded back from folded names."""
-    from ckptdiff.graph import TreeNode
+    from ckptdiff.graph.tree import TreeNode
 
     assert isinstance(node, TreeNode)
     out = []

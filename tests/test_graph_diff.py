@@ -5,10 +5,10 @@ from __future__ import annotations
 from tests.helpers import manifest, t
 
 from ckptdiff.api import diff
-from ckptdiff.graph import TreeNode
-from ckptdiff.graph_diff import DiffLeaf, DiffTree, diff_leaves, diff_tree
+from ckptdiff.diffing.match import diff_manifests
+from ckptdiff.graph.diff import DiffLeaf, DiffTree, diff_leaves, diff_tree
+from ckptdiff.graph.tree import TreeNode
 from ckptdiff.manifest import TensorInfo
-from ckptdiff.match import diff_manifests
 
 
 def layered(n: int, broken: int | None = None, prefix: str = "") -> list[TensorInfo]:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from ckptdiff.api import read, resolve
-from ckptdiff.graph import TreeNode
-from ckptdiff.graph_manifest import manifest_graph, shared_copies, tensor_nbytes
+from ckptdiff.graph.manifest import manifest_graph, shared_copies, tensor_nbytes
+from ckptdiff.graph.tree import TreeNode
 from ckptdiff.manifest import Manifest, TensorInfo
 from ckptdiff.render.manifest_view import human_bytes, human_count, summary_line
 

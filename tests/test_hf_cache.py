@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 import ckptdiff.readers as registry
-from ckptdiff import hf_cache
 from ckptdiff.api import read, resolve
 from ckptdiff.errors import CkptdiffError, UsageError
+from ckptdiff.sources import hf_cache
 
 SAFETENSORS = Path(__file__).resolve().parent.parent / "testdata" / "readers" / "safetensors"
 TORCH = Path(__file__).resolve().parent.parent / "testdata" / "readers" / "torch"

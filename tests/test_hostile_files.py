@@ -21,9 +21,10 @@ from tests.hostile.files_other import LFS_CASES, OTHER_CASES
 
 import ckptdiff.readers as registry
 from ckptdiff.errors import CkptdiffError, CorruptFileError, UnsafeContentError
-from ckptdiff.readers import pickle_scanner, zip_safety
+from ckptdiff.readers import zip_safety
+from ckptdiff.readers.pickle import scanner as pickle_scanner
+from ckptdiff.readers.pickle.unpickler import LoadSession, load_pickle
 from ckptdiff.readers.safety import MAX_WIDE_INTS
-from ckptdiff.readers.torch_unpickler import LoadSession, load_pickle
 
 CASES = PICKLE_CASES + ZIP_CASES + OTHER_CASES + LFS_CASES
 

@@ -17,9 +17,9 @@ from tests.hostile.lightning import OMEGA_GLOBALS, AttributeDict, DictConfig, fa
 
 from ckptdiff.errors import CorruptFileError, UnsafeContentError
 from ckptdiff.readers import read
-from ckptdiff.readers.torch_hparams import AttributesRecord, NamespaceRecord
-from ckptdiff.readers.torch_manifest import WEIGHTS_ONLY_NOTE
-from ckptdiff.readers.torch_unpickler import LoadSession, load_pickle
+from ckptdiff.readers.pickle.hparams import AttributesRecord, NamespaceRecord
+from ckptdiff.readers.pickle.unpickler import LoadSession, load_pickle
+from ckptdiff.readers.torch.manifest import WEIGHTS_ONLY_NOTE
 
 torch = pytest.importorskip("torch")
 

@@ -24,8 +24,8 @@ from tests.hostile.pickles import TECHNIQUES, corpus
 
 from ckptdiff.errors import UnsafeContentError
 from ckptdiff.readers import read
-from ckptdiff.readers.torch_unpickler import LoadSession, load_pickle
-from ckptdiff.unsafe_report import unsafe_report
+from ckptdiff.readers.pickle.unpickler import LoadSession, load_pickle
+from ckptdiff.readers.pickle.unsafe_report import unsafe_report
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +134,6 @@ def test_positive_control_the_payloads_are_live(tmp_path: Path) -> None:
 
 
 def test_the_written_out_opcode_table_is_what_pickletools_says() -> None:
-    from ckptdiff.readers.pickle_opcodes import OPCODES, derive_from_pickletools
+    from ckptdiff.readers.pickle.opcodes import OPCODES, derive_from_pickletools
 
     assert derive_from_pickletools() == OPCODES

@@ -22,7 +22,7 @@ from tests.hostile.containers import SYS_INFO, state_with, write_dcp, write_lega
 from tests.hostile.payloads import Payload
 from tests.hostile.pickles import Hostile, global_reduce
 
-from ckptdiff.unsafe_report import SCHEMA, render_unsafe_table, unsafe_report
+from ckptdiff.readers.pickle.unsafe_report import SCHEMA, render_unsafe_table, unsafe_report
 
 TESTDATA = Path(__file__).resolve().parent.parent / "testdata" / "readers"
 

@@ -8,11 +8,11 @@ import re
 from tests.helpers import manifest, t
 
 from ckptdiff.api import diff
-from ckptdiff.graph_diff import diff_tree
+from ckptdiff.diffing.report import Report
+from ckptdiff.graph.diff import diff_tree
 from ckptdiff.manifest import Manifest
 from ckptdiff.render import get_renderer
 from ckptdiff.render.html import render_diff_html, render_manifest_html
-from ckptdiff.report import Report
 
 HOSTILE = '</script><script>alert(1)</script><img src=x onerror=alert(1)>&amp;\u2028'
 # Whatever makes a browser fetch something: attributes, CSS urls and imports, any URL at all.

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from ckptdiff.api import diff
-from ckptdiff.graph_diff import diff_tree
+from ckptdiff.graph.diff import diff_tree
 from ckptdiff.manifest import Manifest, TensorInfo
 from ckptdiff.render.html import render_diff_html, render_manifest_html
 

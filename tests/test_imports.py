@@ -32,7 +32,7 @@ def test_every_ckptdiff_module_imports_without_frameworks() -> None:
 
 def test_cli_json_path_does_not_import_rich_tables() -> None:
     # The JSON output path must stay cheap: rich's table machinery is for humans only.
-    code = "import ckptdiff.cli, ckptdiff.render.json, ckptdiff.api"
+    code = "import ckptdiff.cli.app, ckptdiff.render.json, ckptdiff.api"
     script = code + "\nimport sys\nprint('rich.table' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.stdout.strip() == "False"
@@ -57,7 +57,7 @@ def torch_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_cli_reads_files_without_importing_frameworks(argv: tuple[str, ...],
                                                       torch_files: dict[str, Path]) -> None:
     args = [a.format(**{k: str(v) for k, v in torch_files.items()}) for a in argv]
-    code = ("import sys\nfrom ckptdiff.cli import app\n"
+    code = ("import sys\nfrom ckptdiff.cli.app import app\n"
             "try:\n    app(sys.argv[1:])\nexcept SystemExit as e:\n"
             "    assert e.code in (0, 1, None), e.code\n")
     assert _imported_after(code, *args) == []
@@ -65,13 +65,13 @@ def test_cli_reads_files_without_importing_frameworks(argv: tuple[str, ...],
 
 def test_inspecting_a_pth_loads_only_the_readers_it_needs(torch_files: dict[str, Path]) -> None:
     # Readers the suffix suggests are sniffed first: a .pth never pays for the safetensors reader.
-    script = ("import sys\nfrom ckptdiff.entry import main\nsys.argv = ['ckptdiff', 'inspect', "
+    script = ("import sys\nfrom ckptdiff.cli.entry import main\nsys.argv = ['ckptdiff', 'inspect', "
               f"{str(torch_files['pth'])!r}, '--format', 'json']\n"
               "try:\n    main()\nexcept SystemExit:\n    pass\n"
               "print(sorted(m for m in sys.modules if m.startswith('ckptdiff.readers.')))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     loaded = out.stdout.strip().splitlines()[-1]
-    assert "ckptdiff.readers.torch_zip" in loaded
-    assert "ckptdiff.readers.safetensors'" not in loaded
-    assert "ckptdiff.readers.tf_checkpoint" not in loaded
+    assert "ckptdiff.readers.torch.zip" in loaded
+    assert "ckptdiff.readers.safetensors.single'" not in loaded
+    assert "ckptdiff.readers.tf.checkpoint" not in loaded

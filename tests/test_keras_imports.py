@@ -39,7 +39,7 @@ def test_recognising_models_imports_no_framework() -> None:
     pytest.importorskip("h5py")
     script = (
         "import sys, json\n"
-        "from ckptdiff.targets.keras import is_keras_model\n"
+        "from ckptdiff.targets.keras.model import is_keras_model\n"
         "class Model: pass\n"
         "assert not is_keras_model(Model()) and not is_keras_model(object())\n"
         f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {FRAMEWORKS!r})))\n"

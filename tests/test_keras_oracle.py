@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import ckptdiff.readers as registry
-from ckptdiff.readers.keras_names import LAYER_VARIABLES, variable_names
+from ckptdiff.readers.keras.names import LAYER_VARIABLES, variable_names
 
 MAKE_FIXTURES = Path(__file__).resolve().parent.parent / "testdata/readers/keras/make_fixtures.py"
 FORMATS = ("keras", "weights_h5", "legacy_h5", "legacy_weights_h5", "tf2_weights_h5")

@@ -1,6 +1,6 @@
 """A Keras file diffed against the live model that wrote it is compatible; edits show up.
 
-For every format, the live-model manifest (``ckptdiff.targets.keras``) and the file's manifest
+For every format, the live-model manifest (``ckptdiff.targets.keras.model``) and the file's manifest
 hold the same keys, shapes and dtypes; ``ckptdiff.diff(path, model)`` agrees. Renaming a layer
 gives a missing/unexpected pair, widening a Dense gives shape findings.
 """
@@ -37,7 +37,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Any, di
 @pytest.mark.parametrize("model_name", ["functional_model", "sequential_model", "custom_model",
                                         "subclassed_model"])
 def test_file_and_model_agree(written: dict[str, Any], model_name: str, fmt: str) -> None:
-    from ckptdiff.targets.keras import keras_model_manifest
+    from ckptdiff.targets.keras.model import keras_model_manifest
 
     model, paths = written[model_name]
     target = keras_model_manifest(model, model_name)
@@ -49,7 +49,7 @@ def test_file_and_model_agree(written: dict[str, Any], model_name: str, fmt: str
 
 
 def test_custom_layer_keys_are_positional_with_the_real_name(written: dict[str, Any]) -> None:
-    from ckptdiff.targets.keras import keras_model_manifest
+    from ckptdiff.targets.keras.model import keras_model_manifest
 
     model, paths = written["custom_model"]
     target = keras_model_manifest(model, "custom")
@@ -66,7 +66,7 @@ def test_custom_layer_keys_are_positional_with_the_real_name(written: dict[str, 
 def test_target_without_keras_saving_internals(written: dict[str, Any], model_name: str,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """Without Keras' private saving walk, keys come from variable paths: same for built-ins."""
-    from ckptdiff.targets import keras as keras_target
+    from ckptdiff.targets.keras import model as keras_target
 
     model, paths = written[model_name]
     monkeypatch.setattr(keras_target, "record_saved_state", lambda model: None)
@@ -75,7 +75,7 @@ def test_target_without_keras_saving_internals(written: dict[str, Any], model_na
 
 
 def test_target_metadata(written: dict[str, Any]) -> None:
-    from ckptdiff.targets.keras import keras_model_manifest
+    from ckptdiff.targets.keras.model import keras_model_manifest
 
     model, _ = written["functional_model"]
     metadata = keras_model_manifest(model, "m").metadata
@@ -126,7 +126,7 @@ def test_optimizer_state_is_not_an_error(tmp_path: Path) -> None:
 
 
 def test_build_keras_model_from_factories() -> None:
-    from ckptdiff.targets.keras import build_keras_model, is_keras_model
+    from ckptdiff.targets.keras.model import build_keras_model, is_keras_model
 
     models = keras_models()
     model = build_keras_model(models.tiny_model, {"head_units": 4})
@@ -141,7 +141,7 @@ def test_build_keras_model_from_factories() -> None:
 def test_unbuilt_model_says_how_to_fix() -> None:
     import keras
 
-    from ckptdiff.targets.keras import build_keras_model, keras_model_manifest
+    from ckptdiff.targets.keras.model import build_keras_model, keras_model_manifest
 
     def unbuilt() -> Any:
         return keras.Sequential([keras.layers.Dense(3)], name="lazy")

@@ -131,7 +131,7 @@ def test_inconsistent_legacy_files(tmp_path: Path, damage: str) -> None:
 
 
 def test_oversized_attribute_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ckptdiff.readers import keras_hdf5
+    from ckptdiff.readers.keras import hdf5 as keras_hdf5
 
     legacy_file(tmp_path / "x.h5").close()
     monkeypatch.setattr(keras_hdf5, "MAX_ATTRIBUTE_ITEMS", 1)
@@ -246,7 +246,7 @@ def _strip_name_attributes(weights: Path) -> None:
 
 def test_files_without_name_attributes(tmp_path: Path) -> None:
     """Older Keras 3 releases wrote no ``name`` on ``vars``: config.json names the layers."""
-    from ckptdiff.targets.keras import keras_model_manifest
+    from ckptdiff.targets.keras.model import keras_model_manifest
 
     model = keras_models().sequential_model()
     paths = save_all(model, tmp_path / "saved")

@@ -7,7 +7,7 @@ import json
 import jsonschema
 from tests.helpers import manifest, t
 
-from ckptdiff.match import diff_manifests
+from ckptdiff.diffing.match import diff_manifests
 
 
 def kinds(report):  # type: ignore[no-untyped-def]

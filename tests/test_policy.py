@@ -11,11 +11,11 @@ import jsonschema
 import pytest
 from tests.helpers import manifest, t
 
+from ckptdiff.ci.config import find_config, load_policy
+from ckptdiff.ci.policy import Policy, SnapshotCheck
+from ckptdiff.diffing.match import diff_manifests
+from ckptdiff.diffing.report import Report
 from ckptdiff.errors import UsageError
-from ckptdiff.match import diff_manifests
-from ckptdiff.policy import Policy, SnapshotCheck
-from ckptdiff.policy_config import find_config, load_policy
-from ckptdiff.report import Report
 
 BASE = [t("encoder.weight", 4, 4), t("encoder.bias", 4), t("classifier.weight", 2, 4)]
 

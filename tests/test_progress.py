@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ckptdiff import progress
+from ckptdiff.sources import progress
 
 TESTDATA = Path(__file__).resolve().parent.parent / "testdata" / "readers"
 
@@ -93,7 +93,7 @@ def test_verbose_summaries() -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    code = ("import sys\nfrom ckptdiff.cli import app\n"
+    code = ("import sys\nfrom ckptdiff.cli.app import app\n"
             "try:\n    app(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
             "print('RICH', 'rich.progress' in sys.modules, 'rich.live' in sys.modules)\n")
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)

@@ -15,8 +15,8 @@ import pytest
 import ckptdiff.readers as registry
 from ckptdiff.errors import CkptdiffError, MissingDependencyError
 from ckptdiff.readers.base import CountingFile, is_within
-from ckptdiff.remote import RemotePath, has_protocol
-from ckptdiff.remote_file import BLOCK_SIZE, BlockStore, RemoteFile, RemoteReadError
+from ckptdiff.sources.remote import RemotePath, has_protocol
+from ckptdiff.sources.remote_file import BLOCK_SIZE, BlockStore, RemoteFile, RemoteReadError
 
 fsspec = pytest.importorskip("fsspec", reason="fsspec is not installed")
 TESTDATA = Path(__file__).resolve().parent.parent / "testdata" / "readers"

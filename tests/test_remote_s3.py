@@ -134,7 +134,7 @@ def test_missing_object_is_one_clear_line(s3: Any) -> None:
 def test_cli_inspect_and_diff_read_s3(s3: Any) -> None:
     from typer.testing import CliRunner
 
-    from ckptdiff.cli import app
+    from ckptdiff.cli.app import app
 
     url = f"s3://{BUCKET}/safetensors/tiny.safetensors"
     result = CliRunner().invoke(app, ["inspect", url, "--format", "json"])

@@ -6,7 +6,7 @@ import re
 
 from tests.helpers import t
 
-from ckptdiff.rename import suggest_renames
+from ckptdiff.rename.plan import suggest_renames
 
 
 def pairs(unexpected, missing):  # type: ignore[no-untyped-def]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from tests.helpers import t
 
 from ckptdiff.manifest import TensorInfo
-from ckptdiff.rename import RenamePlan, plan_renames
-from ckptdiff.rename_assign import Candidate, assign
-from ckptdiff.rename_keys import make_view
+from ckptdiff.rename.assign import Candidate, assign
+from ckptdiff.rename.keys import make_view
+from ckptdiff.rename.plan import RenamePlan, plan_renames
 
 
 def plan(source: list[TensorInfo], target: list[TensorInfo]) -> RenamePlan:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ckptdiff.rename_ops import Signature, apply, edits
+from ckptdiff.rename.ops import Signature, apply, edits
 
 TOKENS = st.sampled_from(["module", "model", "encoder", "layer", "0", "1", "12", "attn",
                           "weight", "bias", "gamma", "beta", "w1", "w2", "fc"])
@@ -44,7 +44,7 @@ def test_a_prefix_whose_segment_recurs_takes_the_general_alignment() -> None:
 
 def test_a_key_that_is_only_a_wrapper_name_does_not_crash_the_engine() -> None:
     from ckptdiff.manifest import TensorInfo
-    from ckptdiff.rename import plan_renames
+    from ckptdiff.rename.plan import plan_renames
 
     plan = plan_renames([TensorInfo("module", (3,), "float32")],
                         [TensorInfo("model", (3,), "float32")])
@@ -54,7 +54,7 @@ def test_a_key_that_is_only_a_wrapper_name_does_not_crash_the_engine() -> None:
 def test_dataparallel_around_peft_strips_both_wrappers_on_every_key() -> None:
     # Keys with a base_layer segment and keys without (the head) normalize alike.
     from ckptdiff.manifest import TensorInfo
-    from ckptdiff.rename import plan_renames
+    from ckptdiff.rename.plan import plan_renames
 
     source = [TensorInfo("module.base_model.model.classifier.weight", (3, 8), "float32"),
               TensorInfo("module.base_model.model.encoder.q.base_layer.weight", (8, 8), "float32")]

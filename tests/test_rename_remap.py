@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import ckptdiff
-from ckptdiff import remap_sources
+from ckptdiff.fix import remap_sources
 
 torch = pytest.importorskip("torch", reason="torch is not installed")
 safetensors_torch = pytest.importorskip("safetensors.torch", reason="safetensors is not installed")

@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.helpers import manifest, t
 
-from ckptdiff.match import diff_manifests
-from ckptdiff.rename_ops import apply, edits
-from ckptdiff.rename_rules import synthesize
-from ckptdiff.rename_snippet import literal, python_snippet, revise_keys
+from ckptdiff.diffing.match import diff_manifests
+from ckptdiff.rename.ops import apply, edits
+from ckptdiff.rename.rules import synthesize
+from ckptdiff.rename.snippet import literal, python_snippet, revise_keys
 
 TOKENS = st.sampled_from(["a", "b", "module", "0", "1", "12", "weight", "bias", "attn", "x_y"])
 KEYS = st.lists(TOKENS, min_size=1, max_size=6).map(".".join)
@@ -76,7 +76,7 @@ def test_snippet_is_valid_python_that_fixes_the_keys() -> None:
                       t("dense/kernel", 4, 2))
     target = manifest(t("conv.weight", 4, 3), t("fc.weight", 2, 4), t("dense.weight", 2, 4))
     report = diff_manifests(source, target)
-    code = "\n".join(python_snippet(report))
+    code = "\n".join(python_snippet(report.rules, report.suggestions))
     namespace: dict[str, object] = {}
     exec(compile(code, "<snippet>", "exec"), namespace)
 

@@ -9,7 +9,7 @@ import pytest
 from tests.golden.fixed_report import fixed_report
 from tests.helpers import manifest, t
 
-from ckptdiff.match import diff_manifests
+from ckptdiff.diffing.match import diff_manifests
 from ckptdiff.render.github import (
     GithubRenderer,
     annotation_file,

@@ -8,10 +8,10 @@ from dataclasses import replace
 from tests.golden.fixed_report import fixed_report
 from tests.helpers import manifest, t
 
-from ckptdiff.match import diff_manifests
+from ckptdiff.diffing.match import diff_manifests
+from ckptdiff.diffing.report import Report
 from ckptdiff.render.junit import JunitRenderer, xml_text
 from ckptdiff.render.rows import finding_rows
-from ckptdiff.report import Report
 
 
 def suite_of(report: Report) -> ET.Element:

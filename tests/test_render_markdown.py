@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.golden.fixed_report import fixed_report
 from tests.helpers import manifest, t
 
-from ckptdiff.match import diff_manifests
+from ckptdiff.diffing.match import diff_manifests
 from ckptdiff.render.markdown import COMMENT_MARKER, MarkdownRenderer, code, plain
 from ckptdiff.render.rows import finding_rows
 

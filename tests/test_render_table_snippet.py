@@ -6,7 +6,7 @@ import ast
 
 from tests.helpers import manifest, t
 
-from ckptdiff.match import diff_manifests
+from ckptdiff.diffing.match import diff_manifests
 from ckptdiff.render.table import TableRenderer
 
 

@@ -19,9 +19,9 @@ from ckptdiff.dtypes import (
 )
 from ckptdiff.errors import CkptdiffError, CorruptFileError, UsageError
 from ckptdiff.manifest import Manifest
-from ckptdiff.readers.safetensors import SafetensorsReader
-from ckptdiff.readers.safetensors_header import element_bits
-from ckptdiff.readers.safetensors_index import ShardedSafetensorsReader
+from ckptdiff.readers.safetensors.header import element_bits
+from ckptdiff.readers.safetensors.index import ShardedSafetensorsReader
+from ckptdiff.readers.safetensors.single import SafetensorsReader
 
 # The library's Dtype enum (safetensors/src/tensor.rs), in its order.
 LIBRARY_CODES = (
@@ -258,7 +258,7 @@ def test_io_error_mid_read_is_a_ckptdiff_error(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    import ckptdiff.readers.safetensors_header as header_module
+    import ckptdiff.readers.safetensors.header as header_module
 
     class FailingFile(header_module.CountingFile):
         def read(self, size: int | None = -1) -> bytes:

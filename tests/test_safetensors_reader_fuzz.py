@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 import ckptdiff.readers as registry
 from ckptdiff.errors import CkptdiffError
 from ckptdiff.manifest import Manifest
-from ckptdiff.readers.safetensors import SafetensorsReader
-from ckptdiff.readers.safetensors_header import element_bits
-from ckptdiff.readers.safetensors_index import ShardedSafetensorsReader
+from ckptdiff.readers.safetensors.header import element_bits
+from ckptdiff.readers.safetensors.index import ShardedSafetensorsReader
+from ckptdiff.readers.safetensors.single import SafetensorsReader
 
 CODES = ("BOOL", "F4", "F6_E2M3", "F6_E3M2", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0",
          "F8_E4M3FNUZ", "F8_E5M2FNUZ", "I16", "U16", "F16", "BF16", "I32", "U32", "F32", "C64",

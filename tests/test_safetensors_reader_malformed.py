@@ -15,7 +15,7 @@ import pytest
 
 import ckptdiff.readers as registry
 from ckptdiff.errors import CkptdiffError, CorruptFileError
-from ckptdiff.readers.safetensors import SafetensorsReader
+from ckptdiff.readers.safetensors.single import SafetensorsReader
 
 GOOD = {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
 

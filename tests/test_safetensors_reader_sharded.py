@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 import ckptdiff.readers as registry
-import ckptdiff.readers.safetensors_index as index_module
+import ckptdiff.readers.shard_index as index_module
 from ckptdiff.errors import CkptdiffError, CorruptFileError
 from ckptdiff.manifest import Manifest
-from ckptdiff.readers.safetensors_index import ShardedSafetensorsReader
+from ckptdiff.readers.safetensors.index import ShardedSafetensorsReader
 
 INDEX = "model.safetensors.index.json"
 

@@ -13,7 +13,7 @@ import pytest
 from tests.helpers import manifest, t
 
 from ckptdiff.api import diff
-from ckptdiff.policy import Policy
+from ckptdiff.ci.policy import Policy
 from ckptdiff.testing import CompatibilityCheck, assert_compatible
 
 BASE = manifest(t("encoder.weight", 4, 4), t("classifier.weight", 2, 4), live=True)

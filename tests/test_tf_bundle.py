@@ -9,9 +9,9 @@ from tests.test_tf_table import build_table, varint
 
 import ckptdiff.readers as registry
 from ckptdiff.errors import CorruptFileError
-from ckptdiff.proto.tensor_bundle_pb2 import BundleEntryProto, BundleHeaderProto
-from ckptdiff.proto.trackable_object_graph_pb2 import TrackableObjectGraph
-from ckptdiff.readers.tf_crc32c import crc32c, mask
+from ckptdiff.readers.tf.crc32c import crc32c, mask
+from ckptdiff.readers.tf.proto.tensor_bundle_pb2 import BundleEntryProto, BundleHeaderProto
+from ckptdiff.readers.tf.proto.trackable_object_graph_pb2 import TrackableObjectGraph
 
 GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 

@@ -17,8 +17,8 @@ import ckptdiff.readers as registry
 from ckptdiff.errors import CkptdiffError
 from ckptdiff.manifest import Manifest
 from ckptdiff.readers.base import CountingFile
-from ckptdiff.readers.tf_crc32c import crc32c, mask
-from ckptdiff.readers.tf_sstable import (
+from ckptdiff.readers.tf.crc32c import crc32c, mask
+from ckptdiff.readers.tf.sstable import (
     BLOCK_TRAILER_SIZE,
     BlockHandle,
     TableReader,

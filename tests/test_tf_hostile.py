@@ -13,12 +13,12 @@ from tests.test_tf_corruption import FIXTURES, FUZZ, outcome
 
 import ckptdiff.readers as registry
 from ckptdiff.errors import CkptdiffError, CorruptFileError
-from ckptdiff.proto.trackable_object_graph_pb2 import TrackableObjectGraph
-from ckptdiff.readers.tf_bundle import read_bundle
-from ckptdiff.readers.tf_checkpoint import TFCheckpointReader
-from ckptdiff.readers.tf_objectgraph import name_tensors
-from ckptdiff.readers.tf_savedmodel import TFSavedModelReader
-from ckptdiff.readers.tf_tensors import OBJECT_GRAPH_KEY
+from ckptdiff.readers.tf.bundle import read_bundle
+from ckptdiff.readers.tf.checkpoint import TFCheckpointReader
+from ckptdiff.readers.tf.objectgraph import name_tensors
+from ckptdiff.readers.tf.proto.trackable_object_graph_pb2 import TrackableObjectGraph
+from ckptdiff.readers.tf.savedmodel import TFSavedModelReader
+from ckptdiff.readers.tf.tensors import OBJECT_GRAPH_KEY
 
 
 def fixture_copy(tmp_path: Path, folder: str) -> Path:

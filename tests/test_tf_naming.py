@@ -11,7 +11,7 @@ from tests.test_tf_oracle import generated_cases
 import ckptdiff.readers as registry
 from ckptdiff.manifest import Manifest
 from ckptdiff.readers.base import CountingFile
-from ckptdiff.readers.tf_sstable import TableReader
+from ckptdiff.readers.tf.sstable import TableReader
 
 
 @pytest.fixture(scope="module")

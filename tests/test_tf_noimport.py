@@ -38,7 +38,7 @@ def test_reading_every_tf_format_imports_no_framework() -> None:
 
 @pytest.mark.parametrize("path", PATHS)
 def test_cli_inspect_json_imports_no_framework(path: str) -> None:
-    code = ("import sys\nfrom ckptdiff.cli import app\n"
+    code = ("import sys\nfrom ckptdiff.cli.app import app\n"
             "try:\n    app(['inspect', sys.argv[1], '--format', 'json'])\n"
             "except SystemExit as e:\n    assert e.code in (0, None), e.code\n")
     modules, printed = imported_after(code, str(FIXTURES / path))

@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 import ckptdiff.readers as registry
 from ckptdiff.errors import CorruptFileError
 from ckptdiff.readers.base import CountingFile
-from ckptdiff.readers.tf_crc32c import crc32c, mask, unmask
-from ckptdiff.readers.tf_snappy import SnappyError, decompress
-from ckptdiff.readers.tf_sstable import TABLE_MAGIC, TableFormatError, TableReader, parse_block
+from ckptdiff.readers.tf.crc32c import crc32c, mask, unmask
+from ckptdiff.readers.tf.snappy import SnappyError, decompress
+from ckptdiff.readers.tf.sstable import TABLE_MAGIC, TableFormatError, TableReader, parse_block
 
 FIXTURES = Path(__file__).resolve().parent.parent / "testdata" / "readers" / "tf"
 

@@ -12,8 +12,9 @@ from typing import Any, TypeGuard
 import pytest
 
 from ckptdiff.errors import CorruptFileError, UsageError
-from ckptdiff.readers import container_walk, read
-from ckptdiff.readers.containers import Selection, select_tensors
+from ckptdiff.readers import read
+from ckptdiff.readers.torch import container_walk
+from ckptdiff.readers.torch.containers import Selection, select_tensors
 
 
 class FakeTensor:

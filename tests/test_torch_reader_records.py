@@ -7,9 +7,9 @@ import struct
 import pytest
 
 from ckptdiff.errors import CorruptFileError
-from ckptdiff.readers.torch_numpy import OpaqueRecord
-from ckptdiff.readers.torch_records import NamedRecord, RecordedDict, TensorRecord
-from ckptdiff.readers.torch_unpickler import LoadSession, load_pickle
+from ckptdiff.readers.pickle.numpy_records import OpaqueRecord
+from ckptdiff.readers.pickle.records import NamedRecord, RecordedDict, TensorRecord
+from ckptdiff.readers.pickle.unpickler import LoadSession, load_pickle
 
 MARK, TUPLE, TUPLE3, REDUCE, BUILD = b"(", b"t", b"\x87", b"R", b"b"
 EMPTY_TUPLE, EMPTY_LIST, APPENDS, BINPERSID, NONE = b")", b"]", b"e", b"Q", b"N"

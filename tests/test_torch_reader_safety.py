@@ -18,9 +18,9 @@ import pytest
 
 from ckptdiff.errors import CkptdiffError, CorruptFileError, UnsafeContentError
 from ckptdiff.readers import read
-from ckptdiff.readers.torch_globals import ALLOWED_GLOBALS
-from ckptdiff.readers.torch_records import DtypeRecord
-from ckptdiff.readers.torch_unpickler import LoadSession, RestrictedUnpickler, load_pickle
+from ckptdiff.readers.pickle.allowlist import ALLOWED_GLOBALS
+from ckptdiff.readers.pickle.records import DtypeRecord
+from ckptdiff.readers.pickle.unpickler import LoadSession, RestrictedUnpickler, load_pickle
 
 PROTO = b"\x80\x02"
 STOP = b"."

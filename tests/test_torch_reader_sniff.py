@@ -11,8 +11,8 @@ import pytest
 
 from ckptdiff.errors import CorruptFileError, UnknownFormatError
 from ckptdiff.readers import find_reader, read
-from ckptdiff.readers.torch_legacy import TorchLegacyReader
-from ckptdiff.readers.torch_zip import TorchZipReader
+from ckptdiff.readers.torch.legacy import TorchLegacyReader
+from ckptdiff.readers.torch.zip import TorchZipReader
 
 ZIP = TorchZipReader()
 LEGACY = TorchLegacyReader()

@@ -16,7 +16,7 @@ import pytest
 from tests.helpers import manifest, t
 
 from ckptdiff.api import diff, read, resolve
-from ckptdiff.graph_diff import diff_tree
+from ckptdiff.graph.diff import diff_tree
 from ckptdiff.manifest import Manifest
 from ckptdiff.render.tree import render_manifest_tree
 from ckptdiff.render.tree_diff import render_diff_tree

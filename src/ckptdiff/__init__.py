@@ -23,8 +23,9 @@ _EXPORTS = {
     "UnknownFormatError": "ckptdiff.errors", "UnsafeContentError": "ckptdiff.errors",
     "UsageError": "ckptdiff.errors",
     "Manifest": "ckptdiff.manifest", "TensorInfo": "ckptdiff.manifest",
-    "Finding": "ckptdiff.report", "Report": "ckptdiff.report", "Rule": "ckptdiff.report",
-    "Suggestion": "ckptdiff.report", "Unpaired": "ckptdiff.report",
+    "Finding": "ckptdiff.diffing.report", "Report": "ckptdiff.diffing.report",
+    "Rule": "ckptdiff.rename.results", "Suggestion": "ckptdiff.rename.results",
+    "Unpaired": "ckptdiff.rename.results",
 }
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from ckptdiff.api import diff, load_state_dict, read, remap, resolve, snapshot
+    from ckptdiff.diffing.report import Finding, Report, Rule, Suggestion, Unpaired
     from ckptdiff.errors import (
         CkptdiffError,
         CorruptFileError,
@@ -46,7 +48,6 @@ if TYPE_CHECKING:
         UsageError,
     )
     from ckptdiff.manifest import Manifest, TensorInfo
-    from ckptdiff.report import Finding, Report, Rule, Suggestion, Unpaired
 
 
 def __getattr__(name: str) -> Any:

@@ -1,5 +1,5 @@
 """``python -m ckptdiff``."""
 
-from ckptdiff.entry import main
+from ckptdiff.cli.entry import main
 
 main()

@@ -6,19 +6,15 @@ models), or model specs (``package.module:attr``, ``file.py:attr``).
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ckptdiff import readers
-from ckptdiff.errors import CkptdiffError
 from ckptdiff.manifest import Manifest
-from ckptdiff.targets.spec import import_spec, is_model_spec
 
 if TYPE_CHECKING:  # annotations only: ``inspect`` never builds a Report
-    from ckptdiff.report import Report
+    from ckptdiff.diffing.report import Report
 
 Source = str | os.PathLike[str] | Manifest | Any
 
@@ -28,31 +24,16 @@ def read(path: str | os.PathLike[str], key: str | None = None) -> Manifest:
 
     ``key`` picks the entry of a container checkpoint (``state_dict``, ``ema``, …).
     """
-    try:
-        return readers.read(path, key)
-    except OSError as exc:
-        raise CkptdiffError(f"{path}: {exc.strerror or exc}") from None
+    return readers.read(path, key)
 
 
 def resolve(obj: Source, *, key: str | None = None,
             model_kwargs: Mapping[str, Any] | None = None) -> Manifest:
-    """Turn any accepted source/target into a manifest."""
-    if isinstance(obj, Manifest):
-        return obj
-    if isinstance(obj, (str, os.PathLike)):
-        text = os.fspath(obj)
-        if is_model_spec(text) and not text.startswith("hf:"):  # hf:gpt2 is a cached model
-            from ckptdiff.targets.resolve import model_manifest
+    """Turn any accepted source/target into a manifest: a path, a manifest, a model spec
+    (``package.module:attr``, ``file.py:attr``) or a live model."""
+    from ckptdiff.targets.resolve import resolve as resolve_target
 
-            return model_manifest(import_spec(text), text, model_kwargs)
-        return read(text, key)
-    from ckptdiff.targets.resolve import model_manifest
-
-    if isinstance(obj, type) or callable(obj) and hasattr(obj, "__qualname__"):
-        label = f"{getattr(obj, '__module__', '?')}.{obj.__qualname__}"
-    else:
-        label = f"<{type(obj).__name__} instance>"
-    return model_manifest(obj, label, model_kwargs)
+    return resolve_target(obj, key=key, model_kwargs=model_kwargs)
 
 
 def diff(
@@ -69,49 +50,28 @@ def diff(
     ``ignore`` holds glob patterns of keys whose findings are dropped (e.g. ``classifier.*``).
     """
     # Imported here: ``inspect`` never needs the matcher and its rename engine.
-    from ckptdiff.match import diff_manifests
+    from ckptdiff.diffing.compare import diff as run_diff
 
-    report = diff_manifests(
-        resolve(source, key=key),
-        resolve(target, key=target_key, model_kwargs=model_kwargs),
-    )
-    return apply_ignore(report, ignore)
-
-
-def apply_ignore(report: Report, patterns: Iterable[str]) -> Report:
-    """The report without findings (and suggestions) whose key matches one of ``patterns``."""
-    globs = tuple(patterns)
-    if not globs:
-        return report
-
-    def ignored(key: str) -> bool:
-        return any(fnmatch.fnmatchcase(key, glob) for glob in globs)
-
-    return replace(
-        report,
-        findings=tuple(f for f in report.findings if not ignored(f.key)),
-        suggestions=tuple(s for s in report.suggestions
-                          if not (ignored(s.source_key) or ignored(s.target_key))),
-        unpaired=tuple(u for u in report.unpaired
-                       if not ignored(u.source_key or u.target_key or "")),
-    )
+    return run_diff(source, target, key=key, target_key=target_key, model_kwargs=model_kwargs,
+                    ignore=ignore)
 
 
 def snapshot(target: Source, *, key: str | None = None,
              model_kwargs: Mapping[str, Any] | None = None) -> Manifest:
     """A deterministic manifest (tensors sorted by key) to commit and diff against later."""
-    manifest = resolve(target, key=key, model_kwargs=model_kwargs)
-    return replace(manifest, tensors=tuple(sorted(manifest.tensors, key=lambda t: t.key)))
+    from ckptdiff.targets.resolve import snapshot as snapshot_target
+
+    return snapshot_target(target, key=key, model_kwargs=model_kwargs)
 
 
 def remap(source: str | os.PathLike[str], target: Source, output: str | os.PathLike[str],
           **options: Any) -> Any:
-    """Write ``source`` renamed (and reordered) to fit ``target``; see :mod:`ckptdiff.remapping`.
+    """Write ``source`` renamed (and reordered) to fit ``target``; see :mod:`ckptdiff.fix.remap`.
 
-    Returns a :class:`ckptdiff.remapping.RemapResult` whose ``report`` diffs the written file
+    Returns a :class:`ckptdiff.fix.remap.RemapResult` whose ``report`` diffs the written file
     against ``target``.
     """
-    from ckptdiff.remapping import remap as run_remap
+    from ckptdiff.fix.remap import remap as run_remap
 
     return run_remap(source, target, output, **options)
 
@@ -119,7 +79,7 @@ def remap(source: str | os.PathLike[str], target: Source, output: str | os.PathL
 def load_state_dict(model: Any, path: str | os.PathLike[str], strict: bool = True,
                     **options: Any) -> Report:
     """Load ``path`` into a torch ``model`` with confident renames applied; see
-    :mod:`ckptdiff.loading`. Raises :class:`IncompatibleError` when it still does not fit."""
-    from ckptdiff.loading import load_state_dict as run_load
+    :mod:`ckptdiff.fix.loading`. Raises :class:`IncompatibleError` when it still does not fit."""
+    from ckptdiff.fix.loading import load_state_dict as run_load
 
     return run_load(model, path, strict, **options)

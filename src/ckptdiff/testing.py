@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ckptdiff.policy import Policy
-    from ckptdiff.report import Report
+    from ckptdiff.ci.policy import Policy
+    from ckptdiff.diffing.report import Report
 
 __all__ = ["CompatibilityCheck", "assert_compatible"]
 
@@ -43,7 +43,7 @@ def assert_compatible(
     """
     __tracebackhide__ = True  # pytest shows the caller's line, not this helper's
     from ckptdiff.api import diff
-    from ckptdiff.policy import Policy
+    from ckptdiff.ci.policy import Policy
 
     effective = (policy or Policy()).with_overrides(
         fail_on=fail_on, ignore=ignore, allow_missing=allow_missing,
@@ -69,7 +69,7 @@ class CompatibilityCheck:
     def policy(self) -> Policy:
         """The project's policy (defaults when there is no ``[tool.ckptdiff]``)."""
         if self._policy is None:
-            from ckptdiff.policy_config import load_policy
+            from ckptdiff.ci.config import load_policy
 
             self._policy = load_policy(self.root)
         return self._policy

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from tests.helpers import manifest, t
 
-from ckptdiff.match import diff_manifests
-from ckptdiff.report import Report
+from ckptdiff.diffing.match import diff_manifests
+from ckptdiff.diffing.report import Report
 
 
 def fixed_report() -> Report:

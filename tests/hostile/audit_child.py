@@ -72,7 +72,7 @@ def main(source: Path, target: Path) -> None:
     """Read everything listed in ``source``; write outcomes and suspicious events to ``target``."""
     from ckptdiff.errors import CkptdiffError, UnsafeContentError
     from ckptdiff.readers import read
-    from ckptdiff.unsafe_report import unsafe_report
+    from ckptdiff.readers.pickle.unsafe_report import unsafe_report
 
     job = json.loads(source.read_text())
     ROOTS[0] = job["root"]
@@ -121,7 +121,8 @@ def _count_sandbox_runs() -> list[int]:
     """Count the native sandbox's runs (each forks once) and its timeouts (each kills once), to
     tell its forks and kills from a payload's: ``[runs, timeouts]``."""
     from ckptdiff.errors import CorruptFileError
-    from ckptdiff.readers import keras_h5, native_sandbox
+    from ckptdiff.readers import native_sandbox
+    from ckptdiff.readers.keras import h5 as keras_h5
 
     count = [0, 0]
     real = native_sandbox.run_isolated

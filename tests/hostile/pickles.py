@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from tests.hostile.asm import Asm
 from tests.hostile.payloads import Payload, payloads
 
-from ckptdiff.readers.torch_globals import ALLOWED_GLOBALS
+from ckptdiff.readers.pickle.allowlist import ALLOWED_GLOBALS
 
 
 @dataclass(frozen=True)

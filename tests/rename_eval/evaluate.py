@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ckptdiff.diffing.match import diff_manifests
+from ckptdiff.diffing.report import Report
 from ckptdiff.manifest import Manifest, TensorInfo
-from ckptdiff.match import diff_manifests
-from ckptdiff.report import Report
 
 CASES = Path(__file__).resolve().parent / "cases"
 

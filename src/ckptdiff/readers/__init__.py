@@ -3,6 +3,13 @@
 A reader is chosen by content, never by extension alone: a ``.bin`` may be a torch zip, a legacy
 torch pickle or safetensors. Built-ins are imported lazily; a plugin that fails to load is a
 warning, never a crash.
+
+One sub-package per format family (``torch``, ``pickle`` — the security boundary —,
+``safetensors``, ``tf``, ``keras``); shared here: ``base`` (the Reader protocol), ``safety``,
+``zip_safety``, ``native_sandbox``, ``manifest_json`` (snapshots).
+
+May import: the core and ``sources``; never torch, tensorflow, keras or transformers, h5py only
+inside functions. Readers never read weight bytes.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from ckptdiff.errors import (
 from ckptdiff.manifest import Manifest
 from ckptdiff.readers.base import Location, Reader, has_extension, read_head
 from ckptdiff.readers.safety import is_lfs_pointer, lfs_pointer_error, writable_manifest
-from ckptdiff.remote import RemotePath, has_protocol
+from ckptdiff.sources.remote import RemotePath, has_protocol
 
 ENTRY_POINT_GROUP = "ckptdiff.readers"
 
@@ -33,26 +40,26 @@ ENTRY_POINT_GROUP = "ckptdiff.readers"
 # common a format is: readers are imported as they are reached, and a .pth should not pay for
 # importing the TensorFlow and Keras readers.
 BUILTIN_READERS: tuple[str, ...] = (
-    "ckptdiff.readers.safetensors:SafetensorsReader",
-    "ckptdiff.readers.torch_zip:TorchZipReader",
-    "ckptdiff.readers.torch_legacy:TorchLegacyReader",
-    "ckptdiff.readers.safetensors_index:ShardedSafetensorsReader",
-    "ckptdiff.readers.torch_sharded:ShardedTorchReader",
+    "ckptdiff.readers.safetensors.single:SafetensorsReader",
+    "ckptdiff.readers.torch.zip:TorchZipReader",
+    "ckptdiff.readers.torch.legacy:TorchLegacyReader",
+    "ckptdiff.readers.safetensors.index:ShardedSafetensorsReader",
+    "ckptdiff.readers.torch.sharded:ShardedTorchReader",
     "ckptdiff.readers.manifest_json:ManifestReader",
-    "ckptdiff.readers.tf_checkpoint:TFCheckpointReader",
-    "ckptdiff.readers.tf_savedmodel:TFSavedModelReader",
-    "ckptdiff.readers.keras_zip:KerasZipReader",
-    "ckptdiff.readers.keras_h5:KerasWeightsH5Reader",
-    "ckptdiff.readers.keras_h5:KerasH5Reader",
-    "ckptdiff.readers.torch_dcp:TorchDcpReader",
+    "ckptdiff.readers.tf.checkpoint:TFCheckpointReader",
+    "ckptdiff.readers.tf.savedmodel:TFSavedModelReader",
+    "ckptdiff.readers.keras.zip:KerasZipReader",
+    "ckptdiff.readers.keras.h5:KerasWeightsH5Reader",
+    "ckptdiff.readers.keras.h5:KerasH5Reader",
+    "ckptdiff.readers.torch.dcp:TorchDcpReader",
 )
 
 # Readers to try first by file suffix. Sniffers being exclusive, this changes no result, only
 # what gets imported: inspecting a .pth never loads the safetensors reader.
 _FIRST_BY_SUFFIX: dict[str, tuple[str, ...]] = dict.fromkeys(
     (".pth", ".pt", ".bin", ".ckpt"),
-    ("ckptdiff.readers.torch_zip:TorchZipReader",
-     "ckptdiff.readers.torch_legacy:TorchLegacyReader"))
+    ("ckptdiff.readers.torch.zip:TorchZipReader",
+     "ckptdiff.readers.torch.legacy:TorchLegacyReader"))
 
 
 class ReaderEntry(NamedTuple):
@@ -162,7 +169,7 @@ def locate(path: str | os.PathLike[str] | RemotePath) -> Location:
         return path
     text = os.fspath(path)
     if text.startswith("hf:"):
-        from ckptdiff.hf_cache import resolve
+        from ckptdiff.sources.hf_cache import resolve
 
         return resolve(text)
     if text.startswith("file://"):
@@ -172,9 +179,13 @@ def locate(path: str | os.PathLike[str] | RemotePath) -> Location:
 
 def read(path: str | os.PathLike[str] | RemotePath, key: str | None = None) -> Manifest:
     """Read the checkpoint at ``path`` (see :func:`locate`) into a manifest, choosing the
-    reader by content."""
-    target = locate(path)
-    manifest = writable_manifest(find_reader(target).read(target, key))
+    reader by content. ``key`` picks the entry of a container checkpoint (``state_dict``, ``ema``,
+    …). A file that cannot be opened or read is a one-line ``CkptdiffError``."""
+    try:
+        target = locate(path)
+        manifest = writable_manifest(find_reader(target).read(target, key))
+    except OSError as exc:
+        raise CkptdiffError(f"{path}: {exc.strerror or exc}") from None
     if isinstance(path, str) and path.startswith("hf:"):
         return replace(manifest, path=path)  # not the cache's absolute path
     return manifest

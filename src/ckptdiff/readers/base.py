@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 from typing import IO, Any, ClassVar, Protocol, TypeAlias, cast, runtime_checkable
 
-from ckptdiff import progress
 from ckptdiff.errors import CkptdiffError, CorruptFileError
 from ckptdiff.manifest import Manifest
-from ckptdiff.remote import RemotePath
-from ckptdiff.remote_file import RemoteFile
+from ckptdiff.sources import progress
+from ckptdiff.sources.remote import RemotePath
+from ckptdiff.sources.remote_file import RemoteFile
 
 HEAD_BYTES = 4096
 

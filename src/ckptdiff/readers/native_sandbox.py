@@ -30,10 +30,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ckptdiff import errors, progress
+from ckptdiff import errors
 from ckptdiff.errors import CkptdiffError, CorruptFileError
 from ckptdiff.manifest import Manifest
 from ckptdiff.readers.base import Location
+from ckptdiff.sources import progress
 
 NATIVE_SECONDS = 60.0
 # Address space the child may add to what it inherits: a damaged file can make HDF5 allocate
@@ -175,7 +176,8 @@ def _answer(data: bytes, display: str, what: str) -> str:
 
 
 def _error_class(name: str) -> type[CkptdiffError]:
-    from ckptdiff.readers import keras_hdf5  # for the Keras readers' own error classes
+    # the Keras readers' own error classes
+    from ckptdiff.readers.keras import hdf5 as keras_hdf5
 
     for module in (errors, keras_hdf5):
         found = getattr(module, name, None)

@@ -9,10 +9,10 @@ delimit properties.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 
+from ckptdiff.diffing.report import Report, Suggestion
+from ckptdiff.render.grouping import by_rule
 from ckptdiff.render.rows import Row, finding_rows, summary_counts, verdict
-from ckptdiff.report import Report, Suggestion
 
 COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
 # A model spec (pkg.module:attr, file.py:attr) or a label such as <Net object> is no file.
@@ -71,14 +71,11 @@ def _message(row: Row, report: Report) -> str:
 
 
 def _rename_lines(suggestions: tuple[Suggestion, ...], file: str | None) -> list[str]:
-    by_rule: dict[str, list[Suggestion]] = defaultdict(list)
-    for suggestion in suggestions:
-        by_rule[suggestion.rule].append(suggestion)
     return [
         workflow_command("notice", f"{rule}: {len(members)} keys (confidence "
                          f"{max(s.confidence for s in members):.2f}); ckptdiff remap applies it",
                          file=file, title="ckptdiff suggested rename")
-        for rule, members in by_rule.items()
+        for rule, members in by_rule(suggestions).items()
     ]
 
 

@@ -10,7 +10,8 @@ import re
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
-from ckptdiff.graph_fold import index_pattern
+from ckptdiff.diffing.report import Suggestion
+from ckptdiff.graph.fold import index_pattern
 
 _SEPARATORS = re.compile(r"([./])")
 
@@ -86,3 +87,24 @@ def _alternatives(values: tuple[str, ...]) -> str:
     if all(v.isdigit() for v in values):
         return index_pattern(values)
     return "{" + ",".join(values) + "}"
+
+
+def by_rule(suggestions: tuple[Suggestion, ...]) -> dict[str, list[Suggestion]]:
+    """Suggestions grouped by their rule text, first appearance first."""
+    grouped: dict[str, list[Suggestion]] = {}
+    for suggestion in suggestions:
+        grouped.setdefault(suggestion.rule, []).append(suggestion)
+    return grouped
+
+
+def folded_pairs(members: list[Suggestion], limit: int = 2) -> list[str]:
+    """``module.layer.{0..11}.weight → layer.{0..11}.weight`` lines for a group of suggestions."""
+    sources = fold([s.source_key for s in members])
+    targets = fold([s.target_key for s in members])
+    if [i for _, i in sources] == [i for _, i in targets]:  # each pattern pair is exact
+        lines = [f"{a} → {b}" for (a, _), (b, _) in zip(sources, targets, strict=True)]
+    else:  # the two sides fold differently: the source patterns, the rules say the rest
+        lines = [a for a, _ in sources]
+    if len(lines) > limit:
+        lines = [*lines[:limit], f"… {len(lines) - limit} more patterns"]
+    return lines

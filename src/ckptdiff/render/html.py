@@ -13,14 +13,14 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from ckptdiff.graph_diff import DiffTree, diff_tree
-from ckptdiff.graph_manifest import manifest_graph
+from ckptdiff.diffing.report import Report
+from ckptdiff.graph.diff import DiffTree, diff_tree
+from ckptdiff.graph.manifest import manifest_graph
 from ckptdiff.manifest import Manifest
 from ckptdiff.render.html_payload import diff_payload, manifest_payload, script_json
 from ckptdiff.render.manifest_view import summary_line
 from ckptdiff.render.rows import finding_rows, side_line, summary_counts, verdict
 from ckptdiff.render.tree import stats_text
-from ckptdiff.report import Report
 
 TABLE_ROWS = 300  # rows of the findings and suggestions tables; the tree and search hold all
 _CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
@@ -112,7 +112,7 @@ def details_sections(report: Report) -> str:
 
 
 def render_diff_html(tree: DiffTree) -> str:
-    """The diff page of ``tree`` (a :func:`ckptdiff.graph_diff.diff_tree`)."""
+    """The diff page of ``tree`` (a :func:`ckptdiff.graph.diff.diff_tree`)."""
     report = tree.report
     title = f"ckptdiff: {verdict(report)}: {report.source.path} → {report.target.path}"
     note = "" if tree.complete else (

@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from ckptdiff.graph import TreeNode
-from ckptdiff.graph_diff import DiffLeaf, diff_tree
-from ckptdiff.graph_manifest import manifest_graph
+from ckptdiff.diffing.report import Report
+from ckptdiff.graph.diff import DiffLeaf, diff_tree
+from ckptdiff.graph.manifest import manifest_graph
+from ckptdiff.graph.tree import TreeNode
 from ckptdiff.manifest import Manifest, TensorInfo
 from ckptdiff.render.html import esc
 from ckptdiff.render.manifest_view import summary_line
 from ckptdiff.render.rows import summary_counts, verdict
 from ckptdiff.render.tree import compact, describe_tensor, stats_text
 from ckptdiff.render.tree_diff import node_view
-from ckptdiff.report import Report
 
 T = TypeVar("T")
 ROW_BUDGET = 120

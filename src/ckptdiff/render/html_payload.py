@@ -12,9 +12,9 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from ckptdiff.graph import TreeNode, quiet_gc
-from ckptdiff.graph_diff import DiffLeaf, DiffTree
-from ckptdiff.graph_manifest import ManifestGraph
+from ckptdiff.graph.diff import DiffLeaf, DiffTree
+from ckptdiff.graph.manifest import ManifestGraph
+from ckptdiff.graph.tree import TreeNode, quiet_gc
 from ckptdiff.manifest import TensorInfo
 from ckptdiff.render.tree import compact, describe_tensor, stats_text
 from ckptdiff.render.tree_diff import leaf_text, node_view

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ckptdiff.report import Report
+from ckptdiff.diffing.report import Report
 
 
 class JsonRenderer:

@@ -11,10 +11,10 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
+from ckptdiff.diffing.report import Report
 from ckptdiff.render.github import explain_row
 from ckptdiff.render.grouping import fold
 from ckptdiff.render.rows import Row, finding_rows, summary_counts, verdict
-from ckptdiff.report import Report
 
 # Characters XML 1.0 cannot carry even escaped; hostile checkpoints may put them in keys.
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

@@ -7,11 +7,11 @@ The verdict and counts are visible at once; the folded table of findings sits in
 from __future__ import annotations
 
 import html
-from collections import defaultdict
 from collections.abc import Sequence
 
+from ckptdiff.diffing.report import Report
+from ckptdiff.render.grouping import by_rule
 from ckptdiff.render.rows import finding_rows, summary_counts, verdict
-from ckptdiff.report import Report, Suggestion
 
 # A hidden marker, so a workflow can find and update its earlier comment instead of adding one.
 COMMENT_MARKER = "<!-- ckptdiff-report -->"
@@ -42,11 +42,8 @@ def _side(label: str, path: str, fmt: str, tensors: int, container_key: str | No
 
 
 def _rename_lines(report: Report) -> list[str]:
-    by_rule: dict[str, list[Suggestion]] = defaultdict(list)
-    for suggestion in report.suggestions:
-        by_rule[suggestion.rule].append(suggestion)
     lines = ["", "**Suggested renames** (confident pairs; the findings above are unchanged):", ""]
-    for rule, members in by_rule.items():
+    for rule, members in by_rule(report.suggestions).items():
         best = max(s.confidence for s in members)
         lines.append(f"- {plain(rule)}: {len(members)} keys (confidence {best:.2f})")
     lines.extend(f"- `re.sub({r.pattern!r}, {r.replacement!r}, key)` fixes {r.matches} keys"

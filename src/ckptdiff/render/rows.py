@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
+from ckptdiff.diffing.report import SEVERITIES, Finding, Report, TensorSide
 from ckptdiff.render.grouping import fold
-from ckptdiff.report import SEVERITIES, Finding, Report, TensorSide
 
 KIND_ORDER = ("missing", "unexpected", "shape", "dtype", "device")
 # Kinds whose two sides are compared: rows group keys with identical sides.

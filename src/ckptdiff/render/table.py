@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import io
-from collections import defaultdict
 
-from ckptdiff.rename_snippet import folded_pairs, python_snippet, unpaired_lines
+from ckptdiff.diffing.report import Report
+from ckptdiff.rename.snippet import python_snippet, unpaired_lines
+from ckptdiff.render.grouping import by_rule, folded_pairs
 from ckptdiff.render.rows import finding_rows, side_line, summary_counts, verdict
-from ckptdiff.report import Report, Suggestion
 
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -52,7 +52,7 @@ class TableRenderer:
         if report.suggestions:
             console.print("\nSuggested renames (confident pairs; findings above are unchanged):",
                           style="bold")
-            for rule_text, members in _by_rule(report.suggestions).items():
+            for rule_text, members in by_rule(report.suggestions).items():
                 best = max(s.confidence for s in members)
                 console.print(f"  {rule_text}: {len(members)} keys (confidence {best:.2f})",
                               markup=False)
@@ -61,18 +61,12 @@ class TableRenderer:
             if report.rules:
                 console.print("\nAs code (revise_keys for mmengine's load_checkpoint, or paste "
                               "revise() into your loading code):", style="bold")
-                for line in python_snippet(report):
+                for line in python_snippet(report.rules, report.suggestions):
                     # Code is pasted: a wrapped line would be a syntax error.
                     console.print(f"    {line}", style="green", markup=False, soft_wrap=True)
         if report.unpaired:
             console.print("\nLeft unpaired on purpose:", style="bold")
-            for line in unpaired_lines(report):
+            for line in unpaired_lines(report.unpaired):
                 console.print(f"  {line}", style="dim", markup=False)
         return buffer.getvalue()
 
-
-def _by_rule(suggestions: tuple[Suggestion, ...]) -> dict[str, list[Suggestion]]:
-    grouped: dict[str, list[Suggestion]] = defaultdict(list)
-    for suggestion in suggestions:
-        grouped[suggestion.rule].append(suggestion)
-    return dict(grouped)

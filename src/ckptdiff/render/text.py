@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ckptdiff.diffing.report import Report
 from ckptdiff.render.rows import finding_rows, side_line, summary_counts, verdict
-from ckptdiff.report import Report
 
 
 def render_text(report: Report) -> str:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, TypeVar
 
-from ckptdiff.graph import TreeNode
-from ckptdiff.graph_manifest import ManifestGraph, NodeStats, manifest_graph, tensor_nbytes
+from ckptdiff.graph.manifest import ManifestGraph, NodeStats, manifest_graph, tensor_nbytes
+from ckptdiff.graph.tree import TreeNode
 from ckptdiff.manifest import Manifest, TensorInfo
 from ckptdiff.render.manifest_view import human_bytes, human_count, summary_line
 

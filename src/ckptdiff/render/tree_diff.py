@@ -10,13 +10,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ckptdiff.errors import UsageError
-from ckptdiff.graph import TreeNode
-from ckptdiff.graph_diff import DiffLeaf, DiffTree, diff_tree, ordered_counts
-from ckptdiff.manifest import Manifest
+from ckptdiff.diffing.report import TensorSide
+from ckptdiff.graph.diff import DiffLeaf, DiffTree, ordered_counts
+from ckptdiff.graph.tree import TreeNode
 from ckptdiff.render.rows import describe, side_line, summary_counts, verdict
 from ckptdiff.render.tree import compact, make_console
-from ckptdiff.report import Report, TensorSide
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -140,16 +138,3 @@ def tree_title(tree: DiffTree) -> str:
     if tree.complete:
         return "union of both key sets"
     return f"keys with findings ({tree.report.matched} matched keys not shown)"
-
-
-def render_diff_view(report: Report, source: Manifest, target: Manifest, fmt: str, *,
-                     color: bool = False, width: int | None = None) -> str:
-    """The diff as a tree: drawn for the terminal (``fmt`` ``table``) or as the ``html`` page."""
-    tree = diff_tree(report, source, target)
-    if fmt == "html":
-        from ckptdiff.render.html import render_diff_html
-
-        return render_diff_html(tree)
-    if fmt == "table":
-        return render_diff_tree(tree, color=color, width=width)
-    raise UsageError(f"the diff tree is drawn as table or html, not {fmt}")

@@ -1,4 +1,6 @@
-"""Live-model targets: turn a model (or a spec naming one) into the manifest of what it expects.
+"""Targets: turn anything a checkpoint is compared with into the manifest of what it expects:
+a checkpoint or snapshot (through the readers), or a live model (``torch``, ``keras``) named by a
+spec (``spec``) and dispatched by ``resolve``.
 
-Framework modules are imported only inside the adapters, and only when a model needs them.
+May import: the core, ``sources``, ``readers``; frameworks inside the adapters' functions only.
 """

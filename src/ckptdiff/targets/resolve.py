@@ -1,15 +1,21 @@
-"""Dispatch a live model (or a class / factory that builds one) to its framework adapter."""
+"""Turn anything a target may be into a manifest: a checkpoint path (through the readers), a
+manifest, a model spec, or a live model (or a class / factory that builds one), which is
+dispatched to its framework adapter.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
+from ckptdiff import readers
 from ckptdiff.errors import UsageError
 from ckptdiff.manifest import Manifest
-from ckptdiff.targets.spec import type_names
-from ckptdiff.targets.torch import (
+from ckptdiff.targets.spec import import_spec, is_model_spec, type_names
+from ckptdiff.targets.torch.module import (
     build_torch_model,
     is_torch_module,
     is_torch_module_class,
@@ -24,6 +30,33 @@ def _is_keras(obj: Any) -> bool:
     return bool(_KERAS_MODEL_CLASSES & type_names(obj))
 
 
+Source = str | os.PathLike[str] | Manifest | Any
+
+
+def resolve(obj: Source, *, key: str | None = None,
+            model_kwargs: Mapping[str, Any] | None = None) -> Manifest:
+    """Turn any accepted source/target into a manifest."""
+    if isinstance(obj, Manifest):
+        return obj
+    if isinstance(obj, (str, os.PathLike)):
+        text = os.fspath(obj)
+        if is_model_spec(text) and not text.startswith("hf:"):  # hf:gpt2 is a cached model
+            return model_manifest(import_spec(text), text, model_kwargs)
+        return readers.read(text, key)
+    if isinstance(obj, type) or callable(obj) and hasattr(obj, "__qualname__"):
+        label = f"{getattr(obj, '__module__', '?')}.{obj.__qualname__}"
+    else:
+        label = f"<{type(obj).__name__} instance>"
+    return model_manifest(obj, label, model_kwargs)
+
+
+def snapshot(target: Source, *, key: str | None = None,
+             model_kwargs: Mapping[str, Any] | None = None) -> Manifest:
+    """A deterministic manifest (tensors sorted by key) to commit and diff against later."""
+    manifest = resolve(target, key=key, model_kwargs=model_kwargs)
+    return replace(manifest, tensors=tuple(sorted(manifest.tensors, key=lambda t: t.key)))
+
+
 def model_manifest(obj: Any, label: str, kwargs: Mapping[str, Any] | None = None) -> Manifest:
     """The manifest a live model expects; ``obj`` is a model, a model class or a factory."""
     kwargs = dict(kwargs or {})
@@ -35,7 +68,7 @@ def model_manifest(obj: Any, label: str, kwargs: Mapping[str, Any] | None = None
         raise UsageError(f"{label} is {type(obj).__name__}, not a torch nn.Module, a Keras model, "
                          "a model class or a factory")
     if _is_keras(obj):
-        from ckptdiff.targets.keras import build_keras_model
+        from ckptdiff.targets.keras.model import build_keras_model
 
         return _manifest_of_instance(build_keras_model(obj, kwargs), label, "built")
     if is_torch_module_class(obj) or "torch" in sys.modules:
@@ -54,7 +87,7 @@ def model_manifest(obj: Any, label: str, kwargs: Mapping[str, Any] | None = None
 def _manifest_of_instance(model: Any, label: str, built_on: str) -> Manifest:
     if is_torch_module(model):
         return torch_model_manifest(model, label, built_on)
-    from ckptdiff.targets.keras import keras_model_manifest
+    from ckptdiff.targets.keras.model import keras_model_manifest
 
     manifest: Manifest = keras_model_manifest(model, label)
     return manifest

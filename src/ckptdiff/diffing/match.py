@@ -1,0 +1,119 @@
+"""Diff a source manifest against a target manifest: the findings of the contract.
+
+Pure functions over manifests: no file I/O, no framework imports, no printing. Semantics follow
+torch ``load_state_dict``: ``missing`` is expected by the target but absent from the source,
+``unexpected`` is in the source but not expected; both on exact keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ckptdiff.diffing.optimizer import TrainingStateJudge, optimizer_group_findings
+from ckptdiff.diffing.report import Finding, Report, Side, TensorSide
+from ckptdiff.diffing.trainable import trainable_findings
+from ckptdiff.diffing.unregistered import unregistered_findings
+from ckptdiff.manifest import Manifest, TensorInfo
+from ckptdiff.rename.plan import plan_renames
+
+# Checks beyond the key diff, run after it: each sees both manifests and returns findings of its
+# own kinds (trainable, unregistered, optimizer).
+BEYOND_KEY_CHECKS = (trainable_findings, unregistered_findings, optimizer_group_findings)
+
+
+def diff_manifests(source: Manifest, target: Manifest) -> Report:
+    """Compare ``source`` (what is stored) with ``target`` (what should load it)."""
+    src, tgt = source.by_key, target.by_key
+    live = bool(target.metadata.get("live_model"))
+    non_persistent = set(target.metadata.get("non_persistent_buffers", ()))
+
+    findings: list[Finding] = []
+    for info in target.tensors:
+        if info.key not in src:
+            findings.append(_missing(info, src))
+    training_state = TrainingStateJudge(source, target)  # optimizer slots and bookkeeping
+    for info in source.tensors:
+        if info.key not in tgt:
+            findings.append(training_state.finding(info)
+                            or _unexpected(info, live, non_persistent))
+
+    matched_keys: list[str] = []
+    compared: list[Finding] = []
+    for info in target.tensors:
+        stored = src.get(info.key)
+        if stored is None:
+            continue
+        if stored.shape != info.shape:
+            compared.append(_pair("shape", "error", stored, info, _shape_note(stored, info)))
+        else:
+            matched_keys.append(info.key)
+        if stored.dtype != info.dtype:
+            note = (f"stored as {stored.dtype}, the target holds {info.dtype}: "
+                    "load_state_dict casts silently")
+            compared.append(_pair("dtype", "warning", stored, info, note))
+        if stored.device and info.device and stored.device != info.device:
+            compared.append(_pair("device", "warning", stored, info, _device_note(stored, info)))
+    findings.extend(compared)
+    for check in BEYOND_KEY_CHECKS:
+        findings.extend(check(source, target))
+
+    # Info-level keys take part too: a renamed num_batches_tracked belongs with its siblings.
+    missing = [target.by_key[f.key] for f in findings if f.kind == "missing"]
+    unexpected = [src[f.key] for f in findings if f.kind == "unexpected"]
+    plan = plan_renames(unexpected, missing, source_all=source.tensors,
+                        target_all=target.tensors)
+    return Report(
+        source=Side.of(source),
+        target=Side.of(target),
+        matched=len(matched_keys),
+        findings=tuple(findings),
+        suggestions=plan.suggestions,
+        rules=plan.rules,
+        unpaired=plan.unpaired,
+        matched_keys=tuple(matched_keys),
+    )
+
+
+def _missing(info: TensorInfo, stored: Mapping[str, TensorInfo]) -> Finding:
+    tied = next((alias for alias in info.aliases if alias in stored), None)
+    if tied is not None:
+        note = f"tied to {tied}, which the checkpoint has: it shares that storage"
+        return Finding("missing", info.key, "info", None, TensorSide.of(info), note, tied)
+    if info.key.rsplit(".", 1)[-1] == "num_batches_tracked":
+        note = "BatchNorm's num_batches_tracked: torch fills it in when it is absent"
+        return Finding("missing", info.key, "info", None, TensorSide.of(info), note)
+    return Finding("missing", info.key, "error", None, TensorSide.of(info))
+
+
+def _unexpected(info: TensorInfo, live: bool, non_persistent: set[str]) -> Finding:
+    side = TensorSide.of(info)
+    if info.key in non_persistent:
+        note = ("a non-persistent buffer in the target: the model computes it; "
+                "strict loading rejects the stored copy, drop it from the checkpoint")
+        return Finding("unexpected", info.key, "info", side, None, note)
+    return Finding("unexpected", info.key, "error", side, None)
+
+
+def _pair(kind: str, severity: str, stored: TensorInfo, expected: TensorInfo,
+          note: str | None) -> Finding:
+    return Finding(kind, expected.key, severity, TensorSide.of(stored), TensorSide.of(expected),
+                   note)
+
+
+def _shape_note(stored: TensorInfo, expected: TensorInfo) -> str | None:
+    if len(stored.shape) == 2 and stored.shape[::-1] == expected.shape:
+        return "transposed: the stored tensor is [in, out] where the target wants [out, in]"
+    if sorted(stored.shape) == sorted(expected.shape) and stored.shape != expected.shape:
+        return "same sizes in another order: a layout difference (e.g. HWIO vs OIHW)?"
+    if len(stored.shape) == len(expected.shape):
+        pairs = zip(stored.shape, expected.shape, strict=True)
+        changed = [i for i, (a, b) in enumerate(pairs) if a != b]
+        if len(changed) == 1:
+            i = changed[0]
+            return f"dim {i} is {stored.shape[i]} in the source, {expected.shape[i]} in the target"
+    return None
+
+
+def _device_note(stored: TensorInfo, expected: TensorInfo) -> str:
+    return (f"stored on {stored.device}, the target is on {expected.device}: "
+            f"torch.load needs map_location={expected.device!r} where {stored.device} is absent")

@@ -1,0 +1,173 @@
+"""The result of a diff: findings, rename suggestions and rules, as frozen dataclasses.
+
+``Report.to_dict`` produces the ``ckptdiff.report/1`` JSON document of the contract.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from ckptdiff import jsonlines
+from ckptdiff.errors import IncompatibleError
+from ckptdiff.loaders.statement import LoadStatement
+from ckptdiff.manifest import Manifest, TensorInfo
+from ckptdiff.rename.results import Rule, Suggestion, Unpaired
+
+# The records a Report is made of, importable from here whichever part defines them.
+__all__ = ["BASE_KINDS", "REPORT_SCHEMA", "SEVERITIES", "Finding", "LoadStatement", "Report",
+           "Rule", "Side", "Suggestion", "TensorSide", "Unpaired"]
+
+REPORT_SCHEMA = "ckptdiff.report/1"
+SEVERITIES = ("error", "warning", "info")
+# Kinds always present in ``summary`` (the contract's required counts); later kinds are added.
+BASE_KINDS = ("missing", "unexpected", "shape", "dtype", "device")
+_ROW_LISTS = ("findings", "suggestions", "rules", "unpaired", "explain")
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSide:
+    """What one side says about a key: shape, dtype, device."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    device: str | None
+
+    @classmethod
+    def of(cls, info: TensorInfo | None) -> TensorSide | None:
+        """The side of ``info``, or ``None`` when that side lacks the key."""
+        return None if info is None else cls(info.shape, info.dtype, info.device)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON object of the report schema's ``tensor``."""
+        return {"shape": list(self.shape), "dtype": self.dtype, "device": self.device}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One difference between source and target for one key."""
+
+    kind: str
+    key: str
+    severity: str
+    source: TensorSide | None
+    target: TensorSide | None
+    note: str | None = None
+    tied_to: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON object of the report schema's finding."""
+        return {
+            "kind": self.kind,
+            "key": self.key,
+            "severity": self.severity,
+            "source": None if self.source is None else self.source.to_dict(),
+            "target": None if self.target is None else self.target.to_dict(),
+            "note": self.note,
+            "tied_to": self.tied_to,
+        }
+
+
+@dataclass(frozen=True)
+class Side:
+    """Which checkpoint or model one side of the diff was."""
+
+    path: str
+    format: str
+    tensors: int
+    container_key: str | None
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> Side:
+        """Describe ``manifest``."""
+        return cls(manifest.path, manifest.format, len(manifest.tensors), manifest.container_key)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON object of the report schema's side."""
+        return {"path": self.path, "format": self.format, "tensors": self.tensors,
+                "container_key": self.container_key}
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything a diff found. ``compatible`` is true when no finding is an error."""
+
+    source: Side
+    target: Side
+    matched: int
+    findings: tuple[Finding, ...]
+    suggestions: tuple[Suggestion, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    # Keys left unpaired on purpose by the rename engine, with the reason (JSON ``unpaired``).
+    unpaired: tuple[Unpaired, ...] = ()
+    # What the frameworks' load calls would do (``diff --explain``; JSON ``explain`` when set).
+    explain: tuple[LoadStatement, ...] = ()
+    # Keys whose shapes agree (``matched`` counts them): renderers that list passing checks
+    # (JUnit) need them; not part of the JSON document.
+    matched_keys: tuple[str, ...] = ()
+
+    @property
+    def compatible(self) -> bool:
+        """True when no finding has severity ``error``."""
+        return not any(f.severity == "error" for f in self.findings)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        """Counts: matched keys, findings per kind (info-level ones included), per severity."""
+        kinds = Counter(f.kind for f in self.findings)
+        severities = Counter(f.severity for f in self.findings)
+        counts = {"matched": self.matched}
+        counts.update({kind: kinds.get(kind, 0) for kind in BASE_KINDS})
+        counts.update({kind: n for kind, n in sorted(kinds.items()) if kind not in BASE_KINDS})
+        counts.update({"errors": severities["error"], "warnings": severities["warning"],
+                       "info": severities["info"]})
+        return counts
+
+    def failing(self, fail_on: str = "error") -> list[Finding]:
+        """Findings at or above ``fail_on`` (``error`` or ``warning``)."""
+        levels = SEVERITIES[: SEVERITIES.index(fail_on) + 1]
+        return [f for f in self.findings if f.severity in levels]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``ckptdiff.report/1`` JSON document as a dict."""
+        document: dict[str, Any] = {
+            "schema": REPORT_SCHEMA,
+            "compatible": self.compatible,
+            "source": self.source.to_dict(),
+            "target": self.target.to_dict(),
+            "summary": self.summary,
+            "findings": [f.to_dict() for f in self.findings],
+            "suggestions": [s.to_dict() for s in self.suggestions],
+            "rules": [r.to_dict() for r in self.rules],
+            "unpaired": [u.to_dict() for u in self.unpaired],
+        }
+        if self.explain:
+            document["explain"] = [statement.to_dict() for statement in self.explain]
+        return document
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """Serialize to the report JSON schema, one finding (suggestion, rule, …) per line."""
+        return jsonlines.dumps(self.to_dict(), _ROW_LISTS, indent)
+
+    def to_text(self) -> str:
+        """The grouped plain-text report (what ``raise_if_incompatible`` says)."""
+        from ckptdiff.render.text import render_text
+
+        return render_text(self)
+
+    def raise_if_incompatible(self, fail_on: str = "error") -> None:
+        """Raise :class:`IncompatibleError` carrying the grouped report when findings fail."""
+        if self.failing(fail_on):
+            raise IncompatibleError(self.to_text())
+
+    def _repr_html_(self) -> str:
+        """Compact HTML for notebooks: verdict, the tree of keys with findings, the rules."""
+        from ckptdiff.render.html_notebook import report_fragment
+
+        return report_fragment(self)
+
+    def __repr__(self) -> str:
+        verdict = "compatible" if self.compatible else "INCOMPATIBLE"
+        parts = ", ".join(f"{k} {v}" for k, v in self.summary.items() if v)
+        return f"<Report {verdict}: {self.source.path} -> {self.target.path} ({parts})>"

@@ -1,1 +1,0 @@
-"""Generated protobuf modules for the TensorFlow structures ckptdiff reads (see README.md)."""

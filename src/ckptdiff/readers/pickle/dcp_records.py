@@ -1,0 +1,181 @@
+"""Inert stand-ins for the classes a torch.distributed.checkpoint ``.metadata`` pickle names.
+
+``.metadata`` is a pickle of ``torch.distributed.checkpoint.metadata.Metadata``: dataclasses built
+by ``NEWOBJ`` with no arguments, then given their fields by ``BUILD`` (a dict, or a tuple for
+``TensorProperties``). Each record here is a real class (``NEWOBJ`` requires one) with no
+``__dict__``; its ``__setstate__`` takes only the fields torch writes, each type-checked.
+:data:`DCP_GLOBALS` is the allow-list addition the DCP reader passes to the restricted unpickler
+for this one pickle; nothing in it imports or runs anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ckptdiff.readers.pickle.rebuild import Recorder
+from ckptdiff.readers.pickle.records import DtypeRecord, NamedRecord
+from ckptdiff.readers.pickle.validate import RecordError, as_shape, as_text, as_uint
+
+_METADATA = "torch.distributed.checkpoint.metadata"
+_MEMORY_FORMATS = ("contiguous_format", "channels_last", "preserve_format")
+
+
+class DcpRecord:
+    """Base of the DCP records: fields set once, by ``BUILD``, from a dict of known names."""
+
+    __slots__ = ()
+    fields: tuple[str, ...] = ()
+
+    def __setstate__(self, state: object) -> None:
+        if isinstance(state, tuple) and len(state) == 2 and state[0] is None:
+            state = state[1]  # (None, slots) is how pickle sends state of slotted classes
+        if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+            raise RecordError(f"{type(self).__name__} state is not a dict of field names")
+        unknown = sorted(set(state) - set(self.fields))
+        if unknown:
+            raise RecordError(f"{type(self).__name__} has no field {unknown[0][:40]!r}")
+        for name, value in state.items():
+            object.__setattr__(self, name, self.check(name, value))
+
+    def check(self, name: str, value: object) -> object:
+        """The validated value of field ``name``."""
+        return value
+
+    def get(self, name: str) -> object:
+        """Field ``name``, or None when the pickle did not set it."""
+        return getattr(self, name, None)
+
+
+class ChunkRecord(DcpRecord):
+    """``ChunkStorageMetadata``: where one saved chunk sits in the global tensor."""
+
+    __slots__ = fields = ("offsets", "sizes")
+
+    def check(self, name: str, value: object) -> object:
+        return as_shape(value, f"chunk {name}")
+
+
+class PropertiesRecord(DcpRecord):
+    """``TensorProperties``: dtype (and layout, memory format, flags we do not need)."""
+
+    __slots__ = fields = ("dtype", "layout", "requires_grad", "memory_format", "pin_memory")
+
+    def __setstate__(self, state: object) -> None:
+        if isinstance(state, tuple) and len(state) == 5:  # torch >= 2.1 writes a tuple
+            state = dict(zip(self.fields, state, strict=True))
+        super().__setstate__(state)
+
+    def check(self, name: str, value: object) -> object:
+        if name == "dtype" and not isinstance(value, DtypeRecord):
+            raise RecordError("TensorProperties dtype is not a torch dtype")
+        if name in ("requires_grad", "pin_memory") and not isinstance(value, bool):
+            raise RecordError(f"TensorProperties {name} is not a bool")
+        return value
+
+
+class TensorMetaRecord(DcpRecord):
+    """``TensorStorageMetadata``: a tensor's global size, properties and saved chunks."""
+
+    __slots__ = fields = ("properties", "size", "chunks")
+
+    def check(self, name: str, value: object) -> object:
+        if name == "size":
+            return as_shape(value, "tensor size")
+        if name == "properties" and not isinstance(value, PropertiesRecord):
+            raise RecordError("TensorStorageMetadata properties are not TensorProperties")
+        if name == "chunks" and not (isinstance(value, list)
+                                     and all(isinstance(c, ChunkRecord) for c in value)):
+            raise RecordError("TensorStorageMetadata chunks are not a list of chunks")
+        return value
+
+
+class BytesMetaRecord(DcpRecord):
+    """``BytesStorageMetadata``: a non-tensor value (pickled bytes in a storage file)."""
+
+    __slots__ = ()
+
+
+class IndexRecord(DcpRecord):
+    """``MetadataIndex``: which chunk of which key a storage entry holds."""
+
+    __slots__ = fields = ("fqn", "offset", "index")
+
+    def check(self, name: str, value: object) -> object:
+        if name == "fqn":
+            return as_text(value, "MetadataIndex fqn")
+        if value is None:
+            return None
+        return as_shape(value, "MetadataIndex offset") if name == "offset" else as_uint(
+            value, "MetadataIndex index")
+
+
+class StorageInfoRecord(DcpRecord):
+    """``_StorageInfo``: the file (relative name), byte offset and length of one entry."""
+
+    __slots__ = fields = ("relative_path", "offset", "length", "transform_descriptors")
+
+    def check(self, name: str, value: object) -> object:
+        if name == "relative_path":
+            return as_text(value, "storage file name")
+        if name == "transform_descriptors":
+            if value is not None and not (isinstance(value, (list, tuple))
+                                          and all(isinstance(v, str) for v in value)):
+                raise RecordError("_StorageInfo transform_descriptors are not strings")
+            return value
+        return as_uint(value, f"storage {name}")
+
+
+class StorageMetaRecord(DcpRecord):
+    """``StorageMeta``: checkpoint id, save/load ids, modules (kept, not reported)."""
+
+    __slots__ = fields = ("checkpoint_id", "save_id", "load_id", "modules")
+
+
+class MetadataRecord(DcpRecord):
+    """``Metadata``: the whole ``.metadata`` file."""
+
+    __slots__ = fields = ("state_dict_metadata", "planner_data", "storage_data", "storage_meta",
+                          "version")
+
+    def check(self, name: str, value: object) -> object:
+        if name == "state_dict_metadata" and not (isinstance(value, dict) and all(
+                isinstance(k, str) and isinstance(v, (TensorMetaRecord, BytesMetaRecord))
+                for k, v in value.items())):
+            raise RecordError("state_dict_metadata is not a dict of storage metadata")
+        if name == "storage_data" and value is not None and not (isinstance(value, dict) and all(
+                isinstance(k, IndexRecord) and isinstance(v, StorageInfoRecord)
+                for k, v in value.items())):
+            raise RecordError("storage_data does not map MetadataIndex to _StorageInfo")
+        return value
+
+
+def _memory_format(*args: object) -> NamedRecord:
+    if len(args) != 1 or type(args[0]) is not int or not 0 <= args[0] < len(_MEMORY_FORMATS):
+        raise RecordError("_MEM_FORMAT_ENCODING takes one of 0, 1, 2")
+    return NamedRecord("memory_format", _MEMORY_FORMATS[args[0]])
+
+
+def _path_text(*args: object) -> str:
+    # StorageMeta.checkpoint_id is a pathlib path, pickled as its parts: kept as text only.
+    return "/".join(as_text(a, "path part") for a in args)
+
+
+def _table() -> dict[tuple[str, str], object]:
+    classes: dict[str, type[DcpRecord]] = {
+        "Metadata": MetadataRecord, "TensorStorageMetadata": TensorMetaRecord,
+        "ChunkStorageMetadata": ChunkRecord, "TensorProperties": PropertiesRecord,
+        "BytesStorageMetadata": BytesMetaRecord, "MetadataIndex": IndexRecord,
+        "StorageMeta": StorageMetaRecord,
+    }
+    table: dict[tuple[str, str], object] = {(_METADATA, n): c for n, c in classes.items()}
+    table[("torch.distributed.checkpoint.filesystem", "_StorageInfo")] = StorageInfoRecord
+    table[(_METADATA, "_MEM_FORMAT_ENCODING")] = Recorder(
+        f"{_METADATA}._MEM_FORMAT_ENCODING", _memory_format)
+    for name in ("PosixPath", "WindowsPath", "PurePosixPath", "PureWindowsPath", "Path"):
+        table[("pathlib", name)] = Recorder(f"pathlib.{name}", _path_text)
+    for name in (*_MEMORY_FORMATS, "channels_last_3d"):
+        table[("torch", name)] = NamedRecord("memory_format", name)  # torch < 2.1 pickled these
+    return table
+
+
+DCP_GLOBALS: Mapping[tuple[str, str], object] = _table()

@@ -1,0 +1,154 @@
+"""The ``torch-zip`` reader: ``torch.save`` checkpoints in the zip format (torch >= 1.6).
+
+The archive holds ``<root>/data.pkl`` (the pickled object, storages as persistent ids),
+``<root>/data/<key>`` (one member per storage, raw bytes) and small records (``byteorder``,
+``version``); ``<root>`` is ``archive`` or, in older files, the file's stem. The reader reads the
+central directory, ``data.pkl`` and ``byteorder`` only: each storage member is checked against
+what the tensors need by its declared size in the central directory, never read.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from typing import IO, ClassVar, cast
+
+from ckptdiff.errors import CkptdiffError, CorruptFileError, UnknownFormatError
+from ckptdiff.manifest import Manifest
+from ckptdiff.readers.base import CountingFile, Location, open_binary
+from ckptdiff.readers.pickle.records import StorageRecord
+from ckptdiff.readers.pickle.unpickler import MAX_PICKLE_BYTES, LoadSession, load_pickle
+from ckptdiff.readers.torch.manifest import build_manifest, check_tensor_bounds
+from ckptdiff.readers.zip_safety import check_zip_directory, read_member
+
+TORCH_EXTENSIONS = (".pth", ".pt", ".bin", ".ckpt")
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_DATA_PKL = re.compile(r"([^/]+)/data\.pkl")
+_LOCAL_HEADER_SIZE = 30
+
+
+class TorchZipReader:
+    """``torch.save`` zip checkpoints (``.pth .pt .bin .ckpt``)."""
+
+    name: ClassVar[str] = "torch-zip"
+    extensions: ClassVar[tuple[str, ...]] = TORCH_EXTENSIONS
+    description: ClassVar[str] = "PyTorch checkpoint, torch.save zip format (torch >= 1.6)"
+    requires: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str | None] = None
+
+    def sniff(self, head: bytes, path: Location) -> bool:
+        """A zip whose central directory has a ``<root>/data.pkl`` member.
+
+        torch writes ``data.pkl`` first, so a first local header naming it decides at once (and
+        lets a truncated download, whose central directory is gone, reach the reader to be
+        explained); otherwise the central directory is read.
+        """
+        if not head.startswith(_ZIP_MAGIC):
+            return False
+        size = int.from_bytes(head[26:28], "little")
+        first = head[_LOCAL_HEADER_SIZE:_LOCAL_HEADER_SIZE + size]
+        if len(first) == size and _DATA_PKL.fullmatch(first.decode("utf-8", "replace")):
+            return True
+        try:
+            with open_binary(path) as handle, zipfile.ZipFile(handle) as archive:
+                return any(_DATA_PKL.fullmatch(name) for name in archive.namelist())
+        except Exception:  # not a readable zip: not ours
+            return False
+
+    def read(self, path: Location, key: str | None = None) -> Manifest:
+        """Read ``data.pkl`` into a manifest; check every storage member's declared size."""
+        try:
+            raw = CountingFile(path)
+        except OSError as exc:
+            raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        with raw:
+            archive = _open(raw, path)
+            members = {info.filename: info for info in archive.infolist()}
+            root = _archive_root(archive, path)
+            data = _read_member(raw, members[f"{root}/data.pkl"], path)
+            metadata: dict[str, object] = {}
+            byteorder = members.get(f"{root}/byteorder")
+            if byteorder is not None:
+                metadata["byteorder"] = _byteorder(raw, byteorder, path)
+            session = LoadSession(legacy=False)
+            obj = load_pickle(data, session, str(path), f"{root}/data.pkl")
+
+            def storage_name(storage: StorageRecord) -> str:
+                return f"{root}/data/{storage.root}"
+
+            for storage in session.storages.values():
+                _check_storage(members.get(storage_name(storage)), storage_name(storage),
+                               storage.nbytes, raw.size, path)
+            check_tensor_bounds(session, path, storage_name)
+            metadata["bytes_read"] = raw.bytes_read
+        return build_manifest(path, self.name, obj, key, session, storage_name, metadata)
+
+
+def _open(raw: CountingFile, path: Location) -> zipfile.ZipFile:
+    try:
+        archive = zipfile.ZipFile(raw)
+    except Exception as exc:  # BadZipFile, EOFError, OSError, ValueError … on damaged input
+        raise CorruptFileError(
+            f"{path}: the zip central directory is missing or damaged ({_reason(exc)}): "
+            "truncated download?") from None
+    check_zip_directory(archive, raw.size, str(path))
+    return archive
+
+
+def _archive_root(archive: zipfile.ZipFile, path: Location) -> str:
+    names = archive.namelist()
+    roots = [m.group(1) for m in map(_DATA_PKL.fullmatch, names) if m]
+    if not roots:
+        raise UnknownFormatError(
+            f"{path}: a zip archive without data.pkl is not a torch checkpoint")
+    first = names[0].split("/", 1)[0]
+    root = first if first in roots else roots[0]
+    if f"{root}/constants.pkl" in names or any(n.startswith(f"{root}/code/") for n in names):
+        raise UnknownFormatError(
+            f"{path}: is a TorchScript archive (torch.jit.save), not a torch.save checkpoint; "
+            "save the model's state_dict() with torch.save to compare it")
+    return root
+
+
+def _read_member(raw: CountingFile, info: zipfile.ZipInfo, path: Location,
+                 limit: int = MAX_PICKLE_BYTES) -> bytes:
+    # Read here, not by zipfile: the local header is checked against the central directory.
+    try:
+        return read_member(cast(IO[bytes], raw), info, str(path), limit)
+    except OSError as exc:
+        raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _byteorder(raw: CountingFile, info: zipfile.ZipInfo, path: Location) -> str:
+    text = _read_member(raw, info, path, limit=16).decode("ascii", "replace")
+    if text not in ("little", "big"):
+        raise CorruptFileError(f"{path}: {info.filename} says {text[:16]!r}, not little or big")
+    return text
+
+
+def _check_storage(info: zipfile.ZipInfo | None, name: str, needed: int, file_size: int,
+                   path: Location) -> None:
+    if info is None:
+        raise CorruptFileError(
+            f"{path}: storage {name} is missing from the archive: truncated or damaged file?")
+    _check_extent(info, file_size, path)
+    if info.file_size < needed:
+        raise CorruptFileError(
+            f"{path}: storage {name} holds {info.file_size:,} bytes but the checkpoint needs "
+            f"{needed:,}: truncated or damaged file?")
+
+
+def _check_extent(info: zipfile.ZipInfo, file_size: int, path: Location) -> None:
+    # The central directory is not trusted: its member must fit inside the file.
+    name_size = len(info.orig_filename.encode())
+    end = info.header_offset + _LOCAL_HEADER_SIZE + name_size + info.compress_size
+    if end > file_size:
+        raise CorruptFileError(
+            f"{path}: {info.filename} would end at byte {end:,}, past the end of the "
+            f"{file_size:,}-byte file: truncated or damaged file?")
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:160] if text and text[0] else type(exc).__name__

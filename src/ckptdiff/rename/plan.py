@@ -1,0 +1,101 @@
+"""Rename suggestions: pair unexpected source keys with missing target keys, as reusable rules.
+
+The engine explains renames it can establish — wrappers added or stripped at any depth
+(``module.``, ``_orig_mod.``, ``base_model.model.``, ``.base_layer.``, FSDP and checkpoint
+wrappers), prefixes and segments, token substitutions learned from the data (``gamma`` →
+``weight``, ``attn`` → ``attention``), legacy weight norm, shifted ``Sequential`` indices, and
+TF/Keras ↔ torch names with the kernel layout change — and says nothing when it cannot know.
+
+Precision comes first: a pair is only suggested when shapes agree (after the stated transform)
+and dtypes convert, each key is used at most once (a global assignment, not greedy), and when two
+candidates are equally good neither is suggested; ``unpaired`` says why.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ckptdiff.manifest import TensorInfo
+from ckptdiff.rename.explain import describe
+from ckptdiff.rename.results import Rule, Suggestion, Unpaired
+from ckptdiff.rename.rules import synthesize
+from ckptdiff.rename.session import Session
+from ckptdiff.rename.stages import align_stage, known_stage, learned_stage, structure_stage
+
+
+@dataclass(frozen=True)
+class RenamePlan:
+    """What the rename engine concluded: suggestions, the rules that perform them, and why not."""
+
+    suggestions: tuple[Suggestion, ...]
+    rules: tuple[Rule, ...]
+    unpaired: tuple[Unpaired, ...]
+
+    def mapping(self) -> dict[str, Suggestion]:
+        """Suggestions by source key."""
+        return {s.source_key: s for s in self.suggestions}
+
+
+def plan_renames(
+    unexpected: Sequence[TensorInfo],
+    missing: Sequence[TensorInfo],
+    *,
+    source_all: Sequence[TensorInfo] | None = None,
+    target_all: Sequence[TensorInfo] | None = None,
+) -> RenamePlan:
+    """Pair ``unexpected`` source tensors with ``missing`` target tensors.
+
+    ``source_all``/``target_all`` (every tensor of each side) let the engine see keys whose shapes
+    differ under the same name (a layer shifted by an insertion), keep rules from touching keys
+    that already load, and align blocks in order.
+    """
+    # The engine allocates many small acyclic objects: the cycle collector would rescan them
+    # over and over (a third of the time at 100k keys) and has nothing to free.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _plan(unexpected, missing, source_all, target_all)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _plan(unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo],
+          source_all: Sequence[TensorInfo] | None,
+          target_all: Sequence[TensorInfo] | None) -> RenamePlan:
+    session = Session.start(unexpected, missing, source_all, target_all)
+    for stage in (known_stage, learned_stage, align_stage, structure_stage):
+        if (len(session.used_sources) >= len(session.sources)
+                or len(session.used_targets) >= len(session.targets)):
+            break  # one side is fully paired: nothing left to learn
+        stage(session)
+    # Suggestions in source order; keys outside ``source_all`` (if any) last, by key.
+    by_source = {c.source.key: c for c in session.chosen}
+    chosen = [by_source.pop(info.key) for info in session.source_all if info.key in by_source]
+    chosen += sorted(by_source.values(), key=lambda c: c.source.key)
+    suggestions = [
+        Suggestion(c.source.key, c.target.key, c.confidence, describe(c.steps, c.transform))
+        if c.transform is None else
+        Suggestion(c.source.key, c.target.key, c.confidence, describe(c.steps, c.transform),
+                   c.transform.name, c.transform.axes)
+        for c in chosen]
+    universe = [info.key for info in session.source_all]
+    shapes = {info.key: info.shape for info in session.target_all}
+    stored = {info.key: info.shape for info in session.source_all}
+
+    def loud(source: str, target: str) -> bool:
+        return stored.get(source) != shapes.get(target)
+
+    rules = synthesize([(s.source_key, s.target_key) for s in suggestions], universe, shapes,
+                       loud)
+    return RenamePlan(tuple(suggestions), tuple(rules), tuple(session.unpaired()))
+
+
+def suggest_renames(
+    unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo]
+) -> tuple[list[Suggestion], list[Rule]]:
+    """Suggestions (one per paired key) and the rules that perform them, in application order."""
+    plan = plan_renames(unexpected, missing)
+    return list(plan.suggestions), list(plan.rules)

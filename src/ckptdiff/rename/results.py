@@ -1,0 +1,67 @@
+"""What the rename engine proposes: pairings (suggestions), regex rules and keys left unpaired.
+
+Frozen records that the diff's Report carries and the renderers show; defined here, beside the
+engine that makes them, so that the engine never imports the report it feeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """A proposed pairing of an unexpected source key with a missing target key."""
+
+    source_key: str
+    target_key: str
+    confidence: float
+    rule: str
+    transform: str | None = None
+    # How to reorder the source tensor's dimensions (numpy ``transpose``/torch ``permute``
+    # ``axes``): ``(1, 0)`` for ``transpose``, e.g. ``(3, 2, 0, 1)`` for ``permute`` HWIO → OIHW.
+    axes: tuple[int, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON object of the report schema's suggestion."""
+        return {
+            "source_key": self.source_key,
+            "target_key": self.target_key,
+            "confidence": round(self.confidence, 4),
+            "rule": self.rule,
+            "transform": self.transform,
+            "axes": None if self.axes is None else list(self.axes),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A regex rename (``re.sub(pattern, replacement, key)``) and how many keys it fixes."""
+
+    pattern: str
+    replacement: str
+    matches: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON object of the report schema's rule."""
+        return {"pattern": self.pattern, "replacement": self.replacement, "matches": self.matches}
+
+
+@dataclass(frozen=True, slots=True)
+class Unpaired:
+    """A key the rename engine deliberately left unpaired, and why (a tie, a shape, weak evidence).
+
+    One of ``source_key``/``target_key`` is set; ``candidates`` lists the keys it could have been
+    paired with.
+    """
+
+    source_key: str | None
+    target_key: str | None
+    reason: str
+    candidates: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON object of the report schema's ``unpaired`` entry."""
+        return {"source_key": self.source_key, "target_key": self.target_key,
+                "reason": self.reason, "candidates": list(self.candidates)}

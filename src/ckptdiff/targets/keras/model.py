@@ -1,0 +1,177 @@
+"""Live Keras model targets: the manifest of what a Keras model saves and loads.
+
+Keys follow the Keras readers' rule (see ``ckptdiff.readers.keras.names``): the model is walked
+by Keras' own saving code with a store that records each variable instead of writing it, which
+yields exactly the saved layout of a ``.weights.h5`` file (paths, layer names, positions), and
+that layout is named by the same function the readers use. A file written by a model therefore
+has the model's keys, shapes and dtypes. Devices are null on both sides: Keras files record none.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from ckptdiff.dtypes import DTYPES, nbytes
+from ckptdiff.errors import UsageError
+from ckptdiff.manifest import Manifest, TensorInfo
+from ckptdiff.readers.keras.saved_layers import (
+    NON_LAYER_ROOTS,
+    SavedLayer,
+    SavedVariable,
+    saved_layer_tensors,
+)
+from ckptdiff.targets.keras.record import record_saved_state
+from ckptdiff.targets.keras.unregistered import unregistered_variables
+from ckptdiff.targets.spec import type_names
+
+_KERAS_PACKAGES = ("keras", "tf_keras")
+_KERAS_BASES = ("Layer", "Model")
+
+
+def is_keras_model(obj: Any) -> bool:
+    """True for a Keras model (or layer) instance, judged by its classes' modules only."""
+    if isinstance(obj, type):
+        return False
+    return any(name.split(".", 1)[0] in _KERAS_PACKAGES and name.rsplit(".", 1)[-1]
+               in _KERAS_BASES for name in type_names(obj))
+
+
+def build_keras_model(obj: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
+    """Call a model class or factory with ``kwargs`` and return the built model."""
+    label = getattr(obj, "__qualname__", repr(obj))
+    try:
+        model = obj(**kwargs)
+    except Exception as exc:  # user code may raise anything
+        raise UsageError(f"building {label}(**{dict(kwargs)!r}) failed: "
+                         f"{type(exc).__name__}: {exc}") from None
+    if not is_keras_model(model):
+        raise UsageError(f"{label} returned {type(model).__name__}, not a Keras model")
+    return ensure_built(model, label)
+
+
+def ensure_built(model: Any, label: str) -> Any:
+    """``model``, built from its recorded build config if needed; otherwise a ``UsageError``."""
+    if getattr(model, "built", True):
+        return model
+    build_config = None
+    if hasattr(model, "get_build_config"):
+        try:
+            build_config = model.get_build_config()
+        except Exception:  # custom get_build_config may fail; then the shape is unknown
+            build_config = None
+    if build_config:
+        try:
+            model.build_from_config(build_config)
+            return model
+        except Exception as exc:  # user build() code may raise anything
+            raise UsageError(f"{label}: building the Keras model from its build config failed: "
+                             f"{type(exc).__name__}: {exc}") from None
+    raise UsageError(
+        f"{label}: the Keras model {getattr(model, 'name', '')!r} is not built, so it has no "
+        "weights yet and its input shape is unknown; start it with keras.Input(shape=...) or "
+        "call model.build(input_shape) in the factory")
+
+
+def keras_model_manifest(model: Any, path_label: str) -> Manifest:
+    """The manifest of the variables ``model`` saves (and ``load_weights`` expects)."""
+    ensure_built(model, path_label)
+    recorded = record_saved_state(model)
+    saved_paths: dict[str, str] = {}
+    if recorded is not None:
+        layers = [_saved_layer(path, name, values) for path, (name, values) in recorded.items()
+                  if not (path[:1] and path[0] in NON_LAYER_ROOTS)]
+        # Storage is the path save_weights writes (what load_weights matches by); it is kept
+        # in metadata for diff --explain, the tensors themselves have no storage.
+        named = saved_layer_tensors(layers)
+        tensors = [replace(t, storage=None) for t in named]
+        saved_paths = {t.key: t.storage for t in named if t.storage}
+    else:  # Keras without the saving internals ckptdiff records through (e.g. tf_keras 2)
+        tensors = _tensors_from_variable_paths(model)
+    keras_module = sys.modules.get("keras")
+    metadata: dict[str, Any] = {
+        "live_model": True,
+        "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "model_name": getattr(model, "name", None),
+        "keras_version": getattr(keras_module, "__version__", None),
+        "layers_with_weights": [layer.name for layer in getattr(model, "layers", ())
+                                if getattr(layer, "weights", None)],
+        "unbuilt_layers": sorted(layer.name for layer in _sublayers(model)
+                                 if not getattr(layer, "built", True)),
+        "bytes_read": 0,
+    }
+    metadata.update(_load_facts(model, saved_paths))
+    known = {id(value) for _, values in (recorded or {}).values() for _, value in values}
+    known.update(id(v) for v in (*getattr(model, "variables", ()), *model.weights))
+    unregistered = unregistered_variables(model, known, _dtype_name)
+    if unregistered:  # variables Keras never saves (ckptdiff.diffing.unregistered)
+        metadata["unregistered"] = unregistered
+    return Manifest(path=path_label, format="keras-model", tensors=tuple(tensors),
+                    metadata=metadata)
+
+
+def _load_facts(model: Any, saved_paths: dict[str, str]) -> dict[str, Any]:
+    """What diff --explain needs to replay ``load_weights``: the path each key is saved under
+    (``.weights.h5``/``.keras``), and the legacy ``.h5`` loader's view of the model: its
+    top-level layers with weights, in order, with their weights' shapes in legacy order
+    (trainable first)."""
+    legacy = []
+    for layer in getattr(model, "layers", ()):
+        weights = [*getattr(layer, "trainable_weights", ()),
+                   *getattr(layer, "non_trainable_weights", ())]
+        if weights:
+            legacy.append({"name": str(layer.name),
+                           "shapes": [[int(d) for d in w.shape] for w in weights]})
+    facts: dict[str, Any] = {"legacy_h5_layers": legacy}
+    if saved_paths:
+        facts["saved_paths"] = saved_paths
+    return facts
+
+
+def _saved_layer(path: tuple[str, ...], name: str | None,
+                 values: list[tuple[str, Any]]) -> SavedLayer:
+    return SavedLayer(path=path, name=name, variables=tuple(
+        _saved_variable(path, index, value) for index, value in values))
+
+
+def _saved_variable(layer_path: tuple[str, ...], index: str, value: Any) -> SavedVariable:
+    shape = tuple(int(d) for d in value.shape)
+    dtype = _dtype_name(value)
+    trainable = getattr(value, "trainable", None)
+    path = getattr(value, "path", None)
+    return SavedVariable(index=index, shape=shape, dtype=dtype, nbytes=nbytes(dtype, shape),
+                         storage="/".join((*layer_path, "vars", index)),
+                         trainable=trainable if isinstance(trainable, bool) else None,
+                         variable_name=path if isinstance(path, str) else None)
+
+
+def _dtype_name(value: Any) -> str:
+    # Keras variables give a string; backend tensors a tf/numpy dtype (.name) or a torch one.
+    dtype = value.dtype
+    name = dtype if isinstance(dtype, str) else getattr(dtype, "name", None) or str(dtype)
+    name = str(name).removeprefix("torch.")
+    return name if name in DTYPES else "other"
+
+
+def _tensors_from_variable_paths(model: Any) -> list[TensorInfo]:
+    # Keys from the variables' own paths: right for built-in layers, but custom layers keep
+    # their variable names where files have positions. Like the readers, keys start below the
+    # model (a Sequential builds its layers inside its own name scope).
+    tensors = []
+    for variable in model.weights:
+        key = str(getattr(variable, "path", variable.name)).split(":", 1)[0]
+        key = key.removeprefix(f"{getattr(model, 'name', '')}/")
+        dtype = _dtype_name(variable)
+        shape = tuple(int(d) for d in variable.shape)
+        tensors.append(TensorInfo(key=key, shape=shape, dtype=dtype, device=None,
+                                  nbytes=nbytes(dtype, shape), trainable=bool(variable.trainable)))
+    return tensors
+
+
+def _sublayers(model: Any) -> list[Any]:
+    flatten = getattr(model, "_flatten_layers", None)
+    if flatten is None:
+        return list(getattr(model, "layers", ()))
+    return [layer for layer in flatten(include_self=False)]
