@@ -108,3 +108,55 @@ def test_text_savedmodel_and_container_keys_are_clear_errors(tmp_path: Path) -> 
     (model / "saved_model.pb").rename(model / "saved_model.pbtxt")
     with pytest.raises(CkptdiffError, match="text saved_model.pbtxt"):
         registry.read(model)
+
+
+def _with_extra_object(source: Path, target: Path) -> int:
+    """Copy the SavedModel at ``source`` with one more object at node 1, every later node id
+    shifted (as SavedModels of other TensorFlow/Keras versions differ from their checkpoint's
+    object graph); returns the new node count. Edited with TensorFlow's own protos."""
+    from tensorflow.core.protobuf import saved_model_pb2, saved_object_graph_pb2
+
+    shutil.copytree(source, target)
+    model = saved_model_pb2.SavedModel()
+    model.ParseFromString((source / "saved_model.pb").read_bytes())
+    graph = model.meta_graphs[0].object_graph_def
+
+    def shift(node_id: int) -> int:
+        return node_id if node_id == 0 else node_id + 1
+
+    for node in graph.nodes:
+        for child in node.children:
+            child.node_id = shift(child.node_id)
+        for dependency in node.dependencies:
+            dependency.node_id = shift(dependency.node_id)
+        for slot in node.slot_variables:
+            slot.original_variable_node_id = shift(slot.original_variable_node_id)
+            slot.slot_variable_node_id = shift(slot.slot_variable_node_id)
+    for function in graph.concrete_functions.values():
+        function.bound_inputs[:] = [shift(i) for i in function.bound_inputs]
+    extra = saved_object_graph_pb2.SavedObject()
+    extra.user_object.identifier = "trackable_dict_wrapper"
+    extra.user_object.version.producer = 1
+    nodes = list(graph.nodes)
+    del graph.nodes[:]
+    graph.nodes.extend([nodes[0], extra, *nodes[1:]])
+    graph.nodes[0].children.add(node_id=1, local_name="added_by_another_version")
+    (target / "saved_model.pb").write_bytes(model.SerializeToString())
+    return len(graph.nodes)
+
+
+def test_object_graphs_that_differ_are_paired_by_name(saved: tuple[Path, dict[str, Any]],
+                                                      tmp_path: Path) -> None:
+    pytest.importorskip("tensorflow", reason="TensorFlow edits and loads the SavedModel")
+    import tensorflow as tf
+
+    cases, _ = saved
+    original = cases / "sm_keras_save"
+    edited = tmp_path / "edited"
+    nodes = _with_extra_object(original, edited)
+    tf.saved_model.load(str(edited))  # TensorFlow loads it: so must ckptdiff
+    before, after = registry.read(original), registry.read(edited)
+    assert after.metadata["object_graph_nodes"] == nodes - 1  # the checkpoint's graph
+    assert [(t.key, t.shape, t.trainable, t.kind, t.variable_name) for t in after] == [
+        (t.key, t.shape, t.trainable, t.kind, t.variable_name) for t in before]
+    assert after["_operations/2/moving_mean"].variable_name == "bn/moving_mean"

@@ -1,4 +1,4 @@
-"""Turns a checkpoint bundle into manifest parts: tensors, metadata, and TF2 node keys.
+"""Turns a checkpoint bundle into manifest parts: tensors, metadata, and the TF2 object graph.
 
 Shared by the ``tf-checkpoint`` and ``tf-savedmodel`` readers. Data shards are stat-ed; the only
 data read is a TF2 checkpoint's ``_CHECKPOINTABLE_OBJECT_GRAPH`` tensor.
@@ -30,8 +30,8 @@ def variable_keys(graph: TrackableObjectGraph) -> dict[int, str]:
 
 def bundle_manifest_parts(
     bundle: Bundle, display: str, storage_dir: str = ""
-) -> tuple[list[TensorInfo], dict[str, Any], dict[int, str] | None]:
-    """Tensors and metadata of a bundle, plus (TF2 only) node id -> raw key of each variable."""
+) -> tuple[list[TensorInfo], dict[str, Any], TrackableObjectGraph | None]:
+    """Tensors and metadata of a bundle, plus (TF2 only) its object graph."""
     shard_names = check_shards(bundle, display)
     metadata: dict[str, Any] = {
         "tf_checkpoint_kind": "tf1",
@@ -42,12 +42,12 @@ def bundle_manifest_parts(
     }
     bytes_read = bundle.bytes_read
     namings: dict[str, TensorNaming] | None = None
-    node_keys: dict[int, str] | None = None
+    graph: TrackableObjectGraph | None = None
     if OBJECT_GRAPH_KEY in bundle.entries:
         graph, graph_bytes = read_object_graph(bundle, display)
-        namings, node_keys = name_tensors(graph, display), variable_keys(graph)
+        namings = name_tensors(graph, display)
         bytes_read += graph_bytes
         metadata["tf_checkpoint_kind"] = "tf2"
         metadata["object_graph_nodes"] = len(graph.nodes)
     metadata["bytes_read"] = bytes_read
-    return tensor_infos(bundle, shard_names, namings, storage_dir), metadata, node_keys
+    return tensor_infos(bundle, shard_names, namings, storage_dir), metadata, graph

@@ -75,14 +75,10 @@ class TFSavedModelReader:
         except CorruptFileError:
             check_lfs_pointer(pb, display, SAVED_MODEL_PB)  # says so when it is one
             raise
-        tensors, metadata, node_keys = saved_variables(root, display)
+        tensors, metadata, graph = saved_variables(root, display)
         objects = saved.meta_graph.object_graph
-        if node_keys is not None and objects is not None:
-            if len(objects.nodes) != metadata.get("object_graph_nodes"):
-                raise CorruptFileError(
-                    f"{display}: saved_model.pb has {len(objects.nodes)} objects but the "
-                    f"variables' object graph has {metadata.get('object_graph_nodes')}")
-            tensors = apply_saved_variables(tensors, objects, node_keys)
+        if graph is not None and objects is not None:
+            tensors = apply_saved_variables(tensors, objects, graph)
         metadata = {
             **metadata,
             "bytes_read": metadata["bytes_read"] + saved.bytes_read,
