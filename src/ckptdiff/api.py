@@ -28,12 +28,14 @@ def read(path: str | os.PathLike[str], key: str | None = None) -> Manifest:
 
 
 def resolve(obj: Source, *, key: str | None = None,
-            model_kwargs: Mapping[str, Any] | None = None) -> Manifest:
+            model_kwargs: Mapping[str, Any] | None = None,
+            against: Manifest | None = None) -> Manifest:
     """Turn any accepted source/target into a manifest: a path, a manifest, a model spec
-    (``package.module:attr``, ``file.py:attr``) or a live model."""
+    (``package.module:attr``, ``file.py:attr``) or a live model. ``against``: the checkpoint
+    a live model will be compared with, whose loader's key space the model then uses."""
     from ckptdiff.targets.resolve import resolve as resolve_target
 
-    return resolve_target(obj, key=key, model_kwargs=model_kwargs)
+    return resolve_target(obj, key=key, model_kwargs=model_kwargs, against=against)
 
 
 def diff(

@@ -37,6 +37,7 @@ from ckptdiff.cli.remap import remap_command
 
 if TYPE_CHECKING:
     from ckptdiff.ci.policy import Policy
+    from ckptdiff.manifest import Manifest
 
 app = typer.Typer(
     name="ckptdiff",
@@ -190,9 +191,11 @@ def diff(
     kwargs = guarded(lambda: model_kwargs_of(model_kwargs))
     policy = guarded(lambda: _policy(config, fail_on, ignore, allow_rename, exit_zero))
     # Both manifests stay at hand: the tree and html views show the keys that matched too.
-    sides = reading(lambda: (resolve(source, key=key),
-                              resolve(target, key=target_key, model_kwargs=kwargs)),
-                     source, quiet, verbose)
+    def both() -> tuple[Manifest, Manifest]:
+        stored = resolve(source, key=key)
+        return stored, resolve(target, key=target_key, model_kwargs=kwargs, against=stored)
+
+    sides = reading(both, source, quiet, verbose)
     report = guarded(lambda: policy.apply(run_diff(*sides)))
     if explain:  # the framework's own load rules, replayed on the two manifests
         from dataclasses import replace

@@ -29,10 +29,9 @@ def diff(
 
     ``ignore`` holds glob patterns of keys whose findings are dropped (e.g. ``classifier.*``).
     """
+    stored = resolve(source, key=key)
     report = diff_manifests(
-        resolve(source, key=key),
-        resolve(target, key=target_key, model_kwargs=model_kwargs),
-    )
+        stored, resolve(target, key=target_key, model_kwargs=model_kwargs, against=stored))
     return apply_ignore(report, ignore)
 
 

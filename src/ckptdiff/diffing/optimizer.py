@@ -53,7 +53,10 @@ class TrainingStateJudge:
         self._live = bool(target.metadata.get("live_model"))
         self._owners = slot_owners(source, target)
         self._target_keys = set(target.by_key)
-        self._target_names = {t.variable_name or t.key for t in target.tensors}
+        # A target keyed as the checkpoint's restore pairs objects (TF object paths) says by key
+        # alone which variables restore; otherwise names are compared across naming schemes.
+        self._target_names = (set() if target.metadata.get("key_space") == "tf-object-graph"
+                              else {t.variable_name or t.key for t in target.tensors})
         self._framework = framework_of(source) or "torch"
         # tf.train.Checkpoint.restore creates the restoring Checkpoint's save_counter, so a
         # target written by Checkpoint.write() (which has none) still takes it.

@@ -16,6 +16,7 @@ from ckptdiff.loaders.frameworks import TF_FORMATS
 from ckptdiff.loaders.keras_legacy import explain_legacy_h5
 from ckptdiff.loaders.optimizer_slots import WEIGHT_KINDS
 from ckptdiff.loaders.statement import LoadStatement
+from ckptdiff.loaders.tf import explain_tf
 from ckptdiff.manifest import Manifest
 
 Layers = dict[str, dict[str, str]]  # saved layer path -> {variable index: key}
@@ -29,9 +30,14 @@ def explain_keras(source: Manifest, target: Manifest) -> list[LoadStatement]:
     if source.format in ("keras-weights-h5", "keras-zip"):
         return _explain_by_path(source, target, call)
     if source.format in TF_FORMATS:
+        unsupported = LoadStatement(
+            "keras", call, "raises", "ValueError: File format not supported: Keras 3 "
+            "load_weights reads .keras, .weights.h5 and legacy .h5 files.")
+        if target.metadata.get("key_space") == "tf-object-graph":
+            # The model was keyed by the object paths restore pairs it with the checkpoint by.
+            return [unsupported, *explain_tf(source, target)]
         return [
-            LoadStatement("keras", call, "raises", "ValueError: File format not supported: "
-                          "Keras 3 load_weights reads .keras, .weights.h5 and legacy .h5 files."),
+            unsupported,
             LoadStatement("tensorflow", f"tf.train.Checkpoint(model=model).restore("
                           f"{source.path!r})", "not_applicable", (
                               "restore matches objects by their path from the Checkpoint root; "

@@ -38,7 +38,11 @@ def explain_tf(source: Manifest, target: Manifest) -> list[LoadStatement]:
     # A SavedModel's variables are a TF2 checkpoint at <dir>/variables/variables.
     path = (f"{source.path.rstrip('/')}/variables/variables" if source.format == "tf-savedmodel"
             else source.path)
-    call = f"tf.train.Checkpoint({', '.join(f'{r}=...' for r in roots)}).restore({path!r})"
+    arguments = ", ".join(f"{r}=..." for r in roots)
+    root = target.metadata.get("object_graph_root")  # a live model keyed by object paths
+    if root is not None:
+        arguments = f"{root or 'root'}=model"
+    call = f"tf.train.Checkpoint({arguments}).restore({path!r})"
     failure = _restore_failure(source, target, keys)
     if failure is not None:
         message, failing = failure

@@ -10,7 +10,13 @@ from typing import Any
 
 from ckptdiff.manifest import TensorInfo
 from ckptdiff.readers.tf.bundle import Bundle, check_shards, parse_proto
-from ckptdiff.readers.tf.objectgraph import VARIABLE_VALUE, TensorNaming, name_tensors
+from ckptdiff.readers.tf.objectgraph import (
+    VARIABLE_VALUE,
+    TensorNaming,
+    all_paths,
+    name_tensors,
+    optimizer_nodes,
+)
 from ckptdiff.readers.tf.proto.trackable_object_graph_pb2 import TrackableObjectGraph
 from ckptdiff.readers.tf.stringtensor import read_string_scalar
 from ckptdiff.readers.tf.tensors import OBJECT_GRAPH_KEY, tensor_infos
@@ -46,8 +52,24 @@ def bundle_manifest_parts(
     if OBJECT_GRAPH_KEY in bundle.entries:
         graph, graph_bytes = read_object_graph(bundle, display)
         namings = name_tensors(graph, display)
+        other_paths = _other_paths(graph, namings)
+        if other_paths:
+            metadata["object_paths"] = other_paths
         bytes_read += graph_bytes
         metadata["tf_checkpoint_kind"] = "tf2"
         metadata["object_graph_nodes"] = len(graph.nodes)
     metadata["bytes_read"] = bytes_read
     return tensor_infos(bundle, shard_names, namings, storage_dir), metadata, graph
+
+
+def _other_paths(graph: TrackableObjectGraph,
+                 namings: dict[str, TensorNaming]) -> dict[str, list[str]]:
+    """Variable key -> the other object paths that reach it (restore follows them all)."""
+    paths = all_paths(graph, optimizer_nodes(graph))
+    found: dict[str, list[str]] = {}
+    for node_id, raw in variable_keys(graph).items():
+        naming = namings.get(raw)
+        others = [p for p in paths.get(node_id, ()) if naming and p != naming.key]
+        if naming is not None and others:
+            found[naming.key] = others
+    return found

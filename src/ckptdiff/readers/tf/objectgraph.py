@@ -43,7 +43,8 @@ def escape_local_name(name: str) -> str:
     return name.replace(".", "..").replace("/", ".S")
 
 
-def _optimizer_nodes(graph: TrackableObjectGraph) -> set[int]:
+def optimizer_nodes(graph: TrackableObjectGraph) -> set[int]:
+    """Ids of the nodes that are optimizers (see the module docstring)."""
     found = {i for i, node in enumerate(graph.nodes) if node.slot_variables}
     for i, node in enumerate(graph.nodes):
         names = {child.local_name for child in node.children}
@@ -77,6 +78,32 @@ def object_paths(
                     via_optimizer.add(child.node_id)
                 queue.append(child.node_id)
     return paths, via_optimizer
+
+
+def all_paths(graph: TrackableObjectGraph, optimizers: set[int],
+              cap: int = 4) -> dict[int, list[str]]:
+    """Node id -> up to ``cap`` paths from the root (the readable one first), not through
+    optimizers. Restore follows every path, and a live model may answer to only some of them
+    (a Keras Sequential's ``_layers/1`` is also ``_functional/_operations/1``)."""
+    primary, via_optimizer = object_paths(graph, optimizers)
+    paths = {node_id: [path] for node_id, path in primary.items()
+             if node_id not in via_optimizer and node_id not in optimizers}
+    for _ in range(cap):  # each round extends the paths found one edge further
+        changed = False
+        for node_id, node in enumerate(graph.nodes):
+            if node_id in optimizers and node_id != 0 or node_id not in paths:
+                continue
+            for child in node.children:
+                known = paths.setdefault(child.node_id, [])
+                for base in list(paths[node_id]):
+                    path = f"{base}/{escape_local_name(child.local_name)}" if base else (
+                        escape_local_name(child.local_name))
+                    if len(known) < cap and path not in known:
+                        known.append(path)
+                        changed = True
+        if not changed:
+            break
+    return paths
 
 
 def _validate(graph: TrackableObjectGraph, path: str) -> None:
@@ -118,7 +145,7 @@ def name_tensors(graph: TrackableObjectGraph, path: str) -> dict[str, TensorNami
     _validate(graph, path)
     if not graph.nodes:
         return {}
-    optimizers = _optimizer_nodes(graph)
+    optimizers = optimizer_nodes(graph)
     paths, via_optimizer = object_paths(graph, optimizers)
     slots, trained = _collect_slots(graph, optimizers)
     bookkeeping = {c.node_id for c in graph.nodes[0].children

@@ -23,6 +23,7 @@ from ckptdiff.readers.keras.saved_layers import (
     SavedVariable,
     saved_layer_tensors,
 )
+from ckptdiff.targets.keras.objectgraph import bound_keys, first_paths, model_root
 from ckptdiff.targets.keras.record import record_saved_state
 from ckptdiff.targets.keras.unregistered import unregistered_variables
 from ckptdiff.targets.spec import type_names
@@ -75,11 +76,19 @@ def ensure_built(model: Any, label: str) -> Any:
         "call model.build(input_shape) in the factory")
 
 
-def keras_model_manifest(model: Any, path_label: str) -> Manifest:
-    """The manifest of the variables ``model`` saves (and ``load_weights`` expects)."""
+def keras_model_manifest(model: Any, path_label: str,
+                         against: Manifest | None = None) -> Manifest:
+    """The manifest of the variables ``model`` saves (and ``load_weights`` expects).
+
+    Against a TF2 checkpoint or SavedModel (``against``), whose restore pairs objects by their
+    path in the object graph, the keys are those paths instead, rooted where that checkpoint
+    holds the model (see :mod:`ckptdiff.targets.keras.objectgraph`), and the Keras names are
+    kept in ``metadata["user_keys"]``.
+    """
     ensure_built(model, path_label)
     recorded = record_saved_state(model)
     saved_paths: dict[str, str] = {}
+    variables: dict[int, str] = {}  # id(variable) -> key
     if recorded is not None:
         layers = [_saved_layer(path, name, values) for path, (name, values) in recorded.items()
                   if not (path[:1] and path[0] in NON_LAYER_ROOTS)]
@@ -88,8 +97,12 @@ def keras_model_manifest(model: Any, path_label: str) -> Manifest:
         named = saved_layer_tensors(layers)
         tensors = [replace(t, storage=None) for t in named]
         saved_paths = {t.key: t.storage for t in named if t.storage}
+        by_storage = {"/".join((*path, "vars", index)): value
+                      for path, (_, values) in recorded.items() for index, value in values}
+        variables = {id(by_storage[s]): key for key, s in saved_paths.items() if s in by_storage}
     else:  # Keras without the saving internals ckptdiff records through (e.g. tf_keras 2)
         tensors = _tensors_from_variable_paths(model)
+        variables = {id(v): t.key for v, t in zip(model.weights, tensors, strict=True)}
     keras_module = sys.modules.get("keras")
     metadata: dict[str, Any] = {
         "live_model": True,
@@ -108,8 +121,32 @@ def keras_model_manifest(model: Any, path_label: str) -> Manifest:
     unregistered = unregistered_variables(model, known, _dtype_name)
     if unregistered:  # variables Keras never saves (ckptdiff.diffing.unregistered)
         metadata["unregistered"] = unregistered
-    return Manifest(path=path_label, format="keras-model", tensors=tuple(tensors),
-                    metadata=metadata)
+    manifest = Manifest(path=path_label, format="keras-model", tensors=tuple(tensors),
+                        metadata=metadata)
+    if against is not None and against.metadata.get("tf_checkpoint_kind") == "tf2":
+        return in_object_graph_keys(manifest, model, variables, against)
+    return manifest
+
+
+def in_object_graph_keys(manifest: Manifest, model: Any, variables: dict[int, str],
+                         checkpoint: Manifest) -> Manifest:
+    """``manifest`` keyed as ``tf.train.Checkpoint.restore`` pairs the model with
+    ``checkpoint``: each variable by the checkpoint key that restores it, the others by the
+    path a checkpoint of this model would give them."""
+    other_paths = checkpoint.metadata.get("object_paths", {})
+    paths = {t.key: [t.key, *other_paths.get(t.key, ())] for t in checkpoint.tensors
+             if t.kind != "optimizer_slot"}
+    root = model_root(model, variables, paths)
+    bound = bound_keys(model, variables, paths, root)
+    first = {variables[i]: path for i, path in first_paths(model).items() if i in variables}
+    prefix = f"{root}/" if root else ""
+    keys = {t.key: bound.get(t.key) or prefix + first.get(t.key, t.key) for t in manifest.tensors}
+    metadata = {**manifest.metadata, "key_space": "tf-object-graph",
+                "object_graph_root": root,
+                "user_keys": {new: old for old, new in keys.items() if new != old}}
+    metadata.pop("saved_paths", None)  # load_weights' paths: not this loader's
+    return replace(manifest, tensors=tuple(replace(t, key=keys[t.key]) for t in manifest.tensors),
+                   metadata=metadata)
 
 
 def _load_facts(model: Any, saved_paths: dict[str, str]) -> dict[str, Any]:
