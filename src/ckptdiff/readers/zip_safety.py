@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 import zipfile
 import zlib
-from typing import IO
+from typing import IO, Any
 
 from ckptdiff.errors import CorruptFileError
 from ckptdiff.readers.base import read_exact
@@ -59,6 +59,29 @@ def check_zip_directory(archive: zipfile.ZipFile, file_size: int, path: str) -> 
             raise CorruptFileError(f"{path}: zip entry {shown(name)!r} is stored uncompressed "
                                    "but its two sizes differ: corrupt archive")
     _check_extents(infos, file_size, path)
+
+
+def check_directory_position(file: IO[bytes], path: str) -> None:
+    """Refuse an archive whose central directory is not where its end record says.
+
+    Python's ``zipfile`` trusts the directory that ends at the end record and shifts every
+    offset by the difference; torch's miniz trusts the offset the end record states. They read
+    the same members only when the two agree, so a second archive appended to the file, hidden
+    in the zip comment or data put in front of it is refused.
+    """
+    zip_internals: Any = zipfile  # the end-record helpers ZipFile itself uses (untyped)
+    end = zip_internals._EndRecData(file)
+    if end is None:
+        return
+    location = end[zip_internals._ECD_LOCATION]
+    size, stated = end[zip_internals._ECD_SIZE], end[zip_internals._ECD_OFFSET]
+    if end[zip_internals._ECD_SIGNATURE] == zip_internals.stringEndArchive64:
+        location -= zip_internals.sizeEndCentDir64 + zip_internals.sizeEndCentDir64Locator
+    if location - size != stated:
+        raise CorruptFileError(
+            f"{path}: refused: the zip central directory is at byte {location - size:,} but the "
+            f"end record says {stated:,}, so zip readers disagree on the members (an archive "
+            "appended to another, or hidden in its comment?)")
 
 
 def _name_problem(name: str) -> str | None:

@@ -90,6 +90,8 @@ def _codecs_encode(*args: object) -> bytes:
     # Protocol 2 writes bytes as _codecs.encode(latin-1 text, "latin1").
     if len(args) != 2 or as_text(args[1], "encoding").lower() not in ("latin1", "latin-1"):
         raise RecordError("_codecs.encode is allowed only as (text, 'latin1')")
+    if not isinstance(args[0], str):  # the real function refuses bytes, so torch.load does
+        raise RecordError("_codecs.encode of bytes, which fails in torch.load")
     try:
         return as_text(args[0], "encoded text").encode("latin-1")
     except UnicodeEncodeError:

@@ -25,6 +25,7 @@ from ckptdiff.readers.pickle.validate import (
     as_stride,
     as_uint,
 )
+from ckptdiff.readers.pickle.weights_only import TENSOR_DATA_ATTRIBUTES
 
 
 class Recorder(Record):
@@ -68,6 +69,9 @@ class TensorTypeToken(Record):
 
 def as_parameter(data: TensorRecord, requires_grad: bool) -> TensorRecord:
     """A copy of ``data`` marked as an ``nn.Parameter`` (the data record itself is left as is)."""
+    if requires_grad and not grad_capable(data.dtype):
+        raise RecordError(f"an {data.dtype} nn.Parameter with requires_grad=True, which torch "
+                          "refuses to load (only floating and complex tensors take gradients)")
     param = TensorRecord(data.dtype, data.shape, stride=data.stride,
                          storage_offset=data.storage_offset, storage=data.storage,
                          requires_grad=requires_grad, device=data.device, layout=data.layout,
@@ -114,9 +118,10 @@ def rebuild_parameter(*args: object) -> TensorRecord:
 
 def rebuild_parameter_with_state(*args: object) -> TensorRecord:
     """``_rebuild_parameter_with_state(data, requires_grad, hooks, state)``; the Python state
-    (attributes set on the parameter) is inert data and is ignored."""
+    (attributes set on the parameter) is inert data, checked by :func:`check_tensor_state`."""
     check_arity(args, 4, 4, "_rebuild_parameter_with_state")
     check_mapping(args[2], "backward hooks")
+    check_tensor_state(args[3])
     return as_parameter(tensor_arg(args[0], "parameter data"), as_bool(args[1], "requires_grad"))
 
 
@@ -128,6 +133,7 @@ def rebuild_from_type_v2(*args: object) -> object:
         raise RecordError("_rebuild_from_type_v2 needs an allowed rebuild function and a tuple")
     if not isinstance(new_type, TensorTypeToken):
         raise RecordError("_rebuild_from_type_v2 names a type that is not a tensor class")
+    check_tensor_state(args[3])
     tensor = tensor_arg(func(*func_args), "rebuilt tensor")
     return as_parameter(tensor, tensor.requires_grad) if new_type.parameter else tensor
 
@@ -152,9 +158,43 @@ def rebuild_qtensor(*args: object) -> TensorRecord:
     return strided(storage, storage.dtype, args[1:4], as_bool(args[5], "requires_grad"))
 
 
+def check_tensor_state(state: object) -> None:
+    """Refuse Python state that torch would apply to a tensor in a way that changes it.
+
+    torch sets each key of the state (a dict, or a ``(dict, slots dict)`` pair) with ``setattr``
+    (``torch._utils._set_obj_state``): plain attributes leave the tensor as it is, but a key
+    naming one of the tensor's own data attributes (``data``, ``requires_grad`` …) replaces what
+    loads, so ckptdiff refuses the file rather than report the tensor before that change.
+    """
+    parts = state if isinstance(state, tuple) else (state,)
+    if isinstance(state, tuple) and len(state) != 2:
+        raise RecordError("a tensor's pickled state must be a dict or a (dict, dict) pair")
+    for part in parts:
+        if part is None:
+            continue
+        if not isinstance(part, dict):
+            raise RecordError("a tensor's pickled state must be a dict or a (dict, dict) pair")
+        for key in part:
+            if not isinstance(key, str):
+                raise RecordError("a tensor's pickled state has a key that is not text")
+            if key in TENSOR_DATA_ATTRIBUTES:
+                raise RecordError(
+                    f"a tensor's pickled state sets its {key!r} attribute, which changes the "
+                    "tensor torch loads; ckptdiff refuses to guess the result")
+
+
+def grad_capable(dtype: str) -> bool:
+    """True for the torch dtypes a tensor may require gradients in (floating and complex)."""
+    return dtype.startswith(("float", "bfloat", "complex"))
+
+
 def strided(storage: StorageRecord, dtype: str, geometry: tuple[object, ...],
              requires_grad: bool) -> TensorRecord:
-    """A strided tensor record from ``(storage_offset, size, stride)``."""
+    """A strided tensor record from ``(storage_offset, size, stride)``; like torch, it refuses
+    ``requires_grad`` on a tensor of integers or bools."""
+    if requires_grad and not grad_capable(dtype):
+        raise RecordError(f"a {dtype} tensor saved with requires_grad=True, which torch "
+                          "refuses to load (only floating and complex tensors take gradients)")
     offset = as_uint(geometry[0], "storage offset")
     shape = as_shape(geometry[1], "size")
     stride = as_stride(geometry[2], len(shape), "stride")

@@ -28,10 +28,12 @@ __all__ = ["INCOMPLETE", "MAX_TUPLE_DEPTH", "GlobalsScan", "PickleReader", "Pick
 
 
 class PickleScan(NamedTuple):
-    """One pickle's bytes and every global it names, as ``(module, name)``."""
+    """One pickle's bytes, every global it names, as ``(module, name)``, and the opcodes it
+    uses (``opcodes[code]`` is 1 for each)."""
 
     data: bytes
     globals: frozenset[tuple[str, str]]
+    opcodes: bytes = bytes(256)
 
 
 class PickleReader:
@@ -69,7 +71,7 @@ class PickleReader:
         data = bytes(self._buffer[:offset])
         del self._buffer[:offset]
         self.position += offset
-        return PickleScan(data, frozenset(scanner.globals))
+        return PickleScan(data, frozenset(scanner.globals), bytes(scanner.opcodes))
 
 
 def scan_pickle(data: bytes, limit: int) -> PickleScan:

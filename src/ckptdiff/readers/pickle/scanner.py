@@ -70,6 +70,7 @@ class Scanner:
         self.memo: dict[int, _Item] = {}
         self.globals: dict[tuple[str, str], int] = {}  # name -> how many times, first-seen order
         self.count = 0
+        self.opcodes = bytearray(256)  # 1 for each opcode the pickle uses
         self.wide_ints = 0
         self.done = False
         self._special: dict[str, Callable[[object, int], None]] = {
@@ -108,6 +109,7 @@ class Scanner:
         from_bytes = int.from_bytes
         while pos < size and not self.done:
             code = buf[pos]
+            self.opcodes[code] = 1
             entry = table[code]
             if entry is None:
                 raise PickleScanError(f"unknown opcode {code:#04x} at byte {pos}")

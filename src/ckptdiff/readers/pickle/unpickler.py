@@ -39,11 +39,12 @@ from ckptdiff.readers.pickle.scan import (
 from ckptdiff.readers.pickle.validate import (
     RecordError,
     UnsupportedRecordError,
-    as_location,
     as_storage_key,
+    as_storage_location,
     as_text,
     as_uint,
 )
+from ckptdiff.readers.pickle.weights_only import weights_only_refusals
 from ckptdiff.readers.safety import MAX_PICKLE_BYTES as MAX_PICKLE_BYTES  # re-exported
 
 
@@ -103,11 +104,19 @@ class LoadSession:
         storage_type = pid[1]
         if not isinstance(storage_type, StorageTypeToken) or storage_type.dtype is None:
             raise RecordError("persistent id names no storage type")
+        if not isinstance(pid[2], str):  # torch would look for a storage named by its repr
+            raise RecordError("persistent id's storage key is not text")
         key = as_storage_key(pid[2])
         record = self.storages.get(key)
+        if record is not None and record.nbytes == 0 and record.dtype != storage_type.dtype:
+            if not self.legacy:  # zip: torch.load without mmap makes one per id, with mmap shares
+                raise RecordError(f"the empty storage {key} is viewed as {record.dtype} and "
+                                  f"{storage_type.dtype}, which torch.load reads differently "
+                                  "with and without mmap")
+            record = StorageRecord(key, storage_type.name, storage_type.dtype, 0, record.device)
         if record is None:
             record = StorageRecord(key, storage_type.name, storage_type.dtype,
-                                   as_uint(pid[4], "storage size"), as_location(pid[3]))
+                                   as_uint(pid[4], "storage size"), as_storage_location(pid[3]))
             self.storages[key] = record
         if self.legacy and pid[5] is not None:
             return self._view(record, pid[5])
@@ -180,10 +189,13 @@ class RestrictedUnpickler(Unpickler):
 
 def load_pickle(source: bytes | PickleReader, session: LoadSession, path: str, what: str,
                 limit: int = MAX_PICKLE_BYTES,
-                extra_globals: Mapping[tuple[str, str], object] | None = None) -> object:
+                extra_globals: Mapping[tuple[str, str], object] | None = None,
+                weights_only: bool = False) -> object:
     """Scan, then unpickle into records, one pickle (named ``what`` in messages): the pickle at the
     start of ``source`` bytes, or the next one of a :class:`PickleReader`. ``extra_globals``
-    allows more names for this load only (the DCP reader's metadata classes)."""
+    allows more names for this load only (the DCP reader's metadata classes). ``weights_only``:
+    the pickle is read by ``torch.load(weights_only=True)``: what its unpickler refuses is
+    noted in ``session.weights_only_refuses`` (:mod:`ckptdiff.readers.pickle.weights_only`)."""
     try:
         scan = scan_pickle(source, limit) if isinstance(source, bytes) else source.next()
     except PickleTruncatedError:
@@ -202,6 +214,8 @@ def load_pickle(source: bytes | PickleReader, session: LoadSession, path: str, w
     unsupported = sorted(UNSUPPORTED_GLOBALS[g] for g in scan.globals if g in UNSUPPORTED_GLOBALS)
     if unsupported:
         raise CkptdiffError(f"{path}: {unsupported[0]}")
+    if weights_only:  # read, but said: the manifest lists what torch's unpickler refuses
+        session.weights_only_refuses.update(weights_only_refusals(scan.opcodes, scan.globals))
     try:
         result = RestrictedUnpickler(io.BytesIO(scan.data), session, extra_globals).load()
     except UnsupportedRecordError as exc:

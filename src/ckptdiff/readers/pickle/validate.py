@@ -87,6 +87,21 @@ def as_location(value: object) -> str:
     return "cuda:0" if location == "cuda" else location
 
 
+# The location tags torch.load restores a storage to (torch/serialization.py's registry): "cpu"
+# and "meta" exactly, the device backends by prefix; anything else it cannot restore.
+_STORAGE_LOCATION = re.compile(r"cpu|meta|(cuda|mps|xpu|hpu|mtia|privateuseone)(:[0-9]{1,6})?")
+
+
+def as_storage_location(value: object) -> str:
+    """A persistent id's location tag, accepted only where torch.load knows how to restore it
+    (``'cpu:0'`` or ``' cpu'`` make it raise), as a device name (see :func:`as_location`)."""
+    location = as_text(value, "storage location")
+    if not _STORAGE_LOCATION.fullmatch(location):
+        raise RecordError(f"storage location {location[:40]!r} is not one torch.load can "
+                          "restore")
+    return as_location(location)
+
+
 def contiguous_stride(shape: tuple[int, ...]) -> tuple[int, ...]:
     """The row-major stride torch gives a fresh tensor of ``shape``."""
     stride: list[int] = []

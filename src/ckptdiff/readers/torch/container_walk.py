@@ -24,16 +24,19 @@ MAX_DEPTH = safety.MAX_CONTAINER_DEPTH
 MAX_VISITS = safety.MAX_CONTAINER_VISITS
 
 
+MAX_BYTES_KEY = 512
+
+
 def key_text(key: object) -> str:
-    """A dict key as manifest text (ints for optimizer state ids, bytes from Python 2 pickles)."""
+    """A dict key as manifest text (ints for optimizer state ids; bytes keys spelled ``b'w'``)."""
     if isinstance(key, str):
         return utf8_text(key)
     if isinstance(key, int) and not isinstance(key, bool) and json_int(key) is None:
         return f"<int of {key.bit_length()} bits>"  # str() refuses ints of 4,300+ digits
     if isinstance(key, (bool, int, float)) or key is None:
         return str(key)
-    if isinstance(key, bytes):
-        return key.decode("utf-8", "backslashreplace")
+    if isinstance(key, bytes):  # spelled as Python does: load_state_dict never matches b"w" to w
+        return repr(key[:MAX_BYTES_KEY])
     return f"<{type(key).__name__}>"  # no repr: it could hold an address and vary between runs
 
 

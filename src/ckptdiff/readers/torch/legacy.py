@@ -59,8 +59,11 @@ class TorchLegacyReader:
         with raw:
             pickles = PickleReader(lambda size: _read(raw, size, path), MAX_PICKLE_BYTES)
 
+            others = LoadSession(legacy=True)  # the four small pickles around the object
+
             def next_pickle(what: str, session: LoadSession | None = None) -> object:
-                return load_pickle(pickles, session or LoadSession(legacy=True), str(path), what)
+                return load_pickle(pickles, session or others, str(path), what,
+                                   weights_only=True)
 
             magic = next_pickle("the magic number")
             if type(magic) is not int or magic != MAGIC_NUMBER:
@@ -83,6 +86,7 @@ class TorchLegacyReader:
                 return f"storage/{storage.root}"
 
             check_tensor_bounds(session, path, storage_name)
+            session.weights_only_refuses |= others.weights_only_refuses
             metadata = _sys_info(sys_info)
             untyped = sorted({t.dtype for t in session.tensors if t.storage is not None
                               and t.storage.type_name == "UntypedStorage"})

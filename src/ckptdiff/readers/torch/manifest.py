@@ -33,10 +33,11 @@ BUFFER_NAMES = frozenset(
 
 # ckptdiff reads these names as data (torch_numpy, torch_hparams); torch's safe loader does not.
 WEIGHTS_ONLY_NOTE = (
-    "torch.load(weights_only=True) refuses this file: it pickles the classes listed in "
+    "torch.load(weights_only=True) refuses this file: it pickles the classes or opcodes listed in "
     "weights_only_refuses, which ckptdiff read as plain data without running them; load it with "
-    "those classes in torch.serialization.safe_globals, or with weights_only=False only if you "
-    "trust where it came from")
+    "those classes in torch.serialization.safe_globals (re-save it with the default "
+    "pickle_protocol=2 for opcodes), or with weights_only=False only if you trust where it came "
+    "from")
 
 
 def check_tensor_bounds(session: LoadSession, path: Location,

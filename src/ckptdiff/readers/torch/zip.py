@@ -19,7 +19,11 @@ from ckptdiff.readers.base import CountingFile, Location, open_binary
 from ckptdiff.readers.pickle.records import StorageRecord
 from ckptdiff.readers.pickle.unpickler import MAX_PICKLE_BYTES, LoadSession, load_pickle
 from ckptdiff.readers.torch.manifest import build_manifest, check_tensor_bounds
-from ckptdiff.readers.zip_safety import check_zip_directory, read_member
+from ckptdiff.readers.zip_safety import (
+    check_directory_position,
+    check_zip_directory,
+    read_member,
+)
 
 TORCH_EXTENSIONS = (".pth", ".pt", ".bin", ".ckpt")
 
@@ -71,8 +75,9 @@ class TorchZipReader:
             byteorder = members.get(f"{root}/byteorder")
             if byteorder is not None:
                 metadata["byteorder"] = _byteorder(raw, byteorder, path)
+            _check_torch_records(members, root, path)
             session = LoadSession(legacy=False)
-            obj = load_pickle(data, session, str(path), f"{root}/data.pkl")
+            obj = load_pickle(data, session, str(path), f"{root}/data.pkl", weights_only=True)
 
             def storage_name(storage: StorageRecord) -> str:
                 return f"{root}/data/{storage.root}"
@@ -93,6 +98,7 @@ def _open(raw: CountingFile, path: Location) -> zipfile.ZipFile:
             f"{path}: the zip central directory is missing or damaged ({_reason(exc)}): "
             "truncated download?") from None
     check_zip_directory(archive, raw.size, str(path))
+    check_directory_position(cast(IO[bytes], raw), str(path))
     return archive
 
 
@@ -109,6 +115,19 @@ def _archive_root(archive: zipfile.ZipFile, path: Location) -> str:
             f"{path}: is a TorchScript archive (torch.jit.save), not a torch.save checkpoint; "
             "save the model's state_dict() with torch.save to compare it")
     return root
+
+
+def _check_torch_records(members: dict[str, zipfile.ZipInfo], root: str,
+                         path: Location) -> None:
+    """Refuse what torch's archive reader refuses before it unpickles, from the central
+    directory alone: a member outside the root folder, a compression method miniz cannot read."""
+    for name, info in members.items():
+        if not name.startswith(f"{root}/"):
+            raise CorruptFileError(f"{path}: zip entry {name!r} is outside the archive's root "
+                                   f"folder {root}/, which torch refuses")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise CorruptFileError(f"{path}: {name} uses zip compression method "
+                                   f"{info.compress_type}, which torch cannot read")
 
 
 def _read_member(raw: CountingFile, info: zipfile.ZipInfo, path: Location,

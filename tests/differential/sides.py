@@ -1,0 +1,115 @@
+"""Both readings of one file: the framework loader's (in a worker process with a memory cap, so a
+hostile file that makes it allocate or crash costs only the worker) and ckptdiff's.
+
+A reading is ``Reading(accepted, tensors, reason)``: ``tensors`` maps each key to its shape and
+dtype in ckptdiff's vocabulary. A bytes key torch returns is spelled ``b'w'``, as ckptdiff must
+spell it: ``load_state_dict`` never matches it to the parameter ``w``.
+"""
+
+from __future__ import annotations
+
+import resource
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, NamedTuple
+
+from ckptdiff.dtypes import TORCH_DTYPES
+
+WORKER_MEMORY = 3 << 30
+
+
+class Reading(NamedTuple):
+    """One reader's verdict on one file."""
+
+    accepted: bool
+    tensors: tuple[tuple[str, tuple[int, ...], str], ...] = ()
+    reason: str = ""
+    flagged: bool = False  # ckptdiff accepted, but said the loader refuses the file
+    container: str | None = None  # the container ckptdiff chose (``state_dict`` …)
+
+
+def _key(key: object) -> str:
+    if isinstance(key, (str, int)):
+        return str(key)
+    return repr(key) if isinstance(key, bytes) else f"<{type(key).__name__}>{key!r}"
+
+
+def _flatten(value: Any, prefix: str, out: list[tuple[str, tuple[int, ...], str]]) -> None:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        dtype = TORCH_DTYPES.get(str(value.dtype).removeprefix("torch."), "other")
+        out.append((prefix, tuple(value.shape), dtype))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _flatten(item, f"{prefix}.{_key(key)}" if prefix else _key(key), out)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _flatten(item, f"{prefix}.{index}" if prefix else str(index), out)
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY, WORKER_MEMORY))
+    import torch  # noqa: F401 - imported once per worker, not once per input
+
+
+def load_in_worker(path: str, family: str) -> Reading:
+    """The framework's reading of ``path`` (runs in the worker)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if family == "safetensors":
+                from safetensors import safe_open
+
+                out = []
+                with safe_open(path, "pt") as handle:
+                    for key in handle.keys():  # noqa: SIM118 - safe_open is not a dict
+                        _flatten(handle.get_tensor(key), key, out)
+                return Reading(True, tuple(sorted(out)))
+            import torch
+
+            loaded = torch.load(path, weights_only=True, mmap=family == "torch-zip")
+            out = []
+            _flatten(loaded, "", out)
+            return Reading(True, tuple(sorted(out)))
+    except BaseException as exc:  # every refusal, of any type, is the loader's answer
+        return Reading(False, reason=f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
+class Loader:
+    """A one-worker process pool that survives its worker crashing."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+
+    def read(self, path: str, family: str) -> Reading:
+        """The loader's reading; a crashed worker reads as a refusal and is replaced."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(1, initializer=_limit_memory)
+        try:
+            return self._pool.submit(load_in_worker, path, family).result(timeout=120)
+        except BrokenProcessPool:
+            self.close()
+            return Reading(False, reason="the loader's process crashed")
+
+    def close(self) -> None:
+        """Stop the worker."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
+def ckptdiff_reading(path: str) -> Reading:
+    """ckptdiff's reading; anything but a CkptdiffError propagates (a crash is a bug)."""
+    from ckptdiff.errors import CkptdiffError
+    from ckptdiff.readers import read
+
+    try:
+        manifest = read(path)
+    except CkptdiffError as exc:
+        return Reading(False, reason=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+    tensors = tuple(sorted((t.key, tuple(t.shape), t.dtype) for t in manifest.tensors))
+    refuses = manifest.metadata.get("weights_only_refuses") or any(
+        "torch.load cannot read" in w for w in manifest.metadata.get("warnings", []))
+    return Reading(True, tensors, flagged=bool(refuses), container=manifest.container_key)
