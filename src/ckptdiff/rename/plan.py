@@ -19,10 +19,17 @@ from dataclasses import dataclass
 
 from ckptdiff.manifest import TensorInfo
 from ckptdiff.rename.explain import describe
-from ckptdiff.rename.results import Rule, Suggestion, Unpaired
+from ckptdiff.rename.fusion import find_conversions
+from ckptdiff.rename.results import Conversion, Rule, Suggestion, Unpaired
 from ckptdiff.rename.rules import synthesize
 from ckptdiff.rename.session import Session
-from ckptdiff.rename.stages import align_stage, known_stage, learned_stage, structure_stage
+from ckptdiff.rename.stages import (
+    Rewriter,
+    align_stage,
+    known_stage,
+    learned_stage,
+    structure_stage,
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,8 @@ class RenamePlan:
     suggestions: tuple[Suggestion, ...]
     rules: tuple[Rule, ...]
     unpaired: tuple[Unpaired, ...]
+    # Stacked, fused and split tensors that no rename expresses (after the renames).
+    conversions: tuple[Conversion, ...] = ()
 
     def mapping(self) -> dict[str, Suggestion]:
         """Suggestions by source key."""
@@ -90,7 +99,30 @@ def _plan(unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo],
 
     rules = synthesize([(s.source_key, s.target_key) for s in suggestions], universe, shapes,
                        loud)
-    return RenamePlan(tuple(suggestions), tuple(rules), tuple(session.unpaired()))
+    conversions, notes = _conversions(session)
+    return RenamePlan(tuple(suggestions), tuple(rules), _unpaired(session, conversions, notes),
+                      tuple(conversions))
+
+
+def _conversions(session: Session) -> tuple[list[Conversion], list[Unpaired]]:
+    """Conversions among the keys the renames left open (source keys as the renames read them)."""
+    targets = session.open_targets()
+    sources = session.open_sources()
+    if not targets or not sources:
+        return [], []
+    rewrite = Rewriter(session.accepted)
+    return find_conversions([rewrite(v) for v in sources], targets)
+
+
+def _unpaired(session: Session, conversions: list[Conversion],
+              notes: list[Unpaired]) -> tuple[Unpaired, ...]:
+    """The renames' notes less the keys conversions explain; a conversion note replaces theirs."""
+    explained = {key for c in conversions for key in (*c.sources, *c.targets)}
+    replaced = {(n.source_key, n.target_key) for n in notes}
+    kept = [u for u in session.unpaired()
+            if (u.source_key or u.target_key) not in explained
+            and (u.source_key, u.target_key) not in replaced]
+    return (*kept, *notes)
 
 
 def suggest_renames(
