@@ -129,3 +129,15 @@ def test_conversions_never_change_findings_and_validate(report_schema: dict[str,
     document = report.to_dict()
     assert len(document["conversions"]) == 2 * LAYERS
     jsonschema.validate(document, report_schema)
+
+
+def test_router_rename_is_confirmed_by_the_experts_that_moved_alike() -> None:
+    routers = [t(f"model.layers.{i}.block_sparse_moe.gate.weight", EXPERTS, HIDDEN)
+               for i in range(LAYERS)]
+    moved = [t(f"model.layers.{i}.mlp.gate.weight", EXPERTS, HIDDEN) for i in range(LAYERS)]
+    result = plan(mixtral_hub() + routers, fused() + moved)
+    assert {(s.source_key, s.target_key) for s in result.suggestions} == {
+        (a.key, b.key) for a, b in zip(routers, moved, strict=True)}
+    assert result.unpaired == ()
+    alone = plan(routers, moved)  # without the experts, two keys are too weak a support
+    assert alone.suggestions == ()

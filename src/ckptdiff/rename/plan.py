@@ -26,6 +26,7 @@ from ckptdiff.rename.session import Session
 from ckptdiff.rename.stages import (
     Rewriter,
     align_stage,
+    confirmed_stage,
     known_stage,
     learned_stage,
     structure_stage,
@@ -80,6 +81,9 @@ def _plan(unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo],
                 or len(session.used_targets) >= len(session.targets)):
             break  # one side is fully paired: nothing left to learn
         stage(session)
+    conversions, notes = _conversions(session)
+    if conversions and session.hints:
+        confirmed_stage(session, _renames_in(conversions))
     # Suggestions in source order; keys outside ``source_all`` (if any) last, by key.
     by_source = {c.source.key: c for c in session.chosen}
     chosen = [by_source.pop(info.key) for info in session.source_all if info.key in by_source]
@@ -99,7 +103,6 @@ def _plan(unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo],
 
     rules = synthesize([(s.source_key, s.target_key) for s in suggestions], universe, shapes,
                        loud)
-    conversions, notes = _conversions(session)
     return RenamePlan(tuple(suggestions), tuple(rules), _unpaired(session, conversions, notes),
                       tuple(conversions))
 
@@ -112,6 +115,26 @@ def _conversions(session: Session) -> tuple[list[Conversion], list[Unpaired]]:
         return [], []
     rewrite = Rewriter(session.accepted)
     return find_conversions([rewrite(v) for v in sources], targets)
+
+
+def _renames_in(conversions: list[Conversion]) -> dict[tuple[str, str], int]:
+    """Segment renames between a conversion's source and target paths, with how many show it.
+
+    Only a rename anchored on both sides counts: the segments before it agree (the scope) and
+    so does the one after it (``block_sparse_moe.experts`` → ``mlp.experts``).
+    """
+    counts: dict[tuple[str, str], int] = {}
+    for conversion in conversions:
+        source = conversion.sources[0].split(".")
+        target = conversion.targets[0].split(".")
+        start = 0
+        while start < min(len(source), len(target)) and source[start] == target[start]:
+            start += 1
+        if (start + 1 < min(len(source), len(target)) and source[start + 1] == target[start + 1]
+                and not source[start].isdigit() and not target[start].isdigit()):
+            pair = (source[start], target[start])
+            counts[pair] = counts.get(pair, 0) + 1
+    return counts
 
 
 def _unpaired(session: Session, conversions: list[Conversion],
