@@ -96,3 +96,25 @@ def test_load_state_dict_applies_conversions(tmp_path: Path) -> None:
     assert torch.equal(loaded[2, INNER:], parts["layers.1.moe.experts.2.w3.weight"])
     assert torch.equal(model.layers[0].moe.experts.down_proj.detach()[1],
                        parts["layers.0.moe.experts.1.w2.weight"])
+
+
+def test_emitted_convert_code_runs_and_loads_strict(tmp_path: Path) -> None:
+    from ckptdiff import diff
+    from ckptdiff.rename.snippet import conversion_snippet
+
+    parts = _experts(torch.float32)
+    gate_up = {i: torch.cat([torch.stack([parts[f"layers.{i}.moe.experts.{e}.{w}.weight"]
+                                          for e in range(EXPERTS)]) for w in ("w1", "w3")], 1)
+               for i in range(2)}
+    target = {**{f"layers.{i}.moe.experts.gate_up_proj": gate_up[i] for i in range(2)},
+              **{f"layers.{i}.moe.experts.down_proj": torch.stack(
+                  [parts[f"layers.{i}.moe.experts.{e}.w2.weight"] for e in range(EXPERTS)])
+                 for i in range(2)}}
+    report = diff(_save(parts, tmp_path / "hub.safetensors"),
+                  _save({k: torch.zeros_like(v) for k, v in target.items()},
+                        tmp_path / "t.safetensors"))
+    namespace: dict[str, object] = {}
+    exec("\n".join(conversion_snippet(report.conversions)), namespace)  # noqa: S102
+    fixed = namespace["convert"](parts)  # type: ignore[operator]
+    assert set(fixed) == set(target)
+    assert all(torch.equal(fixed[k], v) for k, v in target.items())
