@@ -36,7 +36,7 @@ def remap_command(
         "--min-confidence", min=0.0, max=1.0,
         help="Skip suggestions below this confidence.")] = 0.0,
 ) -> None:
-    """Write SOURCE with the confident renames (and kernel transposes) applied for TARGET.
+    """Write SOURCE with the confident renames, kernel transposes and conversions for TARGET.
 
     Reads weight bytes tensor by tensor: writing safetensors needs memory for one tensor, not the
     checkpoint. The written file is diffed against TARGET; exit 1 when it still does not fit.
@@ -57,6 +57,8 @@ def remap_command(
     parts = [f"{result.written} tensors", f"{result.renamed} renamed"]
     if result.transformed:
         parts.append(f"{result.transformed} reordered")
+    if result.converted:
+        parts.append(f"{result.converted} converted")
     if result.dropped:
         parts.append(f"{len(result.dropped)} left out")
     sys.stderr.write(f"wrote {result.output} ({', '.join(parts)})\n")

@@ -71,6 +71,7 @@ def diff_manifests(source: Manifest, target: Manifest) -> Report:
         rules=plan.rules,
         unpaired=plan.unpaired,
         matched_keys=tuple(matched_keys),
+        conversions=plan.conversions,
     )
 
 

@@ -13,17 +13,17 @@ from ckptdiff import jsonlines
 from ckptdiff.errors import IncompatibleError
 from ckptdiff.loaders.statement import LoadStatement
 from ckptdiff.manifest import Manifest, TensorInfo
-from ckptdiff.rename.results import Rule, Suggestion, Unpaired
+from ckptdiff.rename.results import Conversion, ConversionOp, Rule, Suggestion, Unpaired
 
 # The records a Report is made of, importable from here whichever part defines them.
-__all__ = ["BASE_KINDS", "REPORT_SCHEMA", "SEVERITIES", "Finding", "LoadStatement", "Report",
-           "Rule", "Side", "Suggestion", "TensorSide", "Unpaired"]
+__all__ = ["BASE_KINDS", "REPORT_SCHEMA", "SEVERITIES", "Conversion", "ConversionOp", "Finding",
+           "LoadStatement", "Report", "Rule", "Side", "Suggestion", "TensorSide", "Unpaired"]
 
 REPORT_SCHEMA = "ckptdiff.report/1"
 SEVERITIES = ("error", "warning", "info")
 # Kinds always present in ``summary`` (the contract's required counts); later kinds are added.
 BASE_KINDS = ("missing", "unexpected", "shape", "dtype", "device")
-_ROW_LISTS = ("findings", "suggestions", "rules", "unpaired", "explain")
+_ROW_LISTS = ("findings", "suggestions", "rules", "unpaired", "explain", "conversions")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +106,8 @@ class Report:
     # Keys whose shapes agree (``matched`` counts them): renderers that list passing checks
     # (JUnit) need them; not part of the JSON document.
     matched_keys: tuple[str, ...] = ()
+    # Stacked, fused and split tensors that no rename expresses (JSON ``conversions``).
+    conversions: tuple[Conversion, ...] = ()
 
     @property
     def compatible(self) -> bool:
@@ -141,6 +143,7 @@ class Report:
             "suggestions": [s.to_dict() for s in self.suggestions],
             "rules": [r.to_dict() for r in self.rules],
             "unpaired": [u.to_dict() for u in self.unpaired],
+            "conversions": [c.to_dict() for c in self.conversions],
         }
         if self.explain:
             document["explain"] = [statement.to_dict() for statement in self.explain]

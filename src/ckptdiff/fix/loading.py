@@ -1,10 +1,11 @@
 """``ckptdiff.load_state_dict``: load a checkpoint into a torch model, fixing confident renames.
 
 The checkpoint is diffed against the model first; its confident rename suggestions (and kernel
-layout changes) are applied, and the result is diffed again. When it still does not fit, one
-readable :class:`~ckptdiff.errors.IncompatibleError` carries the grouped report; nothing is
-loaded. Tensors are read by ckptdiff's own byte readers (safetensors ranges, torch zip storage
-members, Keras HDF5 datasets): no pickle is ever executed.
+layout changes) and conversions (stacked experts, fused or split projections) are applied, and
+the result is diffed again. When it still does not fit, one readable
+:class:`~ckptdiff.errors.IncompatibleError` carries the grouped report; nothing is loaded.
+Tensors are read by ckptdiff's own byte readers (safetensors ranges, torch zip storage members,
+Keras HDF5 datasets): no pickle is ever executed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 from ckptdiff.diffing.match import diff_manifests
 from ckptdiff.diffing.report import Report
 from ckptdiff.errors import IncompatibleError, MissingDependencyError, UsageError
-from ckptdiff.fix.remap import output_bytes, plan_outputs
+from ckptdiff.fix.convert import conversion_outputs, without_parts
+from ckptdiff.fix.remap import plan_outputs, produce
 from ckptdiff.fix.remap_sources import open_source
 from ckptdiff.fix.remap_write import Output
 from ckptdiff.manifest import Manifest, TensorInfo
@@ -45,12 +47,14 @@ def load_state_dict(model: Any, path: str | os.PathLike[str], strict: bool = Tru
     report = diff_manifests(stored, expected)
     moves = {s.source_key: (s.target_key, s.axes) for s in report.suggestions
              if s.confidence >= min_confidence}
-    outputs, _ = plan_outputs(stored, expected, moves)
+    outputs, dropped = plan_outputs(stored, expected, moves)
+    confident = [c for c in report.conversions if c.confidence >= min_confidence]
+    outputs = without_parts(outputs, conversion_outputs(confident, stored), dropped)
     non_persistent = set(expected.metadata.get("non_persistent_buffers", ()))
     outputs = [o for o in outputs if o.key not in non_persistent]
     fixed = diff_manifests(_manifest_of(stored, outputs), expected)
     if strict and not fixed.compatible:
-        renamed = sum(1 for o in outputs if o.key != o.source.key)
+        renamed = sum(1 for o in outputs if o.key != o.source.key and not o.parts)
         why = "".join(f"\n  not renamed: {line}" for line in unpaired_lines(report.unpaired))
         raise IncompatibleError(f"{checkpoint} does not fit {type(model).__name__} even after "
                                 f"{renamed} confident renames:\n{fixed.to_text()}{why}")
@@ -86,7 +90,7 @@ def _tensors(stored: Manifest, checkpoint: Path, outputs: list[Output]) -> dict[
     try:
         for out in outputs:
             dtype = getattr(torch, out.source.dtype)  # vocabulary names are torch names
-            raw = bytearray(b"".join(output_bytes(reader.chunks(out.source), out)))
+            raw = bytearray(b"".join(produce(reader, out)))
             state[out.key] = (torch.frombuffer(raw, dtype=dtype).reshape(out.shape) if raw
                               else torch.empty(out.shape, dtype=dtype))
     finally:

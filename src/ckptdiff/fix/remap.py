@@ -21,7 +21,8 @@ from ckptdiff.diffing.match import diff_manifests
 from ckptdiff.diffing.report import Report
 from ckptdiff.dtypes import itemsize
 from ckptdiff.errors import MissingDependencyError, UsageError
-from ckptdiff.fix.remap_sources import open_source
+from ckptdiff.fix.convert import conversion_outputs, converted_bytes, without_parts
+from ckptdiff.fix.remap_sources import TensorSource, open_source
 from ckptdiff.fix.remap_write import Output, output_format, write
 from ckptdiff.fix.rules_file import from_report, load
 from ckptdiff.manifest import Manifest
@@ -42,6 +43,7 @@ class RemapResult:
     rules_action: str | None  # "applied", "written" or None
     report: Report
     before: Report | None = None  # the diff the renames came from (None when rules applied)
+    converted: int = 0  # tensors made by conversions (stacked, joined or split)
 
 
 def remap(source: str | os.PathLike[str], target: Any, output: str | os.PathLike[str], *,
@@ -76,9 +78,12 @@ def remap(source: str | os.PathLike[str], target: Any, output: str | os.PathLike
         moves = {s.source_key: (s.target_key, s.axes) for s in report.suggestions
                  if s.confidence >= min_confidence}
     outputs, dropped = plan_outputs(stored, expected, moves)
+    if report is not None:
+        confident = [c for c in report.conversions if c.confidence >= min_confidence]
+        outputs = without_parts(outputs, conversion_outputs(confident, stored), dropped)
     reader = open_source(stored, source_path)
     try:
-        write(output_path, outputs, lambda out: output_bytes(reader.chunks(out.source), out),
+        write(output_path, outputs, lambda out: produce(reader, out),
               {"format": "pt", "ckptdiff": "remap"})
     finally:
         reader.close()
@@ -88,11 +93,12 @@ def remap(source: str | os.PathLike[str], target: Any, output: str | os.PathLike
         except OSError as exc:
             raise UsageError(f"{rules_path}: cannot write: {exc.strerror or exc}") from None
     written = read(output_path)
-    renamed = sum(1 for o in outputs if o.key != o.source.key)
+    renamed = sum(1 for o in outputs if o.key != o.source.key and not o.parts)
     return RemapResult(str(output_path), len(outputs), renamed,
                        sum(1 for o in outputs if o.axes is not None), tuple(dropped),
                        None if rules_path is None else str(rules_path), action,
-                       diff_manifests(written, expected), report)
+                       diff_manifests(written, expected), report,
+                       sum(1 for o in outputs if o.parts))
 
 
 def plan_outputs(stored: Manifest, expected: Manifest,
@@ -122,6 +128,13 @@ def plan_outputs(stored: Manifest, expected: Manifest,
         taken.add(new)
         outputs.append(Output(new, info, shape, axes))
     return outputs, dropped
+
+
+def produce(reader: TensorSource, out: Output) -> Iterator[bytes]:
+    """The bytes of ``out``: a converted tensor from its parts, any other from its source."""
+    if out.parts:
+        return converted_bytes(reader, out)
+    return output_bytes(reader.chunks(out.source), out)
 
 
 def output_bytes(chunks: Iterator[bytes], out: Output) -> Iterator[bytes]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from ckptdiff.dtypes import SAFETENSORS_DTYPES, nbytes
 from ckptdiff.errors import CkptdiffError, MissingDependencyError, UsageError
 from ckptdiff.manifest import TensorInfo
+from ckptdiff.rename.results import ConversionOp
 
 _SAFETENSORS_CODES = {name: code for code, name in SAFETENSORS_DTYPES.items()}
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
@@ -31,6 +32,11 @@ class Output:
     source: TensorInfo
     shape: tuple[int, ...]
     axes: tuple[int, ...] | None = None
+    # A converted tensor: the source tensors it is made of (``source`` is the first), the ops
+    # that make it, and which of the ops' results it is (a split has several).
+    parts: tuple[TensorInfo, ...] = ()
+    ops: tuple[ConversionOp, ...] = ()
+    piece: int = 0
 
     @property
     def nbytes(self) -> int:

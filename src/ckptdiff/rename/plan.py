@@ -19,10 +19,18 @@ from dataclasses import dataclass
 
 from ckptdiff.manifest import TensorInfo
 from ckptdiff.rename.explain import describe
-from ckptdiff.rename.results import Rule, Suggestion, Unpaired
+from ckptdiff.rename.fusion import find_conversions
+from ckptdiff.rename.results import Conversion, Rule, Suggestion, Unpaired
 from ckptdiff.rename.rules import synthesize
 from ckptdiff.rename.session import Session
-from ckptdiff.rename.stages import align_stage, known_stage, learned_stage, structure_stage
+from ckptdiff.rename.stages import (
+    Rewriter,
+    align_stage,
+    confirmed_stage,
+    known_stage,
+    learned_stage,
+    structure_stage,
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,8 @@ class RenamePlan:
     suggestions: tuple[Suggestion, ...]
     rules: tuple[Rule, ...]
     unpaired: tuple[Unpaired, ...]
+    # Stacked, fused and split tensors that no rename expresses (after the renames).
+    conversions: tuple[Conversion, ...] = ()
 
     def mapping(self) -> dict[str, Suggestion]:
         """Suggestions by source key."""
@@ -71,6 +81,9 @@ def _plan(unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo],
                 or len(session.used_targets) >= len(session.targets)):
             break  # one side is fully paired: nothing left to learn
         stage(session)
+    conversions, notes = _conversions(session)
+    if conversions and session.hints:
+        confirmed_stage(session, _renames_in(conversions))
     # Suggestions in source order; keys outside ``source_all`` (if any) last, by key.
     by_source = {c.source.key: c for c in session.chosen}
     chosen = [by_source.pop(info.key) for info in session.source_all if info.key in by_source]
@@ -90,7 +103,49 @@ def _plan(unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo],
 
     rules = synthesize([(s.source_key, s.target_key) for s in suggestions], universe, shapes,
                        loud)
-    return RenamePlan(tuple(suggestions), tuple(rules), tuple(session.unpaired()))
+    return RenamePlan(tuple(suggestions), tuple(rules), _unpaired(session, conversions, notes),
+                      tuple(conversions))
+
+
+def _conversions(session: Session) -> tuple[list[Conversion], list[Unpaired]]:
+    """Conversions among the keys the renames left open (source keys as the renames read them)."""
+    targets = session.open_targets()
+    sources = session.open_sources()
+    if not targets or not sources:
+        return [], []
+    rewrite = Rewriter(session.accepted)
+    return find_conversions([rewrite(v) for v in sources], targets)
+
+
+def _renames_in(conversions: list[Conversion]) -> dict[tuple[str, str], int]:
+    """Segment renames between a conversion's source and target paths, with how many show it.
+
+    Only a rename anchored on both sides counts: the segments before it agree (the scope) and
+    so does the one after it (``block_sparse_moe.experts`` → ``mlp.experts``).
+    """
+    counts: dict[tuple[str, str], int] = {}
+    for conversion in conversions:
+        source = conversion.sources[0].split(".")
+        target = conversion.targets[0].split(".")
+        start = 0
+        while start < min(len(source), len(target)) and source[start] == target[start]:
+            start += 1
+        if (start + 1 < min(len(source), len(target)) and source[start + 1] == target[start + 1]
+                and not source[start].isdigit() and not target[start].isdigit()):
+            pair = (source[start], target[start])
+            counts[pair] = counts.get(pair, 0) + 1
+    return counts
+
+
+def _unpaired(session: Session, conversions: list[Conversion],
+              notes: list[Unpaired]) -> tuple[Unpaired, ...]:
+    """The renames' notes less the keys conversions explain; a conversion note replaces theirs."""
+    explained = {key for c in conversions for key in (*c.sources, *c.targets)}
+    replaced = {(n.source_key, n.target_key) for n in notes}
+    kept = [u for u in session.unpaired()
+            if (u.source_key or u.target_key) not in explained
+            and (u.source_key, u.target_key) not in replaced]
+    return (*kept, *notes)
 
 
 def suggest_renames(

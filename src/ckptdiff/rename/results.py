@@ -65,3 +65,62 @@ class Unpaired:
         """JSON object of the report schema's ``unpaired`` entry."""
         return {"source_key": self.source_key, "target_key": self.target_key,
                 "reason": self.reason, "candidates": list(self.candidates)}
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionOp:
+    """One step of a conversion, applied to a list of tensors (JSON ``ops`` entry).
+
+    ``concat``: join each run of ``parts`` consecutive tensors along ``dim`` (``per`` names the
+    index the runs go over, for reading); ``stack``: stack the whole list along ``dim``;
+    ``chunk``: split the one tensor along ``dim`` into ``parts`` pieces of ``sizes``;
+    ``transpose``: swap ``dims`` of every tensor.
+    """
+
+    op: str
+    dim: int | None = None
+    parts: int | None = None
+    sizes: tuple[int, ...] | None = None
+    per: str | None = None
+    dims: tuple[int, int] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON object of the report schema's conversion op (unset fields left out)."""
+        out: dict[str, Any] = {"op": self.op}
+        if self.dim is not None:
+            out["dim"] = self.dim
+        if self.parts is not None:
+            out["parts"] = self.parts
+        if self.sizes is not None:
+            out["sizes"] = list(self.sizes)
+        if self.per is not None:
+            out["per"] = self.per
+        if self.dims is not None:
+            out["dims"] = list(self.dims)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    """Several source tensors that make one target tensor, or one that makes several.
+
+    ``ops`` turn the list of ``sources`` (in this order) into the list of ``targets`` (in this
+    order): many-to-one ends with one tensor, one-to-many (``chunk``) with several.
+    """
+
+    sources: tuple[str, ...]
+    targets: tuple[str, ...]
+    ops: tuple[ConversionOp, ...]
+    confidence: float
+    rule: str
+
+    @property
+    def target(self) -> str | None:
+        """The one target of a many-to-one conversion; ``None`` for a split."""
+        return self.targets[0] if len(self.targets) == 1 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON object of the report schema's ``conversions`` entry."""
+        return {"sources": list(self.sources), "target": self.target,
+                "targets": list(self.targets), "ops": [op.to_dict() for op in self.ops],
+                "confidence": round(self.confidence, 4), "rule": self.rule}

@@ -1,13 +1,16 @@
-"""Rename rules as code to paste: a ``revise_keys`` list and a small loading snippet.
+"""Rename rules and conversions as code to paste: ``revise_keys``, ``revise()``, ``convert()``.
 
 ``revise_keys`` is the form mmengine's ``load_checkpoint(..., revise_keys=...)`` takes: pairs of
 (pattern, replacement) applied with ``re.sub`` to every key, in order. The snippet does the same
 for a plain state dict and reorders the dimensions of the tensors whose suggestion says so.
+``convert(state_dict)`` carries a small interpreter of the report's conversion ``ops``
+(``torch.cat``, ``torch.stack``, ``torch.split``, ``transpose``) and lists each conversion's keys,
+so it runs as pasted; beyond ``MAX_LISTED_KEYS`` keys it points to ``ckptdiff remap``.
 """
 
 from __future__ import annotations
 
-from ckptdiff.rename.results import Rule, Suggestion, Unpaired
+from ckptdiff.rename.results import Conversion, ConversionOp, Rule, Suggestion, Unpaired
 
 # Beyond this many reordered tensors, the snippet points to ``ckptdiff remap`` instead.
 MAX_LISTED_TRANSFORMS = 24
@@ -74,4 +77,68 @@ def unpaired_lines(unpaired: tuple[Unpaired, ...], limit: int = 8) -> list[str]:
         lines.append(f"{side} {key}: {entry.reason}")
     if len(unpaired) > limit:
         lines.append(f"… and {len(unpaired) - limit} more (see --format json: unpaired)")
+    return lines
+
+
+MAX_LISTED_KEYS = 400
+
+
+def _op(op: ConversionOp) -> str:
+    if op.op == "concat":
+        return f"('concat', {op.dim}, {op.parts})"
+    if op.op == "stack":
+        return f"('stack', {op.dim}, None)"
+    if op.op == "chunk":
+        return f"('chunk', {op.dim}, {list(op.sizes or ())})"
+    return f"('transpose', None, {tuple(op.dims or ())})"
+
+
+def conversion_snippet(conversions: tuple[Conversion, ...]) -> list[str]:
+    """Lines of a self-contained ``convert(state_dict)``; a pointer to remap when too long."""
+    if not conversions:
+        return []
+    keys = sum(len(c.sources) + len(c.targets) for c in conversions)
+    if keys > MAX_LISTED_KEYS:
+        return [f"# {len(conversions)} conversions ({keys} keys): `ckptdiff remap` writes the "
+                "converted checkpoint"]
+    lines = ["import torch", "", "CONVERSIONS = [  # (source keys, target keys, ops)"]
+    for conversion in conversions:
+        lines.append(f"    ({list(conversion.sources)!r},")
+        lines.append(f"     {list(conversion.targets)!r},")
+        lines.append(f"     [{', '.join(_op(op) for op in conversion.ops)}]),")
+    lines += ["]", "", "",
+              "def convert(state_dict):",
+              '    """Stack, join and split tensors as the model expects (from ckptdiff)."""',
+              "    fixed = dict(state_dict)",
+              "    for sources, targets, ops in CONVERSIONS:",
+              "        tensors = [fixed.pop(key) for key in sources]",
+              "        for op, dim, arg in ops:",
+              "            if op == 'concat':",
+              "                tensors = [torch.cat(tensors[i:i + arg], dim)",
+              "                           for i in range(0, len(tensors), arg)]",
+              "            elif op == 'stack':",
+              "                tensors = [torch.stack(tensors, dim)]",
+              "            elif op == 'chunk':",
+              "                tensors = list(torch.split(tensors[0], arg, dim))",
+              "            else:",
+              "                tensors = [t.transpose(*arg).contiguous() for t in tensors]",
+              "        fixed.update(zip(targets, tensors))",
+              "    return fixed",
+              "",
+              "# model.load_state_dict(convert(state_dict))  (after revise(), if renames apply)"]
+    return lines
+
+
+def conversion_lines(conversions: tuple[Conversion, ...], limit: int = 8) -> list[str]:
+    """One line per conversion rule and how many targets it makes, for the reports."""
+    counts: dict[str, tuple[int, float, str]] = {}
+    for c in conversions:
+        held = counts.get(c.rule)
+        example = c.targets[0] if c.target is not None else ", ".join(c.targets)
+        counts[c.rule] = ((held[0] if held else 0) + 1, max(c.confidence, held[1] if held else 0),
+                          held[2] if held else example)
+    lines = [f"{rule}: {n} conversions (confidence {best:.2f}), e.g. → {example}"
+             for rule, (n, best, example) in list(counts.items())[:limit]]
+    if len(counts) > limit:
+        lines.append(f"… and {len(counts) - limit} more rules (see --format json: conversions)")
     return lines

@@ -5,6 +5,7 @@
    substitutions graded by their evidence; large pools learn from a sample and then rewrite all.
 3. Shifted indices: order-preserving block alignment by shape.
 4. Cross-framework layers that no name explains: pairing by kind, order and shape.
+5. (After the conversions) renames too weak alone that the conversions' paths confirm.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from itertools import chain
 from ckptdiff.rename.align import align, indexed
 from ckptdiff.rename.assign import Candidate
 from ckptdiff.rename.explain import (
+    ARBITRARY,
     KNOWN,
     Step,
     Transform,
@@ -100,6 +102,33 @@ def structure_stage(session: Session) -> None:
     """Cross-framework layers paired by kind, order and shape."""
     session.commit(structure(session.open_sources(learnable=True),
                              session.open_targets(learnable=True)))
+
+
+def confirmed_stage(session: Session, renames: dict[tuple[str, str], int]) -> None:
+    """Pair keys that a weak rename hints at when conversions moved their siblings alike.
+
+    ``renames`` counts, per segment rename (``block_sparse_moe`` → ``mlp``), the conversions
+    whose keys differ by it: a router left unpaired beside experts that moved the same way has
+    the support of every layer's experts, not only of its own few keys.
+    """
+    candidates: list[Candidate] = []
+    for (is_source, key), hints in session.hints.items():
+        if not is_source or key in session.used_sources or len({h[0] for h in hints}) != 1:
+            continue
+        confirmed = [(other, step, support) for other, step, support in hints
+                     if step.kind == "substitute" and renames.get((step.source, step.target),
+                                                                  0) >= 2]
+        if not confirmed or confirmed[0][0] in session.used_targets:
+            continue
+        other, step, support = confirmed[0]
+        scopes = renames[(step.source, step.target)]
+        if len({h[0] for h in session.hints.get((False, other), ())}) != 1:
+            continue
+        session.accepted.setdefault(step, (ARBITRARY, learned_confidence(ARBITRARY, scopes),
+                                           support + scopes))
+        candidates.append(_candidate(session, session.sources[key], session.targets[other],
+                                     step, None))
+    session.commit(candidates)
 
 
 class Rewriter:

@@ -10,6 +10,7 @@ import html
 from collections.abc import Sequence
 
 from ckptdiff.diffing.report import Report
+from ckptdiff.rename.snippet import conversion_lines, conversion_snippet
 from ckptdiff.render.grouping import by_rule
 from ckptdiff.render.rows import finding_rows, summary_counts, verdict
 
@@ -79,6 +80,12 @@ def render_section(report: Report, heading: str = "###") -> list[str]:
         lines += ["", "</details>"]
     if report.suggestions:
         lines += _rename_lines(report)
+    if report.conversions:
+        lines += ["", "**Conversions** (stacked, joined or split tensors; the findings above are "
+                  "unchanged):", ""]
+        lines += [f"- {plain(line)}" for line in conversion_lines(report.conversions)]
+        lines += ["", "<details>", "<summary>as code</summary>", "", "```python",
+                  *conversion_snippet(report.conversions), "```", "", "</details>"]
     return lines
 
 

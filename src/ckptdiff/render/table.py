@@ -5,7 +5,12 @@ from __future__ import annotations
 import io
 
 from ckptdiff.diffing.report import Report
-from ckptdiff.rename.snippet import python_snippet, unpaired_lines
+from ckptdiff.rename.snippet import (
+    conversion_lines,
+    conversion_snippet,
+    python_snippet,
+    unpaired_lines,
+)
 from ckptdiff.render.grouping import by_rule, folded_pairs
 from ckptdiff.render.rows import finding_rows, side_line, summary_counts, verdict
 
@@ -64,6 +69,15 @@ class TableRenderer:
                 for line in python_snippet(report.rules, report.suggestions):
                     # Code is pasted: a wrapped line would be a syntax error.
                     console.print(f"    {line}", style="green", markup=False, soft_wrap=True)
+        if report.conversions:
+            console.print("\nConversions (stacked, joined or split tensors; findings above are "
+                          "unchanged):", style="bold")
+            for line in conversion_lines(report.conversions):
+                console.print(f"  {line}", markup=False)
+            console.print("\nAs code (or `ckptdiff remap` writes the converted file):",
+                          style="bold")
+            for line in conversion_snippet(report.conversions):
+                console.print(f"    {line}", style="green", markup=False, soft_wrap=True)
         if report.unpaired:
             console.print("\nLeft unpaired on purpose:", style="bold")
             for line in unpaired_lines(report.unpaired):

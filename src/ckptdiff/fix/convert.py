@@ -1,0 +1,142 @@
+"""Performing conversions: the bytes of a stacked, concatenated or split tensor from its parts.
+
+A conversion's ``ops`` run on a list of tensors (``rename.results.ConversionOp``). The common
+case — experts stacked and their projections joined along dim 0 — is, in C order, nothing but the
+parts' bytes one after another: those outputs stream chunk by chunk from the source, never holding
+more than one chunk. Anything else (a join along a later dim, a transpose, a split) holds one
+output's parts in memory and runs the ops with numpy on raw elements (a void dtype of the
+element's size), so every dtype, bfloat16 and float8 included, moves unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ckptdiff.dtypes import itemsize
+from ckptdiff.errors import MissingDependencyError, UsageError
+from ckptdiff.fix.remap_sources import TensorSource
+from ckptdiff.fix.remap_write import Output
+from ckptdiff.manifest import Manifest
+from ckptdiff.rename.results import Conversion, ConversionOp
+
+Shape = tuple[int, ...]
+
+
+def result_shapes(shapes: Sequence[Shape], ops: Sequence[ConversionOp]) -> list[Shape]:
+    """The shapes the ops leave, from the parts' shapes (a ``UsageError`` when they misfit)."""
+    current = [tuple(s) for s in shapes]
+    for op in ops:
+        dim = op.dim or 0
+        if op.op == "concat":
+            runs = op.parts or len(current)
+            if runs < 1 or len(current) % runs:
+                raise UsageError(f"concat of {runs} does not divide {len(current)} tensors")
+            joined = []
+            for start in range(0, len(current), runs):
+                run = current[start:start + runs]
+                if len({s[:dim] + s[dim + 1:] for s in run}) != 1:
+                    raise UsageError(f"concat along dim {dim}: shapes {run} differ elsewhere")
+                joined.append((*run[0][:dim], sum(s[dim] for s in run), *run[0][dim + 1:]))
+            current = joined
+        elif op.op == "stack":
+            if len(set(current)) != 1:
+                raise UsageError(f"stack of differing shapes {sorted(set(current))}")
+            current = [(*current[0][:dim], len(current), *current[0][dim:])]
+        elif op.op == "chunk":
+            (whole,) = current
+            sizes = op.sizes or ()
+            if sum(sizes) != whole[dim]:
+                raise UsageError(f"chunk sizes {list(sizes)} do not add up to {whole[dim]}")
+            current = [(*whole[:dim], size, *whole[dim + 1:]) for size in sizes]
+        elif op.op == "transpose":
+            a, b = op.dims or (0, 1)
+            current = [_swapped(s, a, b) for s in current]
+        else:
+            raise UsageError(f"remap cannot perform the conversion op {op.op!r}")
+    return current
+
+
+def conversion_outputs(conversions: Sequence[Conversion], stored: Manifest) -> list[Output]:
+    """One output per conversion target, each naming its parts and the ops that make it."""
+    outputs: list[Output] = []
+    for conversion in conversions:
+        parts = tuple(stored.by_key[key] for key in conversion.sources)
+        if len({p.dtype for p in parts}) != 1:
+            raise UsageError(f"{conversion.targets[0]}: its parts have different dtypes")
+        shapes = result_shapes([p.shape for p in parts], conversion.ops)
+        if len(shapes) != len(conversion.targets):
+            raise UsageError(f"{conversion.rule}: {len(shapes)} results for "
+                             f"{len(conversion.targets)} targets")
+        outputs += [Output(target, parts[0], shape, None, parts, conversion.ops, piece)
+                    for piece, (target, shape) in enumerate(zip(conversion.targets, shapes,
+                                                                strict=True))]
+    return outputs
+
+
+def streams_in_order(ops: Sequence[ConversionOp]) -> bool:
+    """Whether the result's bytes are the parts' bytes one after another (joins along dim 0)."""
+    return all(op.op in ("concat", "stack") and (op.dim or 0) == 0 for op in ops)
+
+
+def converted_bytes(reader: TensorSource, out: Output) -> Iterator[bytes]:
+    """The bytes of the converted tensor ``out`` (streamed when the layout allows)."""
+    if streams_in_order(out.ops):
+        for part in out.parts:
+            yield from reader.chunks(part)
+        return
+    try:
+        import numpy
+    except ImportError:
+        raise MissingDependencyError("numpy", "torch", "performing a conversion") from None
+    element = numpy.dtype((numpy.void, itemsize(out.source.dtype) or 1))
+    arrays = [numpy.frombuffer(b"".join(reader.chunks(p)), dtype=element).reshape(p.shape)
+              for p in out.parts]
+    yield numpy.ascontiguousarray(run_ops(arrays, out.ops)[out.piece]).tobytes()
+
+
+def run_ops(arrays: list[Any], ops: Sequence[ConversionOp]) -> list[Any]:
+    """The ops on numpy arrays, as :func:`result_shapes` does them on shapes."""
+    import numpy
+
+    for op in ops:
+        dim = op.dim or 0
+        if op.op == "concat":
+            runs = op.parts or len(arrays)
+            arrays = [numpy.concatenate(arrays[i:i + runs], axis=dim)
+                      for i in range(0, len(arrays), runs)]
+        elif op.op == "stack":
+            arrays = [numpy.stack(arrays, axis=dim)]
+        elif op.op == "chunk":
+            bounds = numpy.cumsum(op.sizes or ())[:-1]
+            arrays = numpy.split(arrays[0], bounds, axis=dim)
+        elif op.op == "transpose":
+            a, b = op.dims or (0, 1)
+            arrays = [numpy.swapaxes(x, a, b) for x in arrays]
+    return arrays
+
+
+def without_parts(outputs: list[Output], converted: Sequence[Output],
+                  dropped: list[str]) -> list[Output]:
+    """``outputs`` less the source tensors that conversions consume, plus the converted ones.
+
+    A tensor that keeps a name a conversion makes is left out (``dropped`` says so).
+    """
+    consumed = {p.key for o in converted for p in o.parts}
+    made = {o.key for o in converted}
+    kept = []
+    for out in outputs:
+        if out.source.key in consumed:
+            continue  # written as part of a converted tensor, not left out
+        if out.key in made:
+            dropped.append(f"{out.source.key} (displaced by a converted tensor)")
+        else:
+            kept.append(out)
+    return kept + list(converted)
+
+
+def _swapped(shape: Shape, a: int, b: int) -> Shape:
+    swapped = list(shape)
+    swapped[a], swapped[b] = swapped[b], swapped[a]
+    return tuple(swapped)
+

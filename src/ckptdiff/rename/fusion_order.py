@@ -1,0 +1,103 @@
+"""Which order the parts of a fused tensor go in, from their names only.
+
+Shapes say *that* ``w1`` and ``w3`` (both ``[I, H]``) fill ``gate_up_proj`` (``[2I, H]``), never
+in which order: a wrong order loads without an error and computes garbage. So an order is only
+claimed on evidence from the names:
+
+- *spelled*: the fused name lists the parts' distinguishing words in order (``gate_up_proj`` ←
+  ``gate_proj``, ``up_proj``; ``w13`` ← ``w1``, ``w3``);
+- *numbered*: the parts are one stem with ascending numbers (``w1``, ``w3``; ``fc1``, ``fc2``).
+
+Attention projections (``q``/``k``/``v``, ``query``/``key``/``value``) are never ordered: fused
+layouts interleave them per head as often as they block them, and shapes cannot tell which.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+SPELLED = 0.98
+NUMBERED = 0.95
+ATTENTION_WORDS = frozenset({"q", "k", "v", "query", "key", "value"})
+_NUMBERED = re.compile(r"^([A-Za-z_]*?)_?(\d+)$")
+
+
+def distinguishing(names: Sequence[tuple[str, ...]]) -> list[str] | None:
+    """The one segment where the parts' names differ, per part (``None``: not exactly one)."""
+    if len({len(n) for n in names}) != 1:
+        return None
+    differing = [i for i in range(len(names[0])) if len({n[i] for n in names}) > 1]
+    if len(differing) != 1:
+        return None
+    return [n[differing[0]] for n in names]
+
+
+def _words(token: str) -> list[str]:
+    return [w for w in re.split(r"[_.]", token.lower()) if w]
+
+
+def is_attention(tokens: Sequence[str]) -> bool:
+    """Whether the distinguishing tokens read as attention query/key/value projections."""
+    found = set()
+    for token in tokens:
+        words = set(_words(token)) & ATTENTION_WORDS
+        if len(words) != 1:
+            return False
+        found |= words
+    return len(found) == len(tokens)
+
+
+def order(fused: tuple[str, ...], tokens: Sequence[str]) -> tuple[list[int], float] | None:
+    """Positions of the parts in the fused tensor and the confidence, or ``None``: unknown.
+
+    ``fused`` is the fused tensor's relative name, ``tokens`` each part's distinguishing segment.
+    """
+    if len(set(tokens)) != len(tokens):
+        return None
+    spelled = _spelled(fused, tokens)
+    if spelled is not None:
+        return spelled, SPELLED
+    numbers = []
+    stems = set()
+    for token in tokens:
+        match = _NUMBERED.match(token)
+        if match is None:
+            return None
+        stems.add(match.group(1))
+        numbers.append(int(match.group(2)))
+    if len(stems) != 1:
+        return None
+    ranked = sorted(range(len(tokens)), key=lambda i: numbers[i])
+    return [ranked.index(i) for i in range(len(tokens))], NUMBERED
+
+
+def _spelled(fused: tuple[str, ...], tokens: Sequence[str]) -> list[int] | None:
+    words = [w for segment in fused for w in _words(segment)]
+    per_part = [_words(t) for t in tokens]
+    common = set.intersection(*(set(p) for p in per_part))
+    keys = []
+    for part in per_part:
+        own = [w for w in part if w not in common]
+        if len(own) != 1:
+            return None
+        keys.append(own[0])
+    if all(k in words for k in keys):
+        found = [words.index(k) for k in keys]
+        if len(set(found)) == len(found):
+            return [sorted(found).index(f) for f in found]
+    # ``w13`` spells ``w1`` and ``w3``: one stem, the digits written one after another.
+    numbered = [_NUMBERED.match(k) for k in keys]
+    if all(m is not None for m in numbered):
+        stems = {m.group(1) for m in numbered if m is not None}
+        digits = [m.group(2) for m in numbered if m is not None]
+        if len(stems) == 1:
+            stem = stems.pop()
+            for word in words:
+                if word.startswith(stem) and word[len(stem):].isdigit():
+                    written = word[len(stem):]
+                    if all(d in written for d in digits):
+                        found = [written.find(d) for d in digits]
+                        if len(set(found)) == len(found):
+                            return [sorted(found).index(f) for f in found]
+    return None

@@ -1,0 +1,178 @@
+"""Shape arithmetic inside one scope: which parts make which fused tensor, and by what ops.
+
+A fused tensor ``F`` is explained by parts ``P1..Pk`` (k ≥ 2) when all their dims but one, ``d``,
+equal ``F``'s and their sizes along ``d`` sum to ``F``'s exactly; a stacked group of ``E`` equal
+tensors (``experts.{i}``) counts as one part of shape ``[E, …]``, and a single stacked group
+equal to ``F`` explains it alone. Only when no explanation fits as is, ``F`` with its last two
+dims swapped is tried (the ops then end with a transpose).
+
+An explanation is kept only when it is the fused tensor's one explanation, none of its parts could
+belong to another fused tensor, and the names say the parts' order (:mod:`fusion_order`); else a
+note says why not. Works on descriptors (names relative to the scope, shapes, dtypes) so that the
+driver solves each distinct layer pattern once, not once per layer.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from itertools import combinations
+from typing import NamedTuple
+
+from ckptdiff.dtypes import can_convert
+from ckptdiff.rename.fusion_order import distinguishing, is_attention, order
+from ckptdiff.rename.results import ConversionOp
+
+MAX_CANDIDATES = 12  # parts that fit one fused dim; beyond this the subsets are not enumerated
+
+
+class Desc(NamedTuple):
+    """One tensor (or stacked group) as the solver sees it."""
+
+    rel: tuple[str, ...]  # name within the scope; "*" where a stacked group's index was
+    shape: tuple[int, ...]
+    dtype: str
+    stacked: bool
+
+
+class Found(NamedTuple):
+    """A confident explanation: fused index, part indices in fused order, ops, confidence."""
+
+    fused: int
+    parts: tuple[int, ...]
+    ops: tuple[ConversionOp, ...]
+    confidence: float
+    rule: str
+
+
+class Note(NamedTuple):
+    """Why fused tensor ``fused`` stays unexplained, and the parts it might have had."""
+
+    fused: int
+    reason: str
+    parts: tuple[int, ...]
+
+
+class _Option(NamedTuple):
+    parts: tuple[int, ...]
+    dim: int | None
+    transposed: bool
+
+
+def solve(fused: tuple[Desc, ...], parts: tuple[Desc, ...],
+          many_to_one: bool) -> tuple[list[Found], list[Note]]:
+    """Confident explanations of ``fused`` tensors by ``parts``, and notes on the doubtful."""
+    options = [_options(f, parts, many_to_one) for f in fused]
+    users: dict[int, set[int]] = defaultdict(set)
+    for index, found in enumerate(options):
+        for option in found:
+            for part in option.parts:
+                users[part].add(index)
+    results: list[Found] = []
+    notes: list[Note] = []
+    for index, found in enumerate(options):
+        if not found:
+            continue
+        if len(found) > 1:
+            shown = "; ".join(" + ".join(_label(parts[p]) for p in o.parts) for o in found[:4])
+            notes.append(Note(index, f"sizes fit several combinations ({shown}): not guessing",
+                              tuple(sorted({p for o in found for p in o.parts}))))
+            continue
+        option = found[0]
+        rivals = {u for p in option.parts for u in users[p]} - {index}
+        if rivals:
+            other = "/".join(sorted(_label(fused[r]) for r in rivals))
+            notes.append(Note(index, f"its parts also fit '{other}': not guessing",
+                              option.parts))
+            continue
+        outcome = _ordered(fused[index], option, parts, many_to_one)
+        if isinstance(outcome, str):
+            notes.append(Note(index, outcome, option.parts))
+        else:
+            results.append(outcome._replace(fused=index))
+    return results, notes
+
+
+def _options(f: Desc, parts: tuple[Desc, ...], many_to_one: bool) -> list[_Option]:
+    found: list[_Option] = []
+    for transposed in (False, True) if many_to_one else (False,):
+        if transposed and (found or len(f.shape) < 2 or f.shape[-1] == f.shape[-2]):
+            break
+        goal = f.shape if not transposed else (*f.shape[:-2], f.shape[-1], f.shape[-2])
+        fitting = [i for i, p in enumerate(parts) if _leaves_agree(f, p, many_to_one)
+                   and len(p.shape) == len(goal) and _dtypes_fit(f, p, many_to_one)]
+        found += [_Option((i,), None, transposed) for i in fitting
+                  if parts[i].stacked and parts[i].shape == goal]
+        for dim in range(len(goal)):
+            candidates = [i for i in fitting if parts[i].shape[dim] < goal[dim] and all(
+                a == b for j, (a, b) in enumerate(zip(parts[i].shape, goal, strict=True))
+                if j != dim)]
+            if len(candidates) < 2 or len(candidates) > MAX_CANDIDATES:
+                continue
+            for size in range(2, len(candidates) + 1):
+                for subset in combinations(candidates, size):
+                    stacked = {parts[i].stacked for i in subset}
+                    if (len(stacked) == 1 and not (stacked == {True} and dim == 0)
+                            and sum(parts[i].shape[dim] for i in subset) == goal[dim]):
+                        found.append(_Option(subset, dim, transposed))
+    return found
+
+
+def _leaves_agree(f: Desc, p: Desc, many_to_one: bool) -> bool:
+    fused_leaf, part_leaf = f.rel[-1], p.rel[-1]
+    if fused_leaf in ("weight", "bias") or part_leaf in ("weight", "bias") and not many_to_one:
+        return fused_leaf == part_leaf
+    return fused_leaf.endswith("bias") == (part_leaf == "bias")
+
+
+def _dtypes_fit(f: Desc, p: Desc, many_to_one: bool) -> bool:
+    return can_convert(p.dtype, f.dtype) if many_to_one else can_convert(f.dtype, p.dtype)
+
+
+def _label(d: Desc) -> str:
+    return ".".join(d.rel)
+
+
+def _ordered(f: Desc, option: _Option, parts: tuple[Desc, ...],
+             many_to_one: bool) -> Found | str:
+    """The explanation with its parts in fused order and its ops, or why the order is unknown."""
+    members = [parts[i] for i in option.parts]
+    if len({p.dtype for p in members}) > 1:
+        return "sizes fit, but the parts' dtypes differ: not guessing"
+    rank = len(f.shape)
+    tail = (ConversionOp("transpose", dims=(rank - 2, rank - 1)),) if option.transposed else ()
+    stacked = members[0].stacked
+    per = None
+    if stacked:
+        star = members[0].rel.index("*")
+        per = f"{members[0].rel[star - 1]}.{{i}}" if star else "{i}"
+    if option.dim is None:
+        rule = f"stack {per}" + (", transpose" if option.transposed else "")
+        return Found(0, option.parts, (ConversionOp("stack", dim=0), *tail), 0.97, rule)
+    tokens = distinguishing([p.rel for p in members])
+    if tokens is None:
+        return "sizes fit, but the parts' names differ in more than one place: not guessing"
+    if is_attention(tokens):
+        return (f"{'/'.join(tokens)} concatenated along dim {option.dim} fits, but blocked or "
+                "interleaved per head cannot be told from shapes: not guessing")
+    ranked = order(f.rel, tokens)
+    if ranked is None:
+        return (f"{', '.join(tokens)} fill it by size, but nothing in the names says in which "
+                "order: not guessing")
+    positions, confidence = ranked
+    by_position = sorted(range(len(members)), key=lambda i: positions[i])
+    ordered_parts = tuple(option.parts[i] for i in by_position)
+    names = ",".join(tokens[i] for i in by_position)
+    if not many_to_one:
+        sizes = tuple(parts[i].shape[option.dim] for i in ordered_parts)
+        return Found(0, ordered_parts, (ConversionOp("chunk", dim=option.dim, parts=len(sizes),
+                                                     sizes=sizes),),
+                     confidence, f"split along dim {option.dim} into {names}")
+    if stacked:
+        ops = (ConversionOp("concat", dim=option.dim - 1, parts=len(members), per=per),
+               ConversionOp("stack", dim=0), *tail)
+        rule = f"stack {per}, concatenate {names}"
+    else:
+        ops = (ConversionOp("concat", dim=option.dim, parts=len(members)), *tail)
+        rule = f"concatenate {names} along dim {option.dim}"
+    return Found(0, ordered_parts, ops, confidence,
+                 rule + (", transpose" if option.transposed else ""))
