@@ -74,7 +74,7 @@ def test_inputs_the_fuzzer_found(name: str, seed: int, mutation: str, tmp_path: 
 
 def test_every_family_has_targets() -> None:
     families = {t.family.name for t in TARGETS}
-    assert {"torch", "safetensors", "tf", "keras"} <= families
+    assert {"torch", "safetensors", "tf", "keras", "gguf"} <= families
     assert len(TARGETS) >= 20
 
 
