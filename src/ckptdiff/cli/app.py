@@ -186,6 +186,7 @@ def diff(
     from ckptdiff.api import diff as run_diff
     from ckptdiff.api import resolve
     from ckptdiff.render import get_renderer
+    from ckptdiff.targets.gguf_names import in_gguf_key_space
 
     kwargs = guarded(lambda: model_kwargs_of(model_kwargs))
     policy = guarded(lambda: _policy(config, fail_on, ignore, allow_rename, exit_zero))
@@ -193,6 +194,8 @@ def diff(
     sides = reading(lambda: (resolve(source, key=key),
                               resolve(target, key=target_key, model_kwargs=kwargs)),
                      source, quiet, verbose)
+    # A GGUF against Hugging Face names: both views (tree, html, --explain) in GGUF names.
+    sides = guarded(lambda: in_gguf_key_space(*sides))
     report = guarded(lambda: policy.apply(run_diff(*sides)))
     if explain:  # the framework's own load rules, replayed on the two manifests
         from dataclasses import replace
