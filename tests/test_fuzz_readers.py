@@ -57,6 +57,10 @@ FOUND = [
     # ... and allocates what a damaged size says (3.5 GB, 1 GB): stopped by its memory limit.
     ("keras/custom.weights.h5:custom.weights.h5", 2, "scramble@15458+16"),
     ("keras/legacy_model.h5:legacy_model.h5", 2, "flip8bits@19532"),
+    # A zip "version needed" beyond zipfile's made it raise NotImplementedError.
+    ("numpy/arrays.npz:arrays.npz", 0, "wide@2022=4294967295"),
+    # A .npy header length of 0 asked for a negative read.
+    ("numpy/weights.npy:weights.npy", 0, "wide@6=1"),
 ]
 
 
@@ -74,7 +78,7 @@ def test_inputs_the_fuzzer_found(name: str, seed: int, mutation: str, tmp_path: 
 
 def test_every_family_has_targets() -> None:
     families = {t.family.name for t in TARGETS}
-    assert {"torch", "safetensors", "tf", "keras"} <= families
+    assert {"torch", "safetensors", "tf", "keras", "gguf", "numpy"} <= families
     assert len(TARGETS) >= 20
 
 

@@ -2,6 +2,9 @@
 
 Names follow the contract: ``float32``, ``bfloat16``, ``float8_e4m3fn``, ``string`` …; anything a
 format can store that has no name here is ``other`` (its size is still known where the format says).
+GGML's quantized block types (``q4_0``, ``q6_k``, ``iq2_xs`` …) are names too: their elements have
+no size of their own, only whole blocks do, so :data:`BLOCK_DTYPES` gives each block's element
+count and bytes and :func:`nbytes` counts in blocks.
 """
 
 from __future__ import annotations
@@ -31,7 +34,20 @@ DTYPE_BITS: Mapping[str, int | None] = {
     "other": None,
 }
 
-DTYPES: frozenset[str] = frozenset(DTYPE_BITS)
+# GGML quantized block types: (elements per block, bytes per block), as ggml's type traits and
+# the gguf package's GGML_QUANT_SIZES give them (tests/test_gguf_reader.py compares the two).
+BLOCK_DTYPES: Mapping[str, tuple[int, int]] = {
+    "q4_0": (32, 18), "q4_1": (32, 20), "q5_0": (32, 22), "q5_1": (32, 24),
+    "q8_0": (32, 34), "q8_1": (32, 40),
+    "q2_k": (256, 84), "q3_k": (256, 110), "q4_k": (256, 144), "q5_k": (256, 176),
+    "q6_k": (256, 210), "q8_k": (256, 292),
+    "iq2_xxs": (256, 66), "iq2_xs": (256, 74), "iq3_xxs": (256, 98), "iq1_s": (256, 50),
+    "iq4_nl": (32, 18), "iq3_s": (256, 110), "iq2_s": (256, 82), "iq4_xs": (256, 136),
+    "iq1_m": (256, 56), "tq1_0": (256, 54), "tq2_0": (256, 66), "mxfp4": (32, 17),
+    "nvfp4": (64, 36), "q1_0": (128, 18),
+}
+
+DTYPES: frozenset[str] = frozenset(DTYPE_BITS) | frozenset(BLOCK_DTYPES)
 
 # torch dtype attribute names (``torch.<name>``), aliases included.
 TORCH_DTYPES: Mapping[str, str] = {
@@ -89,6 +105,17 @@ TF_DTYPES: Mapping[int, str] = {
     19: "float16", 22: "uint32", 23: "uint64", 24: "float8_e5m2", 25: "float8_e4m3fn",
 }
 
+# GGML type codes (``enum ggml_type``) of the types GGUF files hold today; codes ggml removed
+# (4, 5: q4_2/q4_3; 31-33: q4_0_4_4 …) have no block size there and are refused like unknown ones.
+GGML_TYPES: Mapping[int, str] = {
+    0: "float32", 1: "float16", 2: "q4_0", 3: "q4_1", 6: "q5_0", 7: "q5_1", 8: "q8_0",
+    9: "q8_1", 10: "q2_k", 11: "q3_k", 12: "q4_k", 13: "q5_k", 14: "q6_k", 15: "q8_k",
+    16: "iq2_xxs", 17: "iq2_xs", 18: "iq3_xxs", 19: "iq1_s", 20: "iq4_nl", 21: "iq3_s",
+    22: "iq2_s", 23: "iq4_xs", 24: "int8", 25: "int16", 26: "int32", 27: "int64",
+    28: "float64", 29: "iq1_m", 30: "bfloat16", 34: "tq1_0", 35: "tq2_0", 39: "mxfp4",
+    40: "nvfp4", 41: "q1_0",
+}
+
 # numpy dtype names (``np.dtype(x).name``) → vocabulary.
 NUMPY_DTYPES: Mapping[str, str] = {
     name: name
@@ -100,13 +127,25 @@ NUMPY_DTYPES: Mapping[str, str] = {
 
 
 def itemsize(dtype: str) -> int | None:
-    """Bytes per element of a vocabulary dtype, or ``None`` when it has no fixed size."""
+    """Bytes per element of a vocabulary dtype, or ``None`` when it has no fixed size (strings,
+    ``other``, and GGML block types, whose elements share their block's bytes)."""
     bits = DTYPE_BITS.get(dtype)
     return None if bits is None else bits // 8
 
 
 def nbytes(dtype: str, shape: tuple[int, ...]) -> int | None:
-    """Bytes a dense tensor of ``dtype`` and ``shape`` occupies, or ``None`` when unknowable."""
+    """Bytes a dense tensor of ``dtype`` and ``shape`` occupies, or ``None`` when unknowable.
+
+    A block type counts whole blocks along the last dimension, as ggml stores rows (its row
+    length must be a multiple of the block size; a shape where it is not gives ``None``).
+    """
+    block = BLOCK_DTYPES.get(dtype)
+    if block is not None:
+        per_block, block_bytes = block
+        row = shape[-1] if shape else 1
+        if row % per_block:
+            return None
+        return numel(shape) // per_block * block_bytes
     size = itemsize(dtype)
     if size is None:
         return None

@@ -185,17 +185,14 @@ def diff(
       ckptdiff diff ckpt.pth mypkg.models:build --explain
     """
     from ckptdiff.api import diff as run_diff
-    from ckptdiff.api import resolve
+    from ckptdiff.diffing.compare import resolve_pair
     from ckptdiff.render import get_renderer
 
     kwargs = guarded(lambda: model_kwargs_of(model_kwargs))
     policy = guarded(lambda: _policy(config, fail_on, ignore, allow_rename, exit_zero))
     # Both manifests stay at hand: the tree and html views show the keys that matched too.
-    def both() -> tuple[Manifest, Manifest]:
-        stored = resolve(source, key=key)
-        return stored, resolve(target, key=target_key, model_kwargs=kwargs, against=stored)
-
-    sides = reading(both, source, quiet, verbose)
+    sides = reading(lambda: resolve_pair(source, target, key=key, target_key=target_key,
+                                         model_kwargs=kwargs), source, quiet, verbose)
     report = guarded(lambda: policy.apply(run_diff(*sides)))
     if explain:  # the framework's own load rules, replayed on the two manifests
         from dataclasses import replace

@@ -1,4 +1,5 @@
-"""Diff any source against any target: resolve both to manifests, match them, drop ignored keys.
+"""Diff any source against any target: resolve both to manifests (a GGUF and a Hugging Face side
+in one key space), match them, drop ignored keys.
 
 The one composition the API, ``ckptdiff check`` and the pytest helper share, kept below them so
 that none of them reaches up into another.
@@ -13,6 +14,8 @@ from typing import Any
 
 from ckptdiff.diffing.match import diff_manifests
 from ckptdiff.diffing.report import Report
+from ckptdiff.manifest import Manifest
+from ckptdiff.targets.gguf_names import in_gguf_key_space, unmapped_keys, unmapped_note
 from ckptdiff.targets.resolve import Source, resolve
 
 
@@ -29,10 +32,42 @@ def diff(
 
     ``ignore`` holds glob patterns of keys whose findings are dropped (e.g. ``classifier.*``).
     """
-    stored = resolve(source, key=key)
-    report = diff_manifests(
-        stored, resolve(target, key=target_key, model_kwargs=model_kwargs, against=stored))
+    stored, expected = resolve_pair(source, target, key=key, target_key=target_key,
+                                    model_kwargs=model_kwargs)
+    report = note_gguf_names(diff_manifests(stored, expected), stored, expected)
     return apply_ignore(report, ignore)
+
+
+def resolve_pair(source: Source, target: Source, *, key: str | None = None,
+                 target_key: str | None = None,
+                 model_kwargs: Mapping[str, Any] | None = None) -> tuple[Manifest, Manifest]:
+    """Both sides as manifests in one key space: a live model described as the source's loader
+    pairs it (a Keras model by TF object paths against a TF2 checkpoint), a Hugging Face side
+    in GGUF names against a GGUF."""
+    stored = resolve(source, key=key)
+    expected = resolve(target, key=target_key, model_kwargs=model_kwargs, against=stored)
+    return in_gguf_key_space(stored, expected)
+
+
+def note_gguf_names(report: Report, source: Manifest, target: Manifest) -> Report:
+    """Findings about tensors llama.cpp's converter cannot name say so; dtype findings against a
+    GGUF say what its types are (a converted copy, not something ``load_state_dict`` casts)."""
+    unmapped = unmapped_keys((source, target))
+    one_gguf = (source.format == "gguf") != (target.format == "gguf")
+    if not unmapped and not one_gguf:
+        return report
+    findings = []
+    for finding in report.findings:
+        if finding.key in unmapped:
+            finding = replace(finding, note=unmapped_note(finding.key, unmapped[finding.key]))
+        elif one_gguf and finding.kind == "dtype" and finding.source and finding.target:
+            in_gguf, other = ((finding.source, finding.target) if source.format == "gguf"
+                              else (finding.target, finding.source))
+            finding = replace(finding, note=(
+                f"the GGUF holds {in_gguf.dtype} where the other side holds {other.dtype}: "
+                "the converter's choice; transformers' gguf_file loading dequantizes it"))
+        findings.append(finding)
+    return replace(report, findings=tuple(findings))
 
 
 def apply_ignore(report: Report, patterns: Iterable[str]) -> Report:

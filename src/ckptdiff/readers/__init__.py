@@ -5,8 +5,8 @@ torch pickle or safetensors. Built-ins are imported lazily; a plugin that fails 
 warning, never a crash.
 
 One sub-package per format family (``torch``, ``pickle`` — the security boundary —,
-``safetensors``, ``tf``, ``keras``); shared here: ``base`` (the Reader protocol), ``safety``,
-``zip_safety``, ``native_sandbox``, ``manifest_json`` (snapshots).
+``safetensors``, ``tf``, ``keras``, ``gguf``, ``numpy``); shared here: ``base`` (the Reader
+protocol), ``safety``, ``zip_safety``, ``native_sandbox``, ``manifest_json`` (snapshots).
 
 May import: the core and ``sources``; never torch, tensorflow, keras or transformers, h5py only
 inside functions. Readers never read weight bytes.
@@ -52,6 +52,9 @@ BUILTIN_READERS: tuple[str, ...] = (
     "ckptdiff.readers.keras.h5:KerasWeightsH5Reader",
     "ckptdiff.readers.keras.h5:KerasH5Reader",
     "ckptdiff.readers.torch.dcp:TorchDcpReader",
+    "ckptdiff.readers.gguf.reader:GgufReader",
+    "ckptdiff.readers.numpy.npy:NpyReader",
+    "ckptdiff.readers.numpy.npz:NpzReader",
 )
 
 # Readers to try first by file suffix. Sniffers being exclusive, this changes no result, only
@@ -60,6 +63,9 @@ _FIRST_BY_SUFFIX: dict[str, tuple[str, ...]] = dict.fromkeys(
     (".pth", ".pt", ".bin", ".ckpt"),
     ("ckptdiff.readers.torch.zip:TorchZipReader",
      "ckptdiff.readers.torch.legacy:TorchLegacyReader"))
+_FIRST_BY_SUFFIX[".gguf"] = ("ckptdiff.readers.gguf.reader:GgufReader",)
+_FIRST_BY_SUFFIX[".npy"] = ("ckptdiff.readers.numpy.npy:NpyReader",)
+_FIRST_BY_SUFFIX[".npz"] = ("ckptdiff.readers.numpy.npz:NpzReader",)
 
 
 class ReaderEntry(NamedTuple):
