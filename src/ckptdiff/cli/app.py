@@ -37,7 +37,6 @@ from ckptdiff.cli.remap import remap_command
 
 if TYPE_CHECKING:
     from ckptdiff.ci.policy import Policy
-    from ckptdiff.manifest import Manifest
 
 app = typer.Typer(
     name="ckptdiff",
