@@ -1,0 +1,103 @@
+"""Which loaders apply to a (source format, target kind) pair, which one judges by default, and
+each one's judgement: the part of the design that makes ``compatible`` the loader's verdict.
+
+Defaults follow the contract: a live torch model loads a pickle checkpoint by strict
+``load_state_dict``, a ``.safetensors`` file by ``safetensors.torch.load_model``, a Hugging Face
+model directory or sharded index by ``from_pretrained`` when it is a ``PreTrainedModel`` (else by
+strict ``load_state_dict`` over all shards); a live Keras model loads Keras files by
+``load_weights``, TensorFlow checkpoints by ``tf.train.Checkpoint(...).restore``. A checkpoint
+target has no loader: key parity. ``diff --loader NAME`` picks another applicable one.
+
+A Keras or TensorFlow judgement comes from that loader's dry run (``loaders.keras``,
+``loaders.tf``) and leaves the findings' severities to the key diff; the torch and transformers
+judges also decide, key by key, what the loader accepts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ckptdiff.errors import UsageError
+from ckptdiff.loaders.explain_verdicts import keras_judgements, tf_judgements
+from ckptdiff.loaders.frameworks import KERAS_FORMATS, TF_FORMATS, framework_of
+from ckptdiff.loaders.torch_loaders import (
+    applies_to_torch,
+    judge_load_model,
+    judge_load_state_dict,
+)
+from ckptdiff.loaders.transformers import applies_from_pretrained, judge_from_pretrained
+from ckptdiff.loaders.verdict import Judgement
+from ckptdiff.manifest import Manifest
+
+KEY_PARITY = "key-parity"
+HF_LAYOUT_FORMATS = frozenset({"safetensors-sharded", "torch-sharded"})
+
+
+@dataclass(frozen=True)
+class LoaderChoice:
+    """One loader that applies to the pair: its ``--loader`` name and how it judges."""
+
+    name: str
+    judge: Callable[[], Judgement]
+
+
+def _torch_choices(source: Manifest, target: Manifest) -> list[LoaderChoice]:
+    strict = LoaderChoice("load_state_dict",
+                          lambda: judge_load_state_dict(source, target, strict=True))
+    loose = LoaderChoice("load_state_dict-nonstrict",
+                         lambda: judge_load_state_dict(source, target, strict=False))
+    choices = [strict, loose]
+    if source.format == "safetensors":
+        choices.insert(0, LoaderChoice("safetensors.load_model",
+                                       lambda: judge_load_model(source, target)))
+    if applies_from_pretrained(source, target):
+        pretrained = LoaderChoice("from_pretrained",
+                                  lambda: judge_from_pretrained(source, target))
+        # from_pretrained is what a Hugging Face layout is made for; a lone file keeps its own.
+        hf_layout = source.format in HF_LAYOUT_FORMATS or bool(source.metadata.get("hf_dir"))
+        choices.insert(0 if hf_layout else len(choices), pretrained)
+    return choices
+
+
+def _explain_choices(judgements: list[Judgement]) -> list[LoaderChoice]:
+    return [LoaderChoice(j.verdict.name, lambda j=j: j) for j in judgements]  # type: ignore[misc]
+
+
+def loader_choices(source: Manifest, target: Manifest) -> list[LoaderChoice]:
+    """The loaders that apply, the default first; empty for checkpoint vs checkpoint."""
+    if applies_to_torch(source, target):
+        return _torch_choices(source, target)
+    if target.format == "keras-model" and source.format in KERAS_FORMATS:
+        return _explain_choices(keras_judgements(source, target))
+    return []
+
+
+def listed_beside_parity(source: Manifest, target: Manifest) -> list[Judgement]:
+    """Loader verdicts shown next to key parity: TF ``restore`` into a checkpoint the model
+    wrote; ``load_weights`` of a TF checkpoint into a live Keras model (it raises). Key parity
+    judges those until the Keras/TF object graph is replayed (issue 15, parts 2 and 4)."""
+    if framework_of(target) == "tensorflow" and source.format in TF_FORMATS:
+        return tf_judgements(source, target)
+    if target.format == "keras-model" and source.format in TF_FORMATS:
+        return keras_judgements(source, target)
+    return []
+
+
+def choose(source: Manifest, target: Manifest, name: str | None) -> tuple[Judgement | None,
+                                                                          list[Judgement]]:
+    """The judging loader's judgement (None: key parity) and the others' that apply.
+
+    ``name`` (``diff --loader``) picks the judge; a name that does not apply is a
+    :class:`UsageError` listing the ones that do.
+    """
+    choices = loader_choices(source, target)
+    names = [c.name for c in choices] or [KEY_PARITY]
+    if name is not None and name not in names:
+        raise UsageError(f"loader {name!r} does not apply to a {source.format} checkpoint and a "
+                         f"{target.format} target; choose from {', '.join(names)}")
+    if not choices or name == KEY_PARITY:
+        return None, listed_beside_parity(source, target)
+    chosen = next((c for c in choices if c.name == name), choices[0])
+    others = [c.judge() for c in choices if c is not chosen]
+    return chosen.judge(), others
