@@ -4,13 +4,12 @@ each one's judgement: the part of the design that makes ``compatible`` the loade
 Defaults follow the contract: a live torch model loads a pickle checkpoint by strict
 ``load_state_dict``, a ``.safetensors`` file by ``safetensors.torch.load_model``, a Hugging Face
 model directory or sharded index by ``from_pretrained`` when it is a ``PreTrainedModel`` (else by
-strict ``load_state_dict`` over all shards); a live Keras model loads Keras files by
-``load_weights``, TensorFlow checkpoints by ``tf.train.Checkpoint(...).restore``. A checkpoint
-target has no loader: key parity. ``diff --loader NAME`` picks another applicable one.
+strict ``load_state_dict`` over all shards). A checkpoint target has no loader: key parity.
+``diff --loader NAME`` picks another applicable one (``key-parity`` included).
 
-A Keras or TensorFlow judgement comes from that loader's dry run (``loaders.keras``,
-``loaders.tf``) and leaves the findings' severities to the key diff; the torch and transformers
-judges also decide, key by key, what the loader accepts.
+Keras and TensorFlow pairs are judged by key parity for now, their ``load_weights`` /
+``restore`` verdicts (read off the dry runs, ``loaders.explain_verdicts``) listed beside it; the
+torch and transformers judges decide, key by key, what the loader accepts.
 """
 
 from __future__ import annotations
@@ -55,31 +54,39 @@ def _torch_choices(source: Manifest, target: Manifest) -> list[LoaderChoice]:
         pretrained = LoaderChoice("from_pretrained",
                                   lambda: judge_from_pretrained(source, target))
         # from_pretrained is what a Hugging Face layout is made for; a lone file keeps its own.
-        hf_layout = source.format in HF_LAYOUT_FORMATS or bool(source.metadata.get("hf_dir"))
-        choices.insert(0 if hf_layout else len(choices), pretrained)
+        choices.insert(0 if is_model_directory(source) else len(choices), pretrained)
     return choices
 
 
-def _explain_choices(judgements: list[Judgement]) -> list[LoaderChoice]:
-    return [LoaderChoice(j.verdict.name, lambda j=j: j) for j in judgements]  # type: ignore[misc]
+def is_model_directory(source: Manifest) -> bool:
+    """A Hugging Face layout: a sharded index, or a directory read as its weights file (the
+    manifest's path then names no checkpoint file)."""
+    if source.format in HF_LAYOUT_FORMATS:
+        return True
+    name = source.path.rstrip("/").rsplit("/", 1)[-1]
+    return not name.endswith(_FILE_SUFFIXES)
+
+
+_FILE_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt", ".json", ".metadata")
 
 
 def loader_choices(source: Manifest, target: Manifest) -> list[LoaderChoice]:
     """The loaders that apply, the default first; empty for checkpoint vs checkpoint."""
     if applies_to_torch(source, target):
         return _torch_choices(source, target)
-    if target.format == "keras-model" and source.format in KERAS_FORMATS:
-        return _explain_choices(keras_judgements(source, target))
     return []
 
 
 def listed_beside_parity(source: Manifest, target: Manifest) -> list[Judgement]:
-    """Loader verdicts shown next to key parity: TF ``restore`` into a checkpoint the model
-    wrote; ``load_weights`` of a TF checkpoint into a live Keras model (it raises). Key parity
-    judges those until the Keras/TF object graph is replayed (issue 15, parts 2 and 4)."""
+    """Loader verdicts listed next to key parity, which judges Keras and TensorFlow pairs until
+    their key spaces are replayed (issue 15, parts 2 and 4): the dry runs' view of
+    ``load_weights`` for a live Keras model, of ``restore`` for a checkpoint the model wrote.
+    They are not the judge yet because the dry runs still pair by ckptdiff keys (a custom
+    layer's legacy ``.h5`` weights, in their saved order, read as a mismatch there)."""
     if framework_of(target) == "tensorflow" and source.format in TF_FORMATS:
         return tf_judgements(source, target)
-    if target.format == "keras-model" and source.format in TF_FORMATS:
+    if target.format == "keras-model" and (source.format in KERAS_FORMATS
+                                           or source.format in TF_FORMATS):
         return keras_judgements(source, target)
     return []
 
@@ -93,11 +100,15 @@ def choose(source: Manifest, target: Manifest, name: str | None) -> tuple[Judgem
     """
     choices = loader_choices(source, target)
     names = [c.name for c in choices] or [KEY_PARITY]
+    if choices:
+        names.append(KEY_PARITY)
     if name is not None and name not in names:
         raise UsageError(f"loader {name!r} does not apply to a {source.format} checkpoint and a "
                          f"{target.format} target; choose from {', '.join(names)}")
-    if not choices or name == KEY_PARITY:
+    if not choices:
         return None, listed_beside_parity(source, target)
+    if name == KEY_PARITY:
+        return None, [c.judge() for c in choices]
     chosen = next((c for c in choices if c.name == name), choices[0])
     others = [c.judge() for c in choices if c is not chosen]
     return chosen.judge(), others

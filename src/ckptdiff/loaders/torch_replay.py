@@ -12,7 +12,7 @@ Replayed from torch 2.x and safetensors 0.x code, not guessed:
 - ``safetensors.torch.load_model`` loads the file (no ``_metadata``) with ``strict=False``, then,
   for each group of target keys that share a storage, keeps the one name the file has (else the
   first sorted) and drops the others from ``missing``; a dropped name the file *does* store is
-  reported unexpected instead.
+  reported unexpected instead. A size mismatch raises in the first step, before any of that.
 """
 
 from __future__ import annotations
@@ -82,6 +82,8 @@ def replay_load_state_dict(source: Manifest, target: Manifest,
 def replay_load_model(source: Manifest, target: Manifest) -> TorchLoad:
     """What ``safetensors.torch.load_model(model, path, strict=True)`` sees."""
     load = replay_load_state_dict(source, target, None)
+    if load.shape:  # load_state_dict(strict=False) raises first; the re-tie step never runs
+        return load
     stored = {t.key for t in source.tensors}
     missing = set(load.missing)
     for group in _shared_groups(target):
