@@ -19,7 +19,11 @@ def test_verdict_counts_and_collapsible_table() -> None:
     text = MarkdownRenderer().render(report)
     lines = text.splitlines()
     assert lines[0] == COMMENT_MARKER
-    assert lines[1] == "### ❌ ckptdiff: INCOMPATIBLE"
+    assert lines[1] == ("### ❌ ckptdiff: INCOMPATIBLE by key parity (no loader: same keys, "
+                        "same shapes)")
+    assert lines[3].startswith("7 error findings: 2 missing, 3 unexpected, 2 shape")
+    assert lines[4].startswith("after strip prefix 'module.' (2 keys): 1 unexpected key, "
+                               "2 shape mismatches remain")
     assert "**7 errors**, 1 warning, 3 info" in text
     details = text.index("<details>")
     assert text.index("<summary>9 finding groups (11 findings)</summary>") > details

@@ -46,16 +46,19 @@ def diff(
     target_key: str | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
     ignore: Iterable[str] = (),
+    loader: str | None = None,
 ) -> Report:
     """Why ``source`` (a checkpoint) would or would not load into ``target``.
 
-    ``ignore`` holds glob patterns of keys whose findings are dropped (e.g. ``classifier.*``).
+    ``ignore`` holds glob patterns of keys whose findings are dropped (e.g. ``classifier.*``);
+    ``loader`` names the judging loader (None: the pair's default; ``report.verdicts`` lists
+    the loaders that apply).
     """
     # Imported here: ``inspect`` never needs the matcher and its rename engine.
     from ckptdiff.diffing.compare import diff as run_diff
 
     return run_diff(source, target, key=key, target_key=target_key, model_kwargs=model_kwargs,
-                    ignore=ignore)
+                    ignore=ignore, loader=loader)
 
 
 def snapshot(target: Source, *, key: str | None = None,

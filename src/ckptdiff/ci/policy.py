@@ -71,11 +71,14 @@ class Policy:
 
     def apply(self, report: Report) -> Report:
         """``report`` with ignored findings dropped and allowed ones turned into ``info``."""
-        from ckptdiff.diffing.compare import apply_ignore
+        from ckptdiff.diffing.compare import accept_keys, apply_ignore
 
         report = apply_ignore(report, self.ignore)
         renames = self._confident_renames(report) if self.allow_rename else {}
-        return replace(report, findings=tuple(self._judge(f, renames) for f in report.findings))
+        judged = tuple(self._judge(f, renames) for f in report.findings)
+        allowed = {new.key for old, new in zip(report.findings, judged, strict=True)
+                   if new is not old}
+        return accept_keys(replace(report, findings=judged), allowed, "its allow settings")
 
     def fails(self, report: Report) -> bool:
         """True when ``report`` (already applied) has findings at or above ``fail_on``."""

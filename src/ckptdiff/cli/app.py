@@ -168,6 +168,10 @@ def diff(
     explain: Annotated[bool, typer.Option(
         "--explain", help="Add a dry run of the framework's load calls (JSON: explain).")
     ] = False,
+    loader: Annotated[str | None, typer.Option(
+        "--loader", metavar="NAME", help="Judge by this loader instead of the default "
+        "(load_state_dict, load_state_dict-nonstrict, safetensors.load_model, from_pretrained, "
+        "keras.load_weights, key-parity, …; the report lists those that apply).")] = None,
 ) -> None:
     """Say whether SOURCE loads into TARGET; exit 1 when it does not.
 
@@ -182,6 +186,7 @@ def diff(
       ckptdiff diff ckpt.pth mypkg.models:build -f markdown -o "$GITHUB_STEP_SUMMARY"
       ckptdiff diff ckpt.pth mypkg.models:build -f junit -o ckptdiff.xml
       ckptdiff diff ckpt.pth mypkg.models:build --explain
+      ckptdiff diff ckpt.pth mypkg.models:build --loader load_state_dict-nonstrict
     """
     from ckptdiff.api import diff as run_diff
     from ckptdiff.diffing.compare import resolve_pair
@@ -192,7 +197,7 @@ def diff(
     # Both manifests stay at hand: the tree and html views show the keys that matched too.
     sides = reading(lambda: resolve_pair(source, target, key=key, target_key=target_key,
                                          model_kwargs=kwargs), source, quiet, verbose)
-    report = guarded(lambda: policy.apply(run_diff(*sides)))
+    report = guarded(lambda: policy.apply(run_diff(*sides, loader=loader)))
     if explain:  # the framework's own load rules, replayed on the two manifests
         from dataclasses import replace
 

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from ckptdiff.diffing.match import diff_manifests
+from ckptdiff.diffing.match import DEFAULT_LOADER, diff_manifests
+from ckptdiff.diffing.outlook import parity_verdict
 from ckptdiff.diffing.report import Report
 from ckptdiff.manifest import Manifest
 from ckptdiff.targets.gguf_names import in_gguf_key_space, unmapped_keys, unmapped_note
@@ -27,14 +28,17 @@ def diff(
     target_key: str | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
     ignore: Iterable[str] = (),
+    loader: str | None = None,
 ) -> Report:
     """Why ``source`` (a checkpoint) would or would not load into ``target``.
 
-    ``ignore`` holds glob patterns of keys whose findings are dropped (e.g. ``classifier.*``).
+    ``ignore`` holds glob patterns of keys whose findings are dropped (e.g. ``classifier.*``);
+    ``loader`` names the judging loader (``diff --loader``; None: the pair's default).
     """
     stored, expected = resolve_pair(source, target, key=key, target_key=target_key,
                                     model_kwargs=model_kwargs)
-    report = note_gguf_names(diff_manifests(stored, expected), stored, expected)
+    report = note_gguf_names(diff_manifests(stored, expected, loader or DEFAULT_LOADER),
+                             stored, expected)
     return apply_ignore(report, ignore)
 
 
@@ -79,7 +83,7 @@ def apply_ignore(report: Report, patterns: Iterable[str]) -> Report:
     def ignored(key: str) -> bool:
         return any(fnmatch.fnmatchcase(key, glob) for glob in globs)
 
-    return replace(
+    kept = replace(
         report,
         findings=tuple(f for f in report.findings if not ignored(f.key)),
         suggestions=tuple(s for s in report.suggestions
@@ -87,3 +91,24 @@ def apply_ignore(report: Report, patterns: Iterable[str]) -> Report:
         unpaired=tuple(u for u in report.unpaired
                        if not ignored(u.source_key or u.target_key or "")),
     )
+    dropped = {f.key for f in report.findings if ignored(f.key)}
+    return accept_keys(kept, dropped, f"--ignore {', '.join(globs)}")
+
+
+def accept_keys(report: Report, keys: set[str], why: str) -> Report:
+    """``report`` after a policy accepted (ignored or allowed) the findings of ``keys``.
+
+    Key parity is judged again from the findings left. A loader's verdict stays a fact, except
+    that a failing one whose every named key the policy accepted reads as accepted: the user
+    said those keys may stay as the loader leaves them (e.g. a reinitialised head).
+    """
+    if not report.verdicts:
+        return report
+    judged, *others = report.verdicts
+    if judged.framework == "ckptdiff":
+        errors = [f for f in report.findings if f.severity == "error"]
+        judged = replace(parity_verdict(errors), default=True)
+    elif not judged.loads and judged.keys and set(judged.keys) <= keys:
+        judged = replace(judged, loads=True,
+                         reason=f"{judged.reason}; accepted by policy ({why})")
+    return replace(report, verdicts=(judged, *others))

@@ -1,8 +1,10 @@
 """Diff a source manifest against a target manifest: the findings of the contract.
 
-Pure functions over manifests: no file I/O, no framework imports, no printing. Semantics follow
-torch ``load_state_dict``: ``missing`` is expected by the target but absent from the source,
-``unexpected`` is in the source but not expected; both on exact keys.
+Pure functions over manifests: no file I/O, no printing. ``missing`` is expected by the target
+but absent from the source, ``unexpected`` is in the source but not expected; both on exact keys.
+The judging loader (``loaders.judges``) decides which of them it accepts (``info``) and gives
+the verdict ``compatible`` follows; without one (``loader=None``, what ``ckptdiff.fix`` uses: it
+fills tied tensors itself) the key diff's own rules judge: key parity.
 """
 
 from __future__ import annotations
@@ -10,32 +12,88 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ckptdiff.diffing.optimizer import TrainingStateJudge, optimizer_group_findings
+from ckptdiff.diffing.outlook import after_fix, parity_verdict
 from ckptdiff.diffing.report import Finding, Report, Side, TensorSide
 from ckptdiff.diffing.trainable import trainable_findings
 from ckptdiff.diffing.unregistered import unregistered_findings
+from ckptdiff.loaders.judges import choose
+from ckptdiff.loaders.verdict import Judgement, KeyCall
 from ckptdiff.manifest import Manifest, TensorInfo
 from ckptdiff.rename.plan import plan_renames
+
+DEFAULT_LOADER = "default"  # the pair's default loader (``loaders.judges``)
 
 # Checks beyond the key diff, run after it: each sees both manifests and returns findings of its
 # own kinds (trainable, unregistered, optimizer).
 BEYOND_KEY_CHECKS = (trainable_findings, unregistered_findings, optimizer_group_findings)
 
 
-def diff_manifests(source: Manifest, target: Manifest) -> Report:
-    """Compare ``source`` (what is stored) with ``target`` (what should load it)."""
+def diff_manifests(source: Manifest, target: Manifest, loader: str | None = None) -> Report:
+    """Compare ``source`` (what is stored) with ``target`` (what should load it).
+
+    ``loader``: ``"default"`` judges by the pair's default loader, a ``--loader`` name by that
+    one, None by key parity (every verdict still listed for a live target).
+    """
+    judge: Judgement | None = None
+    others: list[Judgement] = []
+    if loader is not None:
+        judge, others = choose(source, target, None if loader == DEFAULT_LOADER else loader)
+    findings, matched_keys = key_findings(source, target, judge)
+    # Info-level keys take part too: a renamed num_batches_tracked belongs with its siblings.
+    missing = [target.by_key[f.key] for f in findings if f.kind == "missing"]
+    unexpected = [source.by_key[f.key] for f in findings if f.kind == "unexpected"
+                  and f.key not in target.by_key]
+    plan = plan_renames(unexpected, missing, source_all=source.tensors,
+                        target_all=target.tensors)
+    verdict = (parity_verdict(findings) if judge is None else judge.verdict).as_default()
+    name = None if judge is None else judge.verdict.name
+    outlook = after_fix(source, target, plan.rules, plan.suggestions,
+                        lambda fixed: _judged(fixed, target, name))
+    return Report(
+        source=Side.of(source),
+        target=Side.of(target),
+        matched=len(matched_keys),
+        findings=tuple(findings),
+        suggestions=plan.suggestions,
+        rules=plan.rules,
+        unpaired=plan.unpaired,
+        matched_keys=tuple(matched_keys),
+        verdicts=(verdict, *(j.verdict for j in others)),
+        after_fix=outlook,
+        conversions=plan.conversions,
+    )
+
+
+def _judged(source: Manifest, target: Manifest, name: str | None) -> tuple[list[Finding], bool]:
+    """Findings of ``source`` (a fixed copy) under the same judge, and whether it loads."""
+    judge = None if name is None else choose(source, target, name)[0]
+    findings, _ = key_findings(source, target, judge)
+    loads = (parity_verdict(findings) if judge is None else judge.verdict).loads
+    return findings, loads
+
+
+def key_findings(source: Manifest, target: Manifest,
+                 judge: Judgement | None) -> tuple[list[Finding], list[str]]:
+    """Every finding of ``source`` against ``target`` under ``judge``, and the matched keys."""
     src, tgt = source.by_key, target.by_key
     live = bool(target.metadata.get("live_model"))
     non_persistent = set(target.metadata.get("non_persistent_buffers", ()))
+    decides = judge if judge is not None and judge.decides_keys else None
 
     findings: list[Finding] = []
     for info in target.tensors:
         if info.key not in src:
-            findings.append(_missing(info, src))
+            findings.append(_judged_finding("missing", info, decides) if decides
+                            else _missing(info, src))
     training_state = TrainingStateJudge(source, target)  # optimizer slots and bookkeeping
     for info in source.tensors:
         if info.key not in tgt:
-            findings.append(training_state.finding(info)
-                            or _unexpected(info, live, non_persistent))
+            findings.append(training_state.finding(info) or (
+                _judged_finding("unexpected", info, decides) if decides
+                else _unexpected(info, live, non_persistent)))
+    if decides is not None:
+        findings.extend(_judged_finding("unexpected", src[key], decides)
+                        for key in decides.extra_unexpected)
 
     matched_keys: list[str] = []
     compared: list[Finding] = []
@@ -56,23 +114,15 @@ def diff_manifests(source: Manifest, target: Manifest) -> Report:
     findings.extend(compared)
     for check in BEYOND_KEY_CHECKS:
         findings.extend(check(source, target))
+    return findings, matched_keys
 
-    # Info-level keys take part too: a renamed num_batches_tracked belongs with its siblings.
-    missing = [target.by_key[f.key] for f in findings if f.kind == "missing"]
-    unexpected = [src[f.key] for f in findings if f.kind == "unexpected"]
-    plan = plan_renames(unexpected, missing, source_all=source.tensors,
-                        target_all=target.tensors)
-    return Report(
-        source=Side.of(source),
-        target=Side.of(target),
-        matched=len(matched_keys),
-        findings=tuple(findings),
-        suggestions=plan.suggestions,
-        rules=plan.rules,
-        unpaired=plan.unpaired,
-        matched_keys=tuple(matched_keys),
-        conversions=plan.conversions,
-    )
+
+def _judged_finding(kind: str, info: TensorInfo, judge: Judgement) -> Finding:
+    call = judge.call_for(info.key) or KeyCall(False)
+    side = TensorSide.of(info)
+    source, target = (side, None) if kind == "unexpected" else (None, side)
+    return Finding(kind, info.key, "info" if call.accepted else "error", source, target,
+                   call.note, call.tied_to)
 
 
 def _missing(info: TensorInfo, stored: Mapping[str, TensorInfo]) -> Finding:

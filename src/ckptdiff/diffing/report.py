@@ -12,18 +12,21 @@ from typing import Any
 from ckptdiff import jsonlines
 from ckptdiff.errors import IncompatibleError
 from ckptdiff.loaders.statement import LoadStatement
+from ckptdiff.loaders.verdict import Verdict
 from ckptdiff.manifest import Manifest, TensorInfo
 from ckptdiff.rename.results import Conversion, ConversionOp, Rule, Suggestion, Unpaired
 
 # The records a Report is made of, importable from here whichever part defines them.
 __all__ = ["BASE_KINDS", "REPORT_SCHEMA", "SEVERITIES", "Conversion", "ConversionOp", "Finding",
-           "LoadStatement", "Report", "Rule", "Side", "Suggestion", "TensorSide", "Unpaired"]
+           "FixOutlook", "LoadStatement", "Report", "Rule", "Side", "Suggestion", "TensorSide",
+           "Unpaired", "Verdict"]
 
 REPORT_SCHEMA = "ckptdiff.report/1"
 SEVERITIES = ("error", "warning", "info")
 # Kinds always present in ``summary`` (the contract's required counts); later kinds are added.
 BASE_KINDS = ("missing", "unexpected", "shape", "dtype", "device")
-_ROW_LISTS = ("findings", "suggestions", "rules", "unpaired", "explain", "conversions")
+_ROW_LISTS = ("findings", "suggestions", "rules", "unpaired", "explain", "conversions",
+              "verdicts")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +93,25 @@ class Side:
 
 
 @dataclass(frozen=True)
+class FixOutlook:
+    """What remains once the confident fix (``fix``: the rules, pairing ``renamed`` keys) is
+    applied: whether the judging loader then loads, and the errors still left."""
+
+    fix: str
+    renamed: int
+    loads: bool
+    remaining: tuple[Finding, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON object of the report schema's ``after_fix``."""
+        return {"fix": self.fix, "renamed": self.renamed, "loads": self.loads,
+                "remaining": [f.to_dict() for f in self.remaining]}
+
+
+@dataclass(frozen=True)
 class Report:
-    """Everything a diff found. ``compatible`` is true when no finding is an error."""
+    """Everything a diff found. ``compatible`` is the judging loader's verdict (the first of
+    ``verdicts``); without verdicts, true when no finding is an error."""
 
     source: Side
     target: Side
@@ -108,11 +128,22 @@ class Report:
     matched_keys: tuple[str, ...] = ()
     # Stacked, fused and split tensors that no rename expresses (JSON ``conversions``).
     conversions: tuple[Conversion, ...] = ()
+    # Each applicable loader's verdict, the judging one first (``default``).
+    verdicts: tuple[Verdict, ...] = ()
+    # What remains after the confident fix (JSON ``after_fix`` when set).
+    after_fix: FixOutlook | None = None
 
     @property
     def compatible(self) -> bool:
-        """True when no finding has severity ``error``."""
+        """The judging loader's verdict; key parity (no ``error`` finding) without one."""
+        if self.verdicts and self.verdicts[0].framework != "ckptdiff":
+            return self.verdicts[0].loads
         return not any(f.severity == "error" for f in self.findings)
+
+    @property
+    def judged_by(self) -> Verdict | None:
+        """The verdict ``compatible`` follows, when there are verdicts."""
+        return self.verdicts[0] if self.verdicts else None
 
     @property
     def summary(self) -> dict[str, int]:
@@ -136,6 +167,7 @@ class Report:
         document: dict[str, Any] = {
             "schema": REPORT_SCHEMA,
             "compatible": self.compatible,
+            "verdicts": [v.to_dict() for v in self.verdicts],
             "source": self.source.to_dict(),
             "target": self.target.to_dict(),
             "summary": self.summary,
@@ -147,6 +179,8 @@ class Report:
         }
         if self.explain:
             document["explain"] = [statement.to_dict() for statement in self.explain]
+        if self.after_fix is not None:
+            document["after_fix"] = self.after_fix.to_dict()
         return document
 
     def to_json(self, indent: int | None = 2) -> str:

@@ -1,8 +1,13 @@
 """What each framework's loader does with a checkpoint and a target: torch
 ``load_state_dict`` (``torch``), Keras ``load_weights`` (``keras``, ``keras_legacy``) and TF
 ``Checkpoint.restore`` (``tf``), replayed on two manifests without loading anything (``explain``
-dispatches, records are ``statement.LoadStatement``). ``frameworks`` says which framework a
+dispatches, records are ``statement.LoadStatement``). The same loaders as judges: ``judges``
+picks the default loader of a pair and lists the others; ``torch_replay``/``torch_loaders``
+(strict and non-strict ``load_state_dict``, ``safetensors.torch.load_model``), ``transformers``
+with ``pretrained_mapping`` (``from_pretrained``) and ``explain_verdicts`` (Keras/TF, from the
+dry runs) give ``verdict.Judgement`` records. ``frameworks`` says which framework a
 manifest belongs to; ``optimizer_slots`` knows optimizer state keys (shared with ``diffing``).
 
-May import: the core, ``sources``, ``readers``, ``targets``, ``rename``; frameworks never.
+May import: the core, ``sources``, ``readers``, ``targets``, ``rename``; frameworks (torch,
+transformers) only inside the functions that replay ``from_pretrained``.
 """

@@ -5,8 +5,8 @@ Replayed from torch's own rules: strict loading raises one ``RuntimeError`` list
 unexpected keys and size mismatches (tied weights and non-persistent buffers included: torch does
 not know they are harmless); ``strict=False`` still raises on a size mismatch and otherwise
 returns the missing and unexpected keys; ``Tensor.copy_`` casts dtypes and moves devices
-silently. BatchNorm's ``num_batches_tracked`` is filled in when the state dict carries no version
-metadata (safetensors, converted checkpoints), which ckptdiff assumes as the matcher does.
+silently. BatchNorm's ``num_batches_tracked`` is filled in where the state dict's ``_metadata``
+gives its module no version 2 (or there is none: safetensors, rebuilt dicts).
 """
 
 from __future__ import annotations
@@ -19,16 +19,19 @@ from ckptdiff.loaders.optimizer_slots import (
     unique_parameters,
 )
 from ckptdiff.loaders.statement import LoadStatement
+from ckptdiff.loaders.torch_loaders import SAFETENSORS_FORMATS
+from ckptdiff.loaders.torch_replay import module_versions, replay_load_state_dict
 from ckptdiff.manifest import Manifest
-
-_FILLED = "num_batches_tracked"
 
 
 def explain_torch(source: Manifest, target: Manifest) -> list[LoadStatement]:
     """Statements for loading ``source`` into a torch model whose state is ``target``."""
     keys = KeySets.of(source, target)
-    missing = [k for k in keys.missing if k.rsplit(".", 1)[-1] != _FILLED]
-    filled = [k for k in keys.missing if k.rsplit(".", 1)[-1] == _FILLED]
+    # BatchNorm fills num_batches_tracked only where the state dict's _metadata lets it, as
+    # the verdict replays it (``torch_replay``): the dry run must not say otherwise.
+    versions = None if source.format in SAFETENSORS_FORMATS else module_versions(source)
+    filled = replay_load_state_dict(source, target, versions).filled
+    missing = [k for k in keys.missing if k not in filled]
     call = f"model.load_state_dict({_state_dict_expression(source)})"
     model = str(target.metadata.get("model_class", "Module")).rsplit(".", 1)[-1]
     errors = []
@@ -41,7 +44,7 @@ def explain_torch(source: Manifest, target: Manifest) -> list[LoadStatement]:
              f"model is torch.Size({list(target.by_key[key].shape)})." for key in keys.shape]
     harmless = _harmless(target, missing, keys.unexpected)
     filled_note = (f" {len(filled)} num_batches_tracked buffer(s) are filled in (the state dict "
-                   "has no version metadata)." if filled else "")
+                   "gives their modules no version 2)." if filled else "")
     statements = []
     if errors or sizes:
         message = (f"RuntimeError: Error(s) in loading state_dict for {model}: "

@@ -12,7 +12,14 @@ from collections.abc import Sequence
 from ckptdiff.diffing.report import Report
 from ckptdiff.rename.snippet import conversion_lines, conversion_snippet
 from ckptdiff.render.grouping import by_rule
-from ckptdiff.render.rows import finding_rows, summary_counts, verdict
+from ckptdiff.render.rows import (
+    finding_rows,
+    judged_by,
+    outlook,
+    summary_counts,
+    verdict,
+    verdict_reason,
+)
 
 # A hidden marker, so a workflow can find and update its earlier comment instead of adding one.
 COMMENT_MARKER = "<!-- ckptdiff-report -->"
@@ -57,8 +64,9 @@ def render_section(report: Report, heading: str = "###") -> list[str]:
     mark = "✅" if report.compatible else "❌"
     summary = report.summary
     lines = [
-        f"{heading} {mark} ckptdiff: {verdict(report)}",
+        f"{heading} {mark} ckptdiff: {verdict(report)}{plain(judged_by(report))}",
         "",
+        *(f"{plain(line)}  " for line in (verdict_reason(report), outlook(report)) if line),
         _side("source", report.source.path, report.source.format, report.source.tensors,
               report.source.container_key) + " →",
         _side("target", report.target.path, report.target.format, report.target.tensors,

@@ -72,6 +72,53 @@ def verdict(report: Report) -> str:
     return "compatible" if report.compatible else "INCOMPATIBLE"
 
 
+def judged_by(report: Report) -> str:
+    """`` by torch.nn.Module.load_state_dict(strict=True)``: the loader ``compatible`` follows
+    (empty for a report without verdicts)."""
+    verdict_ = report.judged_by
+    return "" if verdict_ is None else f" by {verdict_.loader}"
+
+
+def verdict_reason(report: Report) -> str | None:
+    """The judging loader's one-line reason, or None without verdicts."""
+    return None if report.judged_by is None else report.judged_by.reason
+
+
+def outlook(report: Report) -> str | None:
+    """``after strip prefix 'module.' (14 keys): 2 shape mismatches remain: 8.weight [5, 32] vs
+    [10, 32], …`` — what the confident fix leaves; None when there is no fix to apply."""
+    after = report.after_fix
+    if after is None:
+        return None
+    head = f"after {after.fix} ({after.renamed} keys)"
+    if not after.remaining:
+        return f"{head}: it loads" if after.loads else f"{head}: no error remains"
+    kinds: dict[str, int] = {}
+    for finding in after.remaining:
+        kinds[finding.kind] = kinds.get(finding.kind, 0) + 1
+    counts = ", ".join(f"{n} {_plural(_KIND_NOUNS.get(kind, kind), n)}"
+                       for kind, n in kinds.items())
+    shown = [f"{f.key} {_shape(f.source)} vs {_shape(f.target)}" if f.kind == "shape" else f.key
+             for f in after.remaining[:3]]
+    more = f", … ({len(after.remaining) - 3} more)" if len(after.remaining) > 3 else ""
+    verb = "remains" if len(after.remaining) == 1 else "remain"
+    return f"{head}: {counts} {verb}: {', '.join(shown)}{more}"
+
+
+def _plural(noun: str, count: int) -> str:
+    if count == 1:
+        return noun
+    return noun + ("es" if noun.endswith("ch") else "s")
+
+
+def _shape(side: TensorSide | None) -> str:
+    return "—" if side is None else f"[{', '.join(str(d) for d in side.shape)}]"
+
+
+_KIND_NOUNS = {"shape": "shape mismatch", "missing": "missing key",
+               "unexpected": "unexpected key", "dtype": "dtype change"}
+
+
 def summary_counts(report: Report) -> str:
     """``3 missing, 2 shape, 190 matched`` (non-zero finding kinds, then matched)."""
     summary = report.summary

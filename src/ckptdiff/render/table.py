@@ -12,7 +12,15 @@ from ckptdiff.rename.snippet import (
     unpaired_lines,
 )
 from ckptdiff.render.grouping import by_rule, folded_pairs
-from ckptdiff.render.rows import finding_rows, side_line, summary_counts, verdict
+from ckptdiff.render.rows import (
+    finding_rows,
+    judged_by,
+    outlook,
+    side_line,
+    summary_counts,
+    verdict,
+    verdict_reason,
+)
 
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -32,8 +40,11 @@ class TableRenderer:
         console = Console(file=buffer, force_terminal=color, no_color=not color,
                           width=width or 120, highlight=False, soft_wrap=False)
         mark, style = ("✓", "bold green") if report.compatible else ("✗", "bold red")
-        console.print(Text.assemble((f"{mark} {verdict(report)}", style), "  ",
-                                    summary_counts(report)))
+        console.print(Text.assemble((f"{mark} {verdict(report)}", style), judged_by(report),
+                                    "  ", summary_counts(report)))
+        for line in (verdict_reason(report), outlook(report)):
+            if line:
+                console.print(f"  {line}", markup=False)
         for label, side in (("source", report.source), ("target", report.target)):
             console.print(side_line(f"  {label}", side.path, side.format, side.tensors,
                                     side.container_key), style="dim")

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from ckptdiff.diffing.report import Report
-from ckptdiff.render.rows import finding_rows, side_line, summary_counts, verdict
+from ckptdiff.render.rows import (
+    finding_rows,
+    judged_by,
+    outlook,
+    side_line,
+    summary_counts,
+    verdict,
+    verdict_reason,
+)
 
 
 def render_text(report: Report) -> str:
     """The grouped report as plain lines."""
     lines = [
-        f"ckptdiff: {verdict(report)}: {summary_counts(report)}",
+        f"ckptdiff: {verdict(report)}{judged_by(report)}: {summary_counts(report)}",
+        *(f"  {line}" for line in (verdict_reason(report), outlook(report)) if line),
         side_line("  source", report.source.path, report.source.format, report.source.tensors,
                   report.source.container_key),
         side_line("  target", report.target.path, report.target.format, report.target.tensors,

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING
 from ckptdiff.diffing.report import TensorSide
 from ckptdiff.graph.diff import DiffLeaf, DiffTree, ordered_counts
 from ckptdiff.graph.tree import TreeNode
-from ckptdiff.render.rows import describe, side_line, summary_counts, verdict
+from ckptdiff.render.rows import (
+    describe,
+    judged_by,
+    outlook,
+    side_line,
+    summary_counts,
+    verdict,
+    verdict_reason,
+)
 from ckptdiff.render.tree import compact, make_console
 
 if TYPE_CHECKING:
@@ -117,7 +125,11 @@ def render_diff_tree(tree: DiffTree, *, color: bool = False, width: int | None =
     report = tree.report
     console, buffer = make_console(color, width)
     mark, style = ("✓", "bold green") if report.compatible else ("✗", "bold red")
-    console.print(Text.assemble((f"{mark} {verdict(report)}", style), "  ", summary_counts(report)))
+    console.print(Text.assemble((f"{mark} {verdict(report)}", style), judged_by(report), "  ",
+                                summary_counts(report)))
+    for line in (verdict_reason(report), outlook(report)):
+        if line:
+            console.print(f"  {line}", markup=False)
     for label, side in (("source", report.source), ("target", report.target)):
         console.print(side_line(f"  {label}", side.path, side.format, side.tensors,
                                 side.container_key), style="dim")

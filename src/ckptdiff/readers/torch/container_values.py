@@ -92,3 +92,18 @@ def scalar_values(top: list[tuple[str, object]],
         elif isinstance(value, str):
             values[key] = utf8_text(value[:MAX_TEXT])
     return values
+
+
+def module_versions(state_dict: object) -> dict[str, int] | None:
+    """A state dict's ``_metadata`` (pickled as the OrderedDict's BUILD state, kept by the
+    unpickler as ``attributes``): module prefix -> ``version``; None when it has none."""
+    attributes = getattr(state_dict, "attributes", None)
+    metadata = attributes.get("_metadata") if isinstance(attributes, dict) else None
+    if not isinstance(metadata, dict):
+        return None
+    versions: dict[str, int] = {}
+    for prefix, entry in metadata.items():
+        version = entry.get("version") if isinstance(entry, dict) else None
+        if isinstance(prefix, str) and type(version) is int:
+            versions[prefix] = version
+    return versions

@@ -26,6 +26,7 @@ from typing import Any, Generic, NamedTuple, TypeGuard, TypeVar
 from ckptdiff.errors import UsageError
 from ckptdiff.readers.torch.container_values import (
     is_optimizer_container,
+    module_versions,
     optimizer_states,
     optimizer_summary,
     scalar_values,
@@ -94,6 +95,10 @@ def select_tensors(root: object, is_tensor: Callable[[object], TypeGuard[T]], ke
         {"key": k, "tensors": walker.count(v),
          "role": "optimizer" if k in optimizer_keys else ("model" if k in used else "unused")}
         for k, v in top if not is_tensor(v) and walker.count(v)]}
+    # The state dict torch.load(path)[container] returns: the chosen entry, or the whole root.
+    versions = module_versions(root if names is None else chosen[0][1])
+    if versions is not None:  # load_state_dict reads them (BatchNorm fills num_batches_tracked)
+        metadata["module_versions"] = versions
     values = scalar_values(top, scalar_value)
     if values:
         metadata["container_values"] = values

@@ -9,6 +9,7 @@ from ckptdiff.dtypes import TORCH_DTYPES, TORCH_OTHER_BITS, itemsize
 from ckptdiff.errors import MissingDependencyError, UsageError
 from ckptdiff.manifest import Manifest, TensorInfo
 from ckptdiff.targets.spec import type_names
+from ckptdiff.targets.torch.load_facts import pretrained_facts, weight_norm_hooks
 from ckptdiff.targets.torch.unregistered import unregistered_tensors
 
 _MODULE_CLASS = "torch.nn.modules.module.Module"
@@ -98,6 +99,12 @@ def torch_model_manifest(model: Any, label: str, built_on: str = "instance") -> 
     }
     if extra_state:
         metadata["extra_state_keys"] = extra_state
+    hooks = weight_norm_hooks(model)
+    if hooks:
+        metadata["weight_norm_hooks"] = hooks
+    facts = pretrained_facts(model)
+    if facts is not None:
+        metadata["transformers"] = facts
     unregistered = unregistered_tensors(model)
     if unregistered:  # tensors state_dict() never sees (ckptdiff.diffing.unregistered)
         metadata["unregistered"] = unregistered

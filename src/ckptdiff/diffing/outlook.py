@@ -1,0 +1,67 @@
+"""What the user asks next: what remains once the confident fix is applied, and the verdict of
+key parity (no loader).
+
+The confident fix is the report's regex rules applied to every stored key in order, exactly what
+the pasted ``revise()`` snippet does. The fixed key set is judged again by the same loader; what
+still fails is the outlook (``Report.after_fix``): "14 keys only need strip prefix 'module.';
+after that 2 shape mismatches remain in the head".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from ckptdiff.diffing.report import Finding, FixOutlook, Rule, Suggestion
+from ckptdiff.loaders.common import listed
+from ckptdiff.loaders.verdict import Verdict
+from ckptdiff.manifest import Manifest
+
+KEY_PARITY_CALL = "key parity (no loader: same keys, same shapes)"
+Rejudge = Callable[[Manifest], tuple[list[Finding], bool]]
+
+
+def parity_verdict(findings: Sequence[Finding]) -> Verdict:
+    """Checkpoint against checkpoint: compatible when no finding is an error."""
+    errors = [f for f in findings if f.severity == "error"]
+    if not errors:
+        return Verdict("key-parity", KEY_PARITY_CALL, "ckptdiff", True,
+                       "no finding is an error")
+    kinds: dict[str, int] = {}
+    for finding in errors:
+        kinds[finding.kind] = kinds.get(finding.kind, 0) + 1
+    counts = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+    noun = "error finding" if len(errors) == 1 else "error findings"
+    return Verdict("key-parity", KEY_PARITY_CALL, "ckptdiff", False,
+                   f"{len(errors)} {noun}: {counts} ({listed([f.key for f in errors], 3)})",
+                   tuple(dict.fromkeys(f.key for f in errors)))
+
+
+def _revise(rules: Sequence[Rule]) -> Callable[[str], str]:
+    compiled = [(re.compile(r.pattern), r.replacement) for r in rules]
+
+    def revise(key: str) -> str:
+        for pattern, replacement in compiled:
+            key = pattern.sub(replacement, key)
+        return key
+
+    return revise
+
+
+def after_fix(source: Manifest, target: Manifest, rules: Sequence[Rule],
+              suggestions: Sequence[Suggestion], rejudge: Rejudge) -> FixOutlook | None:
+    """The outlook after applying ``rules`` to ``source``; None when there is no rule."""
+    if not rules:
+        return None
+    revise = _revise(rules)
+    renamed = {}
+    for info in source.tensors:  # a later key wins where two land on one, as revise() does
+        renamed[revise(info.key)] = replace(
+            info, key=revise(info.key), aliases=tuple(revise(a) for a in info.aliases))
+    fixed = replace(source, tensors=tuple(renamed.values()))
+    findings, loads = rejudge(fixed)
+    remaining = tuple(f for f in findings if f.severity == "error")
+    fix = "; ".join(dict.fromkeys(s.rule for s in suggestions)) or "; ".join(
+        f"re.sub({r.pattern!r}, {r.replacement!r})" for r in rules)
+    return FixOutlook(fix=fix, renamed=len(suggestions), loads=loads, remaining=remaining)
