@@ -108,7 +108,8 @@ def accept_keys(report: Report, keys: set[str], why: str) -> Report:
     if judged.framework == "ckptdiff":
         errors = [f for f in report.findings if f.severity == "error"]
         judged = replace(parity_verdict(errors), default=True)
-    elif not judged.loads and judged.keys and set(judged.keys) <= keys:
+    elif (not judged.loads and not judged.refuses_file and judged.keys
+          and set(judged.keys) <= keys):
         judged = replace(judged, loads=True,
                          reason=f"{judged.reason}; accepted by policy ({why})")
     return replace(report, verdicts=(judged, *others))

@@ -57,7 +57,9 @@ class TrainingStateJudge:
         # alone which variables restore; otherwise names are compared across naming schemes.
         self._target_names = (set() if target.metadata.get("key_space") == "tf-object-graph"
                               else {t.variable_name or t.key for t in target.tensors})
-        self._framework = framework_of(source) or "torch"
+        framework = framework_of(source)
+        # Optimizer state is torch's, Keras' or TensorFlow's; other tools' files hold none.
+        self._framework = framework if framework in _ORPHAN_EFFECT else "torch"
         # tf.train.Checkpoint.restore creates the restoring Checkpoint's save_counter, so a
         # target written by Checkpoint.write() (which has none) still takes it.
         self._restores_own_counter = framework_of(target) == "tensorflow"

@@ -12,20 +12,24 @@ TORCH_FORMATS = frozenset({"torch-zip", "torch-legacy", "torch-module", "safeten
                            "safetensors-sharded"})
 KERAS_FORMATS = frozenset({"keras-h5", "keras-weights-h5", "keras-zip", "keras-model"})
 TF_FORMATS = frozenset({"tf-checkpoint", "tf-savedmodel"})
+# Formats of other tools: no torch, Keras or TensorFlow loader reads them as they are.
+OTHER_FRAMEWORKS = {"gguf": "llama.cpp", "numpy-npy": "numpy", "numpy-npz": "numpy",
+                    "onnx": "onnx"}
 
 # The suffix TensorFlow appends to a variable's object path in a checkpoint key.
 _VARIABLE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 def framework_of(manifest: Manifest) -> str | None:
-    """``torch``, ``keras`` or ``tensorflow`` for the manifest's format; None when unknown."""
+    """``torch``, ``keras`` or ``tensorflow`` for the manifest's format (``llama.cpp``,
+    ``numpy``, ``onnx`` for those tools' files); None when unknown."""
     if manifest.format in TORCH_FORMATS:
         return "torch"
     if manifest.format in KERAS_FORMATS:
         return "keras"
     if manifest.format in TF_FORMATS:
         return "tensorflow"
-    return None
+    return OTHER_FRAMEWORKS.get(manifest.format)
 
 
 def tf_object_path(info: TensorInfo) -> str | None:

@@ -95,8 +95,15 @@ def judge_load_state_dict(source: Manifest, target: Manifest, strict: bool) -> J
         load.missing = [k for k in load.missing if k not in load.tied and k not in load.unfilled]
         loads = not (load.missing or load.shape)
         load.unexpected = []
-    verdict = Verdict(name, call, "torch", loads, _reason(load, loads, "load_state_dict"),
-                      (*load.missing, *load.unexpected, *load.shape))
+    reason = _reason(load, loads, "load_state_dict")
+    refused = source.metadata.get("weights_only_refuses") or ()
+    if refused:  # the state dict never reaches load_state_dict
+        loads = False
+        reason = (f"torch.load(weights_only=True) raises first: its safe unpickler refuses "
+                  f"{listed(list(refused), 3)} in the file (allow them with "
+                  f"torch.serialization.safe_globals, or re-save the state dict); then {reason}")
+    verdict = Verdict(name, call, "torch", loads, reason,
+                      (*load.missing, *load.unexpected, *load.shape), refuses_file=bool(refused))
     return Judgement(verdict, calls, decides_keys=True)
 
 

@@ -29,6 +29,9 @@ class Verdict:
     reason: str
     keys: tuple[str, ...] = ()
     default: bool = False
+    # The loader refuses the file itself before any key is compared (torch.load's safe
+    # unpickler): no policy on keys can accept that.
+    refuses_file: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON object of the report schema's ``verdicts`` entry."""
