@@ -52,6 +52,7 @@ BUILTIN_READERS: tuple[str, ...] = (
     "ckptdiff.readers.keras.h5:KerasWeightsH5Reader",
     "ckptdiff.readers.keras.h5:KerasH5Reader",
     "ckptdiff.readers.torch.dcp:TorchDcpReader",
+    "ckptdiff.readers.onnx.reader:OnnxReader",
 )
 
 # Readers to try first by file suffix. Sniffers being exclusive, this changes no result, only
@@ -59,7 +60,8 @@ BUILTIN_READERS: tuple[str, ...] = (
 _FIRST_BY_SUFFIX: dict[str, tuple[str, ...]] = dict.fromkeys(
     (".pth", ".pt", ".bin", ".ckpt"),
     ("ckptdiff.readers.torch.zip:TorchZipReader",
-     "ckptdiff.readers.torch.legacy:TorchLegacyReader"))
+     "ckptdiff.readers.torch.legacy:TorchLegacyReader")) | {
+    ".onnx": ("ckptdiff.readers.onnx.reader:OnnxReader",)}
 
 
 class ReaderEntry(NamedTuple):
