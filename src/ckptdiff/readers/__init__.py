@@ -42,6 +42,7 @@ ENTRY_POINT_GROUP = "ckptdiff.readers"
 BUILTIN_READERS: tuple[str, ...] = (
     "ckptdiff.readers.safetensors.single:SafetensorsReader",
     "ckptdiff.readers.torch.zip:TorchZipReader",
+    "ckptdiff.readers.torch.torchscript:TorchScriptReader",
     "ckptdiff.readers.torch.legacy:TorchLegacyReader",
     "ckptdiff.readers.safetensors.index:ShardedSafetensorsReader",
     "ckptdiff.readers.torch.sharded:ShardedTorchReader",
