@@ -43,6 +43,7 @@ BUILTIN_READERS: tuple[str, ...] = (
     "ckptdiff.readers.safetensors.single:SafetensorsReader",
     "ckptdiff.readers.torch.zip:TorchZipReader",
     "ckptdiff.readers.torch.torchscript:TorchScriptReader",
+    "ckptdiff.readers.torch.export:TorchExportReader",
     "ckptdiff.readers.torch.legacy:TorchLegacyReader",
     "ckptdiff.readers.safetensors.index:ShardedSafetensorsReader",
     "ckptdiff.readers.torch.sharded:ShardedTorchReader",
@@ -62,7 +63,8 @@ _FIRST_BY_SUFFIX: dict[str, tuple[str, ...]] = dict.fromkeys(
     (".pth", ".pt", ".bin", ".ckpt"),
     ("ckptdiff.readers.torch.zip:TorchZipReader",
      "ckptdiff.readers.torch.legacy:TorchLegacyReader")) | {
-    ".onnx": ("ckptdiff.readers.onnx.reader:OnnxReader",)}
+    ".onnx": ("ckptdiff.readers.onnx.reader:OnnxReader",),
+    ".pt2": ("ckptdiff.readers.torch.export:TorchExportReader",)}
 
 
 class ReaderEntry(NamedTuple):
