@@ -57,6 +57,8 @@ FOUND = [
     # ... and allocates what a damaged size says (3.5 GB, 1 GB): stopped by its memory limit.
     ("keras/custom.weights.h5:custom.weights.h5", 2, "scramble@15458+16"),
     ("keras/legacy_model.h5:legacy_model.h5", 2, "flip8bits@19532"),
+    # An ONNX external-data location with a NUL byte made pathlib raise ValueError.
+    ("onnx/external/model.onnx:external/model.onnx", 1, "wide@3330=0"),
 ]
 
 
@@ -74,7 +76,8 @@ def test_inputs_the_fuzzer_found(name: str, seed: int, mutation: str, tmp_path: 
 
 def test_every_family_has_targets() -> None:
     families = {t.family.name for t in TARGETS}
-    assert {"torch", "safetensors", "tf", "keras"} <= families
+    assert {"torch", "safetensors", "tf", "keras", "onnx", "torchscript",
+            "torch_export"} <= families
     assert len(TARGETS) >= 20
 
 

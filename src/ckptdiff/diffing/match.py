@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ckptdiff.diffing.exported import note_exporter_conventions, unpairable_keys
 from ckptdiff.diffing.optimizer import TrainingStateJudge, optimizer_group_findings
 from ckptdiff.diffing.report import Finding, Report, Side, TensorSide
 from ckptdiff.diffing.trainable import trainable_findings
@@ -59,9 +60,12 @@ def diff_manifests(source: Manifest, target: Manifest) -> Report:
 
     # Info-level keys take part too: a renamed num_batches_tracked belongs with its siblings.
     missing = [target.by_key[f.key] for f in findings if f.kind == "missing"]
-    unexpected = [src[f.key] for f in findings if f.kind == "unexpected"]
+    unpairable = unpairable_keys(source)
+    unexpected = [src[f.key] for f in findings
+                  if f.kind == "unexpected" and f.key not in unpairable]
     plan = plan_renames(unexpected, missing, source_all=source.tensors,
                         target_all=target.tensors)
+    findings, unpaired = note_exporter_conventions(source, findings, plan.unpaired)
     return Report(
         source=Side.of(source),
         target=Side.of(target),
@@ -69,7 +73,7 @@ def diff_manifests(source: Manifest, target: Manifest) -> Report:
         findings=tuple(findings),
         suggestions=plan.suggestions,
         rules=plan.rules,
-        unpaired=plan.unpaired,
+        unpaired=unpaired,
         matched_keys=tuple(matched_keys),
     )
 

@@ -5,9 +5,11 @@ What the manifest says, and why:
 - one tensor per initializer (graph field ``initializer``, and ``sparse_initializer`` with its
   dense ``dims``), keyed by its name, in file order; ``device`` is ``null`` (ONNX stores none);
   ``trainable`` is ``null``.
-- ``kind``: ``other`` for the exporters' anonymous names (``onnx::Conv_18`` from torch's
+- ``kind`` is ``parameter`` (ONNX does not tell weights from constants; ``other`` would read as
+  training bookkeeping). The exporters' anonymous names (``onnx::Conv_18`` from torch's
   TorchScript-based exporter, ``val_12`` from the dynamo exporter: folded constants and fused
-  weights that no module owns), else ``parameter``; they are listed in ``metadata["anonymous"]``.
+  weights that no module owns) are listed in ``metadata["anonymous"]``, and a diff says why they
+  pair with nothing (:mod:`ckptdiff.diffing.exported`).
 - ``storage``: ``null`` for inline data; for external data, the file the ``external_data``
   entries name (stat-ed, never opened), with ``offset``/``length`` kept in
   ``metadata["external_data"]``. A location outside the model's folder is reported, not followed.
@@ -90,8 +92,7 @@ def _info(tensor: Initializer, path: str) -> TensorInfo:
         nbytes = tensor.sparse_nbytes
     return TensorInfo(key=tensor.name, shape=tensor.dims, dtype=onnx_dtype(tensor.data_type),
                       device=None, nbytes=nbytes, storage=storage,
-                      kind="other" if ANONYMOUS.fullmatch(tensor.name) else "parameter",
-                      trainable=None)
+                      kind="parameter", trainable=None)
 
 
 def _metadata(model: OnnxModel, path: Location) -> dict[str, object]:
@@ -131,7 +132,12 @@ def _external_warnings(external: dict[str, dict[str, str]], path: Location) -> l
     folder = path.resolve().parent
     out: list[str] = []
     for location in sorted({entry.get("location", "") for entry in external.values()}):
-        target = (folder / location).resolve()
+        try:
+            target = (folder / location).resolve()
+        except (ValueError, OSError):  # a NUL byte, a loop of links …: never a file onnx opens
+            out.append(f"external data location {location[:200]!r} is not a usable path: "
+                       "the model will not load")
+            continue
         if not location or not target.is_relative_to(folder):
             out.append(f"external data location {location!r} is outside the model's folder: "
                        "onnx refuses it, ckptdiff did not follow it")
