@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ckptdiff.errors import CorruptFileError
@@ -69,3 +70,28 @@ def _names(literal: str, path: str, member: str) -> tuple[str, ...]:
         raise CorruptFileError(f"{path}: {member} declares parameters or buffers that are not a "
                                "list of names: damaged archive?")
     return tuple(value)
+
+
+class ScriptClassTable:
+    """Scripted classes by qualified name, each code file read (by ``read``) on first use."""
+
+    def __init__(self, root: str, members: set[str], read: Callable[[str], bytes],
+                 path: str) -> None:
+        self._root, self._members, self._read, self._path = root, members, read, path
+        self._classes: dict[str, ScriptClass] = {}
+        self._files: set[str] = set()
+        self.modules_seen = 0
+
+    def get(self, qualified_name: str) -> ScriptClass:
+        """The class, or a one-line error when the archive has no code for it."""
+        member = code_member(self._root, qualified_name)
+        if member not in self._files and member in self._members:
+            self._files.add(member)
+            source = self._read(member).decode("utf-8", "replace")
+            module = qualified_name.rpartition(".")[0]
+            self._classes.update(parse_classes(source, module, self._path, member))
+        found = self._classes.get(qualified_name)
+        if found is None:
+            raise CorruptFileError(f"{self._path}: the archive has no code for "
+                                   f"{qualified_name} ({member}): damaged or incomplete archive?")
+        return found
