@@ -3,6 +3,8 @@ against a safetensors file of it, with the ONNX exporter's conventions in the no
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -80,3 +82,34 @@ def test_torchscript_and_export_archives_against_their_models(tmp_path: Path) ->
     copy = tmp_path / "module.safetensors"
     save_file(exported.state_dict(), copy)
     assert ckptdiff.diff(TESTDATA / "torch_export" / "module.pt2", copy).compatible
+
+
+GRAPH_FIXTURES = [("onnx", "onnx/legacy.onnx"), ("torchscript", "torchscript/tree.pt"),
+                  ("torch-export", "torch_export/tied.pt2")]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ckptdiff", *args], capture_output=True,
+                          text=True)
+
+
+def test_formats_lists_the_graph_readers() -> None:
+    listed = _cli("formats").stdout
+    for name, extension in (("onnx", ".onnx"), ("torchscript", ".ptl"),
+                            ("torch-export", ".pt2")):
+        assert any(line.split()[:1] == [name] and extension in line
+                   for line in listed.splitlines()), name
+
+
+@pytest.mark.parametrize(("fmt", "name"), GRAPH_FIXTURES)
+def test_inspect_tree_and_json(fmt: str, name: str, manifest_schema: object) -> None:
+    import jsonschema
+
+    path = str(TESTDATA / name)
+    document = json.loads(_cli("inspect", path, "--format", "json").stdout)
+    jsonschema.validate(document, manifest_schema)
+    assert document["format"] == fmt
+    tree = _cli("inspect", path, "--tree")
+    assert tree.returncode == 0 and tree.stderr == ""
+    first = document["tensors"][0]["key"].split(".")[0]
+    assert f"{fmt}  {len(document['tensors'])} tensors" in tree.stdout and first in tree.stdout

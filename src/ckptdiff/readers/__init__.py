@@ -5,8 +5,8 @@ torch pickle or safetensors. Built-ins are imported lazily; a plugin that fails 
 warning, never a crash.
 
 One sub-package per format family (``torch``, ``pickle`` — the security boundary —,
-``safetensors``, ``tf``, ``keras``); shared here: ``base`` (the Reader protocol), ``safety``,
-``zip_safety``, ``native_sandbox``, ``manifest_json`` (snapshots).
+``safetensors``, ``tf``, ``keras``, ``onnx``); shared here: ``base`` (the Reader protocol),
+``safety``, ``zip_safety``, ``native_sandbox``, ``manifest_json`` (snapshots).
 
 May import: the core and ``sources``; never torch, tensorflow, keras or transformers, h5py only
 inside functions. Readers never read weight bytes.
