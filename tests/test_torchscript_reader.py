@@ -49,13 +49,16 @@ def test_fixtures_match_jit_load(name: str) -> None:
     assert_matches_jit_load(FIXTURES / name)
 
 
-def test_traced_and_half_precision_modules(tmp_path: Path) -> None:
+def test_traced_lite_and_half_precision_modules(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv1d(2, 4, 3), torch.nn.BatchNorm1d(4),
                                 torch.nn.Flatten(), torch.nn.Linear(8, 2)).eval()
     traced = tmp_path / "traced.pt"
     torch.jit.save(torch.jit.trace(model, torch.randn(1, 2, 4)), traced)
     assert_matches_jit_load(traced)
+    lite = tmp_path / "lite.ptl"  # the mobile format adds bytecode.pkl, never read
+    torch.jit.script(model)._save_for_lite_interpreter(str(lite))
+    assert_matches_jit_load(lite)
     half = tmp_path / "half.pt"
     torch.jit.save(torch.jit.script(torch.nn.Linear(3, 2).to(torch.bfloat16)), half)
     assert_matches_jit_load(half)
