@@ -128,3 +128,17 @@ def test_missing_code_and_custom_state_are_clear_errors(tmp_path: Path) -> None:
         registry.read(custom)
     with pytest.raises(CkptdiffError, match="no containers"):
         registry.read(FIXTURES / "scripted.pt", "state_dict")
+
+
+def test_unsafe_report_reads_scripted_classes_as_data(tmp_path: Path) -> None:
+    from ckptdiff.readers.pickle.unsafe_report import unsafe_report
+
+    report = unsafe_report(FIXTURES / "scripted.pt")
+    statuses = {use.name: use.status for pickle_ in report.pickles for use in pickle_.globals}
+    assert statuses["__torch__.Scripted"] == "data"
+    assert statuses["torch.jit._pickle.build_intlist"] == "data"
+    assert report.unsafe_globals == []
+    hostile = tmp_path / "hostile.pt"
+    _archive(hostile, _module_pickle(b"}X\x01\x00\x00\x00xcos\nsystem\nX\x04\x00\x00\x00true"
+                                     b"\x85Rs"))
+    assert unsafe_report(hostile).unsafe_globals == ["os.system"]
