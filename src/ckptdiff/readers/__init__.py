@@ -42,9 +42,9 @@ ENTRY_POINT_GROUP = "ckptdiff.readers"
 BUILTIN_READERS: tuple[str, ...] = (
     "ckptdiff.readers.safetensors.single:SafetensorsReader",
     "ckptdiff.readers.torch.zip:TorchZipReader",
+    "ckptdiff.readers.torch.legacy:TorchLegacyReader",
     "ckptdiff.readers.torch.torchscript:TorchScriptReader",
     "ckptdiff.readers.torch.export:TorchExportReader",
-    "ckptdiff.readers.torch.legacy:TorchLegacyReader",
     "ckptdiff.readers.safetensors.index:ShardedSafetensorsReader",
     "ckptdiff.readers.torch.sharded:ShardedTorchReader",
     "ckptdiff.readers.manifest_json:ManifestReader",
@@ -62,7 +62,8 @@ BUILTIN_READERS: tuple[str, ...] = (
 _FIRST_BY_SUFFIX: dict[str, tuple[str, ...]] = dict.fromkeys(
     (".pth", ".pt", ".bin", ".ckpt"),
     ("ckptdiff.readers.torch.zip:TorchZipReader",
-     "ckptdiff.readers.torch.legacy:TorchLegacyReader")) | {
+     "ckptdiff.readers.torch.legacy:TorchLegacyReader",
+     "ckptdiff.readers.torch.torchscript:TorchScriptReader")) | {
     ".onnx": ("ckptdiff.readers.onnx.reader:OnnxReader",),
     ".pt2": ("ckptdiff.readers.torch.export:TorchExportReader",)}
 
