@@ -160,3 +160,24 @@ def test_reading_imports_neither_onnx_nor_protobuf() -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_graph_of_endless_empty_fields_is_refused(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import ckptdiff.readers.onnx.proto as proto
+
+    monkeypatch.setattr(proto, "MAX_FIELDS", 1000)
+    empty_nodes = b"\x0a\x00" * 1001  # GraphProto.node, zero bytes each
+    graph = b"\x3a" + bytes([0xd2, 0x0f]) + empty_nodes  # ModelProto.graph, 2,002 bytes
+    path = tmp_path / "fields.onnx"
+    path.write_bytes(b"\x08\x09" + graph)
+    with pytest.raises(CorruptFileError, match="more than 1,000 fields"):
+        registry.read(path)
+
+
+def test_too_many_initializers_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ckptdiff.readers.onnx.proto as proto
+
+    monkeypatch.setattr(proto, "MAX_INITIALIZERS", 2)
+    with pytest.raises(CorruptFileError, match="more than 2 initializers"):
+        registry.read(FIXTURES / "typed.onnx")

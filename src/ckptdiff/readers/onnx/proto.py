@@ -31,6 +31,10 @@ from ckptdiff.readers.tf.wire import LENGTH_DELIMITED, VARINT, WireField, iter_f
 MAX_TEXT_BYTES = 1 << 20  # one name, producer string or metadata entry
 MAX_VALUE_INFO_BYTES = 1 << 20
 MAX_DIMS_BYTES = 1 << 12  # 32 dims or more of 10-byte varints; ONNX tensors have a handful
+# Fields walked in one message, at most: ~20 s of walking a hostile file of empty fields. Real
+# graphs have up to a few hundred thousand nodes; typed data is packed (one field per tensor).
+MAX_FIELDS = 10_000_000
+MAX_INITIALIZERS = 1_000_000  # as many tensors as the torch zip reader's entries allow
 _DATA_FIELDS = frozenset({4, 5, 6, 7, 10, 11})  # float/int32/string/int64/double/uint64 _data
 _EXTERNAL = 1
 
@@ -100,10 +104,12 @@ def _read_graph(file: CountingFile, where: WireField, model: OnnxModel, path: st
             continue
         if item.number == 2:
             model.graph_name = _text(file, item, path, "the graph name")
-        elif item.number == 5:
-            model.initializers.append(_tensor(file, item, path))
-        elif item.number == 15:
-            model.initializers.append(_sparse(file, item, path))
+        elif item.number in (5, 15):
+            if len(model.initializers) >= MAX_INITIALIZERS:
+                raise CorruptFileError(f"{path}: refused: more than {MAX_INITIALIZERS:,} "
+                                       "initializers")
+            reader = _tensor if item.number == 5 else _sparse
+            model.initializers.append(reader(file, item, path))
         elif item.number in (11, 12):
             data = read_payload(file, item, MAX_VALUE_INFO_BYTES, path, "a graph input/output")
             info = read_value_info(data, path)
@@ -164,7 +170,11 @@ def _sparse(file: CountingFile, where: WireField, path: str) -> Initializer:
 def _fields(file: CountingFile, where: WireField, path: str, what: str) -> Iterator[WireField]:
     # Lazily: each field is read after the caller has read the previous one's payload, which
     # iter_fields allows (it seeks to every field it reads).
-    return iter_fields(file, where.value, where.value + where.length, path, what)
+    for count, item in enumerate(iter_fields(file, where.value, where.value + where.length,
+                                             path, what)):
+        if count >= MAX_FIELDS:
+            raise CorruptFileError(f"{path}: refused {what}: more than {MAX_FIELDS:,} fields")
+        yield item
 
 
 def _opset(file: CountingFile, where: WireField, path: str) -> tuple[str, int]:
