@@ -61,6 +61,8 @@ FOUND = [
     ("numpy/arrays.npz:arrays.npz", 0, "wide@2022=4294967295"),
     # A .npy header length of 0 asked for a negative read.
     ("numpy/weights.npy:weights.npy", 0, "wide@6=1"),
+    # An ONNX external-data location with a NUL byte made pathlib raise ValueError.
+    ("onnx/external/model.onnx:external/model.onnx", 1, "wide@3330=0"),
 ]
 
 
@@ -78,7 +80,8 @@ def test_inputs_the_fuzzer_found(name: str, seed: int, mutation: str, tmp_path: 
 
 def test_every_family_has_targets() -> None:
     families = {t.family.name for t in TARGETS}
-    assert {"torch", "safetensors", "tf", "keras", "gguf", "numpy"} <= families
+    assert {"torch", "safetensors", "tf", "keras", "gguf", "numpy", "onnx", "torchscript",
+            "torch_export"} <= families
     assert len(TARGETS) >= 20
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ckptdiff.errors import CorruptFileError, UnknownFormatError
+from ckptdiff.errors import CorruptFileError
 from ckptdiff.readers import find_reader, read
 from ckptdiff.readers.torch.legacy import TorchLegacyReader
 from ckptdiff.readers.torch.zip import TorchZipReader
@@ -66,13 +66,13 @@ def test_truncated_zip_is_still_claimed_and_explained(tmp_path: Path) -> None:
         read(path)
 
 
-def test_torchscript_archives_are_claimed_and_refused(tmp_path: Path) -> None:
+def test_torchscript_archives_go_to_the_torchscript_reader(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     path = tmp_path / "scripted.pt"
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), path)
-    assert find_reader(path).name == "torch-zip"
-    with pytest.raises(UnknownFormatError, match="TorchScript archive"):
-        read(path)
+    assert claims(path) == []
+    assert find_reader(path).name == "torchscript"
+    assert [t.key for t in read(path).tensors] == ["weight", "bias"]
 
 
 @pytest.mark.parametrize("protocol", [2, 3, 4, 5])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ckptdiff.diffing.exported import note_exporter_conventions, unpairable_keys
 from ckptdiff.diffing.optimizer import TrainingStateJudge, optimizer_group_findings
 from ckptdiff.diffing.outlook import after_fix, parity_verdict
 from ckptdiff.diffing.report import Finding, Report, Side, TensorSide
@@ -41,10 +42,12 @@ def diff_manifests(source: Manifest, target: Manifest, loader: str | None = None
     findings, matched_keys = key_findings(source, target, judge)
     # Info-level keys take part too: a renamed num_batches_tracked belongs with its siblings.
     missing = [target.by_key[f.key] for f in findings if f.kind == "missing"]
+    unpairable = unpairable_keys(source)  # an exporter's anonymous names (diffing.exported)
     unexpected = [source.by_key[f.key] for f in findings if f.kind == "unexpected"
-                  and f.key not in target.by_key]
+                  and f.key not in target.by_key and f.key not in unpairable]
     plan = plan_renames(unexpected, missing, source_all=source.tensors,
                         target_all=target.tensors)
+    findings, unpaired = note_exporter_conventions(source, findings, plan.unpaired)
     verdict = (parity_verdict(findings) if judge is None else judge.verdict).as_default()
     name = None if judge is None else judge.verdict.name
     outlook = after_fix(source, target, plan.rules, plan.suggestions,
@@ -56,7 +59,7 @@ def diff_manifests(source: Manifest, target: Manifest, loader: str | None = None
         findings=tuple(findings),
         suggestions=plan.suggestions,
         rules=plan.rules,
-        unpaired=plan.unpaired,
+        unpaired=unpaired,
         matched_keys=tuple(matched_keys),
         verdicts=(verdict, *(j.verdict for j in others)),
         after_fix=outlook,

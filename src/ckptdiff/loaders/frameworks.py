@@ -13,8 +13,10 @@ TORCH_FORMATS = frozenset({"torch-zip", "torch-legacy", "torch-module", "safeten
 KERAS_FORMATS = frozenset({"keras-h5", "keras-weights-h5", "keras-zip", "keras-model"})
 TF_FORMATS = frozenset({"tf-checkpoint", "tf-savedmodel"})
 # Formats of other tools: no torch, Keras or TensorFlow loader reads them as they are.
+# (TorchScript and torch.export archives are loaded by torch.jit.load / torch.export.load, whose
+# state dict a user then loads: no one call ckptdiff can replay, so key parity judges them.)
 OTHER_FRAMEWORKS = {"gguf": "llama.cpp", "numpy-npy": "numpy", "numpy-npz": "numpy",
-                    "onnx": "onnx"}
+                    "onnx": "onnx", "torchscript": "torch.jit", "torch-export": "torch.export"}
 
 # The suffix TensorFlow appends to a variable's object path in a checkpoint key.
 _VARIABLE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"

@@ -5,8 +5,8 @@ torch pickle or safetensors. Built-ins are imported lazily; a plugin that fails 
 warning, never a crash.
 
 One sub-package per format family (``torch``, ``pickle`` — the security boundary —,
-``safetensors``, ``tf``, ``keras``, ``gguf``, ``numpy``); shared here: ``base`` (the Reader
-protocol), ``safety``, ``zip_safety``, ``native_sandbox``, ``manifest_json`` (snapshots).
+``safetensors``, ``tf``, ``keras``, ``gguf``, ``numpy``, ``onnx``); shared here: ``base`` (the
+Reader protocol), ``safety``, ``zip_safety``, ``native_sandbox``, ``manifest_json`` (snapshots).
 
 May import: the core and ``sources``; never torch, tensorflow, keras or transformers, h5py only
 inside functions. Readers never read weight bytes.
@@ -43,6 +43,8 @@ BUILTIN_READERS: tuple[str, ...] = (
     "ckptdiff.readers.safetensors.single:SafetensorsReader",
     "ckptdiff.readers.torch.zip:TorchZipReader",
     "ckptdiff.readers.torch.legacy:TorchLegacyReader",
+    "ckptdiff.readers.torch.torchscript:TorchScriptReader",
+    "ckptdiff.readers.torch.export:TorchExportReader",
     "ckptdiff.readers.safetensors.index:ShardedSafetensorsReader",
     "ckptdiff.readers.torch.sharded:ShardedTorchReader",
     "ckptdiff.readers.manifest_json:ManifestReader",
@@ -55,6 +57,7 @@ BUILTIN_READERS: tuple[str, ...] = (
     "ckptdiff.readers.gguf.reader:GgufReader",
     "ckptdiff.readers.numpy.npy:NpyReader",
     "ckptdiff.readers.numpy.npz:NpzReader",
+    "ckptdiff.readers.onnx.reader:OnnxReader",
 )
 
 # Readers to try first by file suffix. Sniffers being exclusive, this changes no result, only
@@ -62,10 +65,13 @@ BUILTIN_READERS: tuple[str, ...] = (
 _FIRST_BY_SUFFIX: dict[str, tuple[str, ...]] = dict.fromkeys(
     (".pth", ".pt", ".bin", ".ckpt"),
     ("ckptdiff.readers.torch.zip:TorchZipReader",
-     "ckptdiff.readers.torch.legacy:TorchLegacyReader"))
-_FIRST_BY_SUFFIX[".gguf"] = ("ckptdiff.readers.gguf.reader:GgufReader",)
-_FIRST_BY_SUFFIX[".npy"] = ("ckptdiff.readers.numpy.npy:NpyReader",)
-_FIRST_BY_SUFFIX[".npz"] = ("ckptdiff.readers.numpy.npz:NpzReader",)
+     "ckptdiff.readers.torch.legacy:TorchLegacyReader",
+     "ckptdiff.readers.torch.torchscript:TorchScriptReader")) | {
+    ".onnx": ("ckptdiff.readers.onnx.reader:OnnxReader",),
+    ".pt2": ("ckptdiff.readers.torch.export:TorchExportReader",),
+    ".gguf": ("ckptdiff.readers.gguf.reader:GgufReader",),
+    ".npy": ("ckptdiff.readers.numpy.npy:NpyReader",),
+    ".npz": ("ckptdiff.readers.numpy.npz:NpzReader",)}
 
 
 class ReaderEntry(NamedTuple):

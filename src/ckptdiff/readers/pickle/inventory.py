@@ -28,6 +28,7 @@ from ckptdiff.readers.pickle.allowlist import ALLOWED_GLOBALS, UNSUPPORTED_GLOBA
 from ckptdiff.readers.pickle.allowlist import WEIGHTS_ONLY_REFUSES as AS_DATA
 from ckptdiff.readers.pickle.dcp_records import DCP_GLOBALS
 from ckptdiff.readers.pickle.scan import INCOMPLETE, GlobalsScan, scan_globals
+from ckptdiff.readers.pickle.script_records import script_globals
 from ckptdiff.readers.safety import MAX_PICKLE_BYTES, shown
 from ckptdiff.readers.zip_safety import check_zip_directory, read_member
 
@@ -60,19 +61,22 @@ class PickleFindings:
     error: str | None
 
 
-def status_of(module: str, name: str, dcp: bool = False) -> str:
-    """What ckptdiff does with the global ``module.name`` (see the module's constants)."""
+def status_of(module: str, name: str, dcp: bool = False, script: bool = False) -> str:
+    """What ckptdiff does with the global ``module.name`` (see the module's constants);
+    ``script``: in a TorchScript archive, whose ``__torch__.*`` classes are read as data."""
     if (module, name) in UNSUPPORTED_GLOBALS:
         return UNSUPPORTED
+    if script and (module, name) in script_globals([(module, name)]):
+        return AS_PLAIN_DATA
     if (module, name) in ALLOWED_GLOBALS or (dcp and (module, name) in DCP_GLOBALS):
         return AS_PLAIN_DATA if f"{module}.{name}" in AS_DATA else ALLOWED
     return UNSAFE
 
 
 def findings(member: str, data: bytes, scan: GlobalsScan, start: int, dcp: bool,
-             error: str | None = None) -> PickleFindings:
+             error: str | None = None, script: bool = False) -> PickleFindings:
     """The findings of one scanned pickle."""
-    uses = sorted((GlobalUse(f"{module}.{name}", count, status_of(module, name, dcp))
+    uses = sorted((GlobalUse(f"{module}.{name}", count, status_of(module, name, dcp, script))
                    for (module, name), count in scan.globals.items()),
                   key=lambda use: (_ORDER.index(use.status), use.name))
     return PickleFindings(member, scan.end - start, scan.opcodes, tuple(uses),
@@ -171,23 +175,26 @@ def _zip_pickles(path: Location, notes: list[str]) -> list[PickleFindings]:
         except CkptdiffError as exc:
             notes.append(str(exc).removeprefix(f"{path}: "))
         names = archive.namelist()
-        if any("/code/" in f"/{n}" for n in names):
+        script = any("/code/" in f"/{n}" for n in names)
+        if script:
             notes.append("a TorchScript archive: torch.load would run its code/ through "
-                         "torch.jit.load; ckptdiff reads no TorchScript")
+                         "torch.jit.load; ckptdiff reads its pickles with the __torch__.* "
+                         "classes as inert data and never runs code/")
         for info in archive.infolist():
             if info.orig_filename.endswith(".pkl"):
-                found.append(_member(file, info, str(path)))
+                found.append(_member(file, info, str(path), script))
     return found
 
 
-def _member(file: CountingFile, info: zipfile.ZipInfo, display: str) -> PickleFindings:
+def _member(file: CountingFile, info: zipfile.ZipInfo, display: str,
+            script: bool = False) -> PickleFindings:
     member = shown(info.orig_filename)
     try:
         data = read_member(cast(IO[bytes], file), info, display, MAX_PICKLE_BYTES)
     except CkptdiffError as exc:
         return PickleFindings(member, info.file_size, 0, (),
                               str(exc).removeprefix(f"{display}: "))
-    return findings(member, data, scan_globals(data), 0, False)
+    return findings(member, data, scan_globals(data), 0, False, script=script)
 
 
 def _is_tar(path: Location) -> bool:

@@ -19,6 +19,7 @@ from ckptdiff.readers.base import CountingFile, Location, open_binary
 from ckptdiff.readers.pickle.records import StorageRecord
 from ckptdiff.readers.pickle.unpickler import MAX_PICKLE_BYTES, LoadSession, load_pickle
 from ckptdiff.readers.torch.manifest import build_manifest, check_tensor_bounds
+from ckptdiff.readers.torch.zip_layout import TORCHSCRIPT, archive_kind
 from ckptdiff.readers.zip_safety import (
     check_directory_position,
     check_zip_directory,
@@ -46,9 +47,10 @@ class TorchZipReader:
 
         torch writes ``data.pkl`` first, so a first local header naming it decides at once (and
         lets a truncated download, whose central directory is gone, reach the reader to be
-        explained); otherwise the central directory is read.
+        explained); otherwise the central directory is read. TorchScript archives, which also
+        hold ``data.pkl``, are the TorchScript reader's (``zip_layout.archive_kind``).
         """
-        if not head.startswith(_ZIP_MAGIC):
+        if not head.startswith(_ZIP_MAGIC) or archive_kind(head, path) == TORCHSCRIPT:
             return False
         size = int.from_bytes(head[26:28], "little")
         first = head[_LOCAL_HEADER_SIZE:_LOCAL_HEADER_SIZE + size]
