@@ -139,5 +139,54 @@ def test_router_rename_is_confirmed_by_the_experts_that_moved_alike() -> None:
     assert {(s.source_key, s.target_key) for s in result.suggestions} == {
         (a.key, b.key) for a, b in zip(routers, moved, strict=True)}
     assert result.unpaired == ()
-    alone = plan(routers, moved)  # without the experts, two keys are too weak a support
-    assert alone.suggestions == ()
+    # Without the experts the learned rule lacks support; the vocabulary (block_sparse_moe ~ mlp,
+    # gate = gate) agrees in every block, and says so.
+    alone = plan(routers, moved)
+    assert {(s.source_key, s.target_key) for s in alone.suggestions} == {
+        (a.key, b.key) for a, b in zip(routers, moved, strict=True)}
+    assert all("in every block" in s.rule for s in alone.suggestions)
+
+
+def _exaone_like(names: dict[str, str], layers: int = 2) -> tuple[list[TensorInfo],
+                                                                  list[TensorInfo]]:
+    shapes = {"attn.attention.q_proj.weight": (16, 16), "attn.attention.k_proj.weight": (8, 16),
+              "attn.attention.v_proj.weight": (8, 16), "attn.attention.out_proj.weight": (16, 16),
+              "ln_1.weight": (16,), "ln_2.weight": (16,)}
+    source = [t(f"transformer.h.{i}.{k}", *s) for i in range(layers) for k, s in shapes.items()]
+    target = [t(f"model.layers.{i}.{names[k]}", *s) for i in range(layers)
+              for k, s in shapes.items()]
+    return source, target
+
+
+EXAONE = {"attn.attention.q_proj.weight": "self_attn.q_proj.weight",
+          "attn.attention.k_proj.weight": "self_attn.k_proj.weight",
+          "attn.attention.v_proj.weight": "self_attn.v_proj.weight",
+          "attn.attention.out_proj.weight": "self_attn.o_proj.weight",
+          "ln_1.weight": "input_layernorm.weight", "ln_2.weight": "post_attention_layernorm.weight"}
+
+
+def test_whole_layout_rename_by_vocabulary_and_block_order() -> None:
+    source, target = _exaone_like(EXAONE)
+    result = plan(source, target)
+    pairs = {(s.source_key, s.target_key) for s in result.suggestions}
+    assert pairs == {(a.key, b.key) for a, b in zip(source, target, strict=True)}
+    rules = {s.source_key: s.rule for s in result.suggestions}
+    assert "by their place in the block" in rules["transformer.h.1.ln_2.weight"]
+
+
+def test_norms_whose_place_words_disagree_are_not_paired() -> None:
+    # Meta's attention_norm is the norm *before* attention: never post_attention_layernorm.
+    source = [t(f"layers.{i}.{n}.weight", 16) for i in range(2)
+              for n in ("attention_norm", "ffn_norm")]
+    target = [t(f"model.layers.{i}.{n}.weight", 16) for i in range(2)
+              for n in ("input_layernorm", "post_attention_layernorm")]
+    assert plan(source, target).suggestions == ()
+
+
+def test_one_block_that_shares_a_word_with_another_model_pairs_nothing() -> None:
+    source = [t(f"encoder.layer.0.{k}", 16, 16) for k in (
+        "attention.self.query.weight", "attention.self.key.weight", "intermediate.dense.weight",
+        "output.dense.weight")] + [t("encoder.layer.0.attention.output.dense.weight", 16, 8)]
+    target = [t("h.0.attn.c_proj.weight", 16, 8), t("h.0.mlp.c_fc.weight", 64, 16),
+              t("h.0.attn.c_attn.weight", 48, 16), t("h.0.ln_1.weight", 16)]
+    assert plan(source, target).suggestions == ()

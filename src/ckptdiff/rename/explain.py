@@ -21,7 +21,7 @@ STRUCTURE = 1
 
 # The order steps are listed in a rule's text.
 _KIND_ORDER = ("wrapper_prefix", "prefix", "wrapper_segment", "segment", "framework", "synonym",
-               "substitute", "weight_norm", "shift", "structure")
+               "substitute", "vocabulary", "order", "weight_norm", "shift", "structure")
 
 
 class Step(NamedTuple):
@@ -52,6 +52,10 @@ class Step(NamedTuple):
         if self.kind == "shift":
             where = "top-level indices" if a == "N" else f"indices of '{a}'"
             return f"shift {where} by {b} (layers inserted or removed; aligned by shape)"
+        if self.kind == "vocabulary":
+            return f"rename '{a}' → '{b}' (the same words in ML naming, in every block)"
+        if self.kind == "order":
+            return f"pair numbered '{a}' with '{b}' by their place in the block"
         if self.kind == "structure":
             return f"pair {a} by order and shape"
         return f"rename '{a}' → '{b}'"

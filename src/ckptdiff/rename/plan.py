@@ -30,6 +30,7 @@ from ckptdiff.rename.stages import (
     known_stage,
     learned_stage,
     structure_stage,
+    vocabulary_stage,
 )
 
 
@@ -76,7 +77,7 @@ def _plan(unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo],
           source_all: Sequence[TensorInfo] | None,
           target_all: Sequence[TensorInfo] | None) -> RenamePlan:
     session = Session.start(unexpected, missing, source_all, target_all)
-    for stage in (known_stage, learned_stage, align_stage, structure_stage):
+    for stage in (known_stage, learned_stage, align_stage, structure_stage, vocabulary_stage):
         if (len(session.used_sources) >= len(session.sources)
                 or len(session.used_targets) >= len(session.targets)):
             break  # one side is fully paired: nothing left to learn

@@ -5,7 +5,8 @@
    substitutions graded by their evidence; large pools learn from a sample and then rewrite all.
 3. Shifted indices: order-preserving block alignment by shape.
 4. Cross-framework layers that no name explains: pairing by kind, order and shape.
-5. (After the conversions) renames too weak alone that the conversions' paths confirm.
+5. The field's vocabulary and block order, for renames too few keys support (:mod:`blocks`).
+6. (After the conversions) renames too weak alone that the conversions' paths confirm.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from itertools import chain
 
 from ckptdiff.rename.align import align, indexed
 from ckptdiff.rename.assign import Candidate
+from ckptdiff.rename.blocks import vocabulary_pairs
 from ckptdiff.rename.explain import (
     ARBITRARY,
     KNOWN,
@@ -102,6 +104,12 @@ def structure_stage(session: Session) -> None:
     """Cross-framework layers paired by kind, order and shape."""
     session.commit(structure(session.open_sources(learnable=True),
                              session.open_targets(learnable=True)))
+
+
+def vocabulary_stage(session: Session) -> None:
+    """Renames the field's naming vocabulary establishes, consistently in every block."""
+    session.commit(vocabulary_pairs(session.open_sources(learnable=True),
+                                    session.open_targets(learnable=True)))
 
 
 def confirmed_stage(session: Session, renames: dict[tuple[str, str], int]) -> None:

@@ -1,0 +1,167 @@
+"""Renames the learned rules cannot support, decided by the field's vocabulary inside blocks.
+
+Runs on the keys every earlier stage left open. Keys meet only when they sit at the same indices
+(``transformer.h.3`` and ``model.layers.3``), are both biases or both not, and fit by shape and
+dtype. Within such a group a pair is proposed when the two are each other's one best match by
+shared concepts (:mod:`vocabulary`: ``attn.attention.q_proj`` ~ ``self_attn.q_proj``), or, for
+numbered siblings that tie (``ln_1``, ``ln_2``), when the targets' words order them in a block
+(``input_layernorm`` before ``post_attention_layernorm``).
+
+A proposal is kept only when it holds in *every* block: its source pattern (indices masked) is
+paired the same way each time it occurs, on both sides; and only from a group where proposals
+pair at least half the keys of one side (two different models share a word here and there). A
+key outside any block (``wte`` → ``embed_tokens``) needs a shared concept beyond the generic
+``proj``, and blocks beside it that renamed alike.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+from ckptdiff.rename.assign import Candidate
+from ckptdiff.rename.explain import ARBITRARY, Step, merge_parts
+from ckptdiff.rename.keys import KeyView, fit
+from ckptdiff.rename.vocabulary import GENERIC, agreement, block_rank, key_concepts, ordinal
+
+MAX_GROUP = 40_000  # source × target pairs in one group beyond which it is left alone
+_Proposal = tuple[KeyView, KeyView, str, int]  # source, target, how, distinctive concepts
+
+
+def vocabulary_pairs(sources: Sequence[KeyView], targets: Sequence[KeyView]) -> list[Candidate]:
+    """Candidates the vocabulary and block order establish among open keys."""
+    groups: dict[tuple[object, ...], tuple[list[KeyView], list[KeyView]]] = {}
+    for view in targets:
+        groups.setdefault(_group(view), ([], []))[1].append(view)
+    for view in sources if groups else ():
+        group = groups.get(_group(view))
+        if group is not None:
+            group[0].append(view)
+    proposals: list[_Proposal] = []
+    for group_sources, group_targets in groups.values():
+        if group_sources and len(group_sources) * len(group_targets) <= MAX_GROUP:
+            found = _propose(group_sources, group_targets)
+            # Two different models share a word here and there; one model renamed shares most.
+            if 2 * len(found) >= min(len(group_sources), len(group_targets)):
+                proposals += found
+    return _consistent(proposals, sources, targets)
+
+
+def _group(view: KeyView) -> tuple[object, ...]:
+    return (tuple(t for t in view.tokens if t.isdigit()), view.tokens[-1] == "bias")
+
+
+def _propose(sources: list[KeyView], targets: list[KeyView]) -> list[_Proposal]:
+    source_concepts = [key_concepts(s.tokens) for s in sources]
+    target_concepts = [key_concepts(t.tokens) for t in targets]
+    score: dict[tuple[int, int], int] = {}
+    for i, s in enumerate(sources):
+        for j, t in enumerate(targets):
+            if fit(s, t)[0]:
+                score[(i, j)] = agreement(source_concepts[i], target_concepts[j])
+    best_of_source = _best(score, 0)
+    best_of_target = _best(score, 1)
+    found: list[_Proposal] = []
+    picked: set[int] = set()
+    for i, picks in best_of_source.items():
+        if len(picks) == 1:
+            (j,) = picks
+            if best_of_target.get(j) == {i}:
+                shared = source_concepts[i] & target_concepts[j]
+                found.append((sources[i], targets[j], "vocabulary", len(shared - GENERIC)))
+                picked.add(i)
+    # The rest, grouped by the targets they fit by shape: numbered siblings may be ordered.
+    taken = {id(t) for _, t, _, _ in found}
+    ranked = [any(block_rank(token) is not None for token in t.tokens) for t in targets]
+    siblings: dict[frozenset[int], list[int]] = defaultdict(list)
+    for i in range(len(sources)):
+        if i not in picked:
+            fitting = frozenset(j for (a, j) in score if a == i and id(targets[j]) not in taken
+                                and ranked[j])
+            siblings[fitting].append(i)
+    for fitting, tied in siblings.items():
+        found += _by_block_order([sources[i] for i in tied], [targets[j] for j in fitting])
+    return found
+
+
+def _best(score: dict[tuple[int, int], int], side: int) -> dict[int, set[int]]:
+    """Per key of ``side``, the keys of the other side with its highest score (at least 1)."""
+    top: dict[int, int] = {}
+    for pair, value in score.items():
+        if value >= 1 and value > top.get(pair[side], 0):
+            top[pair[side]] = value
+    best: dict[int, set[int]] = defaultdict(set)
+    for pair, value in score.items():
+        if value >= 1 and value == top.get(pair[side]):
+            best[pair[side]].add(pair[1 - side])
+    return best
+
+
+def _by_block_order(sources: list[KeyView], targets: list[KeyView]) -> list[_Proposal]:
+    """Numbered siblings tied over as many targets, paired in the order the targets' words say."""
+    if len(sources) < 2 or len(sources) != len(targets):
+        return []
+    source_at = _differing(sources)
+    target_at = _differing(targets)
+    if source_at is None or target_at is None:
+        return []
+    numbered = [ordinal(s.tokens[source_at]) for s in sources]
+    ranks = [block_rank(t.tokens[target_at]) for t in targets]
+    if any(n is None for n in numbered) or any(r is None for r in ranks):
+        return []
+    stems = {n[0] for n in numbered if n is not None}
+    numbers = [n[1] for n in numbered if n is not None]
+    if len(stems) != 1 or len(set(numbers)) != len(numbers) or len(set(ranks)) != len(ranks):
+        return []
+    by_number = sorted(range(len(sources)), key=lambda i: numbers[i])
+    by_rank = sorted(range(len(targets)), key=lambda j: ranks[j] or 0.0)
+    pairs = [(sources[i], targets[j]) for i, j in zip(by_number, by_rank, strict=True)]
+    return [(s, t, "order", 1) for s, t in pairs if fit(s, t)[0]] if all(
+        fit(s, t)[0] for s, t in pairs) else []
+
+
+def _differing(views: list[KeyView]) -> int | None:
+    """The one position where the keys' segments differ (``None``: not exactly one)."""
+    if len({len(v.tokens) for v in views}) != 1:
+        return None
+    at = [i for i in range(len(views[0].tokens)) if len({v.tokens[i] for v in views}) > 1]
+    return at[0] if len(at) == 1 else None
+
+
+def _pattern(view: KeyView) -> tuple[str, ...]:
+    return tuple("#" if t.isdigit() else t for t in view.tokens)
+
+
+def _consistent(proposals: list[_Proposal], sources: Sequence[KeyView],
+                targets: Sequence[KeyView]) -> list[Candidate]:
+    """Proposals whose pattern pairs the same way in every block (and on both sides)."""
+    source_count = Counter(_pattern(v) for v in sources)
+    target_count = Counter(_pattern(v) for v in targets)
+    by_pattern: dict[tuple[tuple[str, ...], tuple[str, ...]], list[_Proposal]] = defaultdict(list)
+    for proposal in proposals:
+        by_pattern[(_pattern(proposal[0]), _pattern(proposal[1]))].append(proposal)
+    kept = {pattern: members for pattern, members in by_pattern.items()
+            if len(members) == source_count[pattern[0]] == target_count[pattern[1]]}
+    if not any(len(members) >= 2 for members in kept.values()):
+        return []  # a key outside blocks is only trusted beside blocks that renamed alike
+    found: list[Candidate] = []
+    for members in kept.values():
+        count = len(members)
+        if count < 2 and min(p[3] for p in members) < 1:
+            continue  # one key, and only a generic word in common: too little
+        for s, t, how, _ in members:
+            found.append(_candidate(s, t, how, count))
+    return found
+
+
+def _candidate(s: KeyView, t: KeyView, how: str, blocks: int) -> Candidate:
+    a, b = list(s.tokens), list(t.tokens)
+    while len(a) > 1 and len(b) > 1 and a[-1] == b[-1]:
+        a, b = a[:-1], b[:-1]
+    while len(a) > 1 and len(b) > 1 and a[0] == b[0]:
+        a, b = a[1:], b[1:]
+    step = Step(how, ".".join(a), ".".join(b))
+    confidence = (0.9 if blocks >= 2 else 0.86) if how == "vocabulary" else 0.85
+    _, transform = fit(s, t)
+    return Candidate(s, t, (*merge_parts(s.parts, t.parts), step), transform, confidence,
+                     ARBITRARY * 64 + min(63, blocks))

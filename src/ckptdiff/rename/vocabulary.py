@@ -1,0 +1,104 @@
+"""The field's naming vocabulary: which words of a key name the same part of a model.
+
+``q``/``query``, ``attn``/``attention``/``self_attn``, ``fc``/``dense``/``linear``/``proj``,
+``ln``/``norm``/``LayerNorm``, ``mlp``/``ffn``/``intermediate``, ``emb``/``wte``/``embed_tokens``…
+map onto one *concept*. Two keys' shared concepts are evidence that they hold the same tensor;
+concepts of one exclusive group that differ (``q`` against ``k``, ``up`` against ``down``) are
+evidence that they do not. Numbers inside words (``norm1``, ``ln_2``, ``c_fc_0``) are ordinals,
+kept apart: :func:`block_rank` orders targets by where their words place them in a block.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_WORDS: dict[str, str] = {
+    "q": "q", "query": "q", "k": "k", "key": "k", "v": "v", "value": "v",
+    "o": "o", "out": "o", "output": "o",
+    "attn": "attn", "attention": "attn",
+    "fc": "proj", "dense": "proj", "linear": "proj", "proj": "proj", "projection": "proj",
+    "ln": "norm", "norm": "norm", "layernorm": "norm", "rmsnorm": "norm",
+    "mlp": "mlp", "ffn": "mlp", "intermediate": "mlp", "moe": "mlp", "sparse": "mlp",
+    "emb": "emb", "embed": "emb", "embeddings": "emb", "embedding": "emb", "wte": "emb",
+    "wpe": "pos", "position": "pos", "pos": "pos",
+    "up": "up", "down": "down", "gate": "gate", "input": "input", "pre": "input",
+    "post": "post", "head": "head",
+}
+# Whole segments spelled as one word in some libraries.
+_SEGMENTS: dict[str, tuple[str, ...]] = {
+    "lm_head": ("head",), "embed_out": ("head",), "feed_forward": ("mlp",),
+    "block_sparse_moe": ("mlp",), "layer_norm": ("norm",), "embed_tokens": ("emb",),
+    "word_embeddings": ("emb",),
+}
+# Concepts of one group name different tensors of a block: two keys differing there differ.
+EXCLUSIVE = (frozenset({"q", "k", "v", "o"}), frozenset({"up", "down", "gate"}),
+             frozenset({"emb", "head"}), frozenset({"attn", "mlp"}), frozenset({"pos", "emb"}))
+GENERIC = frozenset({"proj"})  # shared by nearly every layer: no evidence alone
+_SPLIT = re.compile(r"[_\-]|(?<=[a-z])(?=[A-Z])")
+_ORDINAL = re.compile(r"^(?P<stem>[A-Za-z_]*?)_?(?P<number>\d+)$")
+_BLOCK_ORDER = {"input": 0.5, "attn": 1.0, "mlp": 2.0}
+
+
+@lru_cache(maxsize=65536)
+def concepts(segment: str) -> frozenset[str]:
+    """Concepts one key segment names (``self_attn`` → ``{attn}``; ``norm1`` → ``{norm}``)."""
+    lowered = segment.lower()
+    if lowered in _SEGMENTS:
+        return frozenset(_SEGMENTS[lowered])
+    found = set()
+    for word in _SPLIT.split(segment):
+        word = word.lower().rstrip("0123456789")
+        if word in _WORDS:
+            found.add(_WORDS[word])
+    return frozenset(found)
+
+
+def key_concepts(tokens: tuple[str, ...]) -> frozenset[str]:
+    """Concepts of every segment of a key but indices and the ``weight``/``bias`` leaf."""
+    found: set[str] = set()
+    for token in tokens:
+        if not token.isdigit() and token not in ("weight", "bias"):
+            found |= concepts(token)
+    return frozenset(found)
+
+
+_PLACES = frozenset({"input", "post"})
+
+
+def agreement(a: frozenset[str], b: frozenset[str]) -> int:
+    """Shared concepts, or ``-1`` when an exclusive group tells the two apart.
+
+    Norms whose place words differ never agree, one side's missing word included: Meta's
+    ``attention_norm`` is the *input* norm of attention, GTE's ``attn_ln`` the one *after* it.
+    """
+    for group in EXCLUSIVE:
+        x, y = a & group, b & group
+        if x and y and x != y:
+            return -1
+    if "norm" in a and "norm" in b and a & _PLACES != b & _PLACES:
+        return -1
+    return len(a & b)
+
+
+def ordinal(segment: str) -> tuple[str, int] | None:
+    """``('ln', 2)`` for ``ln_2``, ``('norm', 1)`` for ``norm1``; ``None`` when not numbered."""
+    match = _ORDINAL.match(segment)
+    return None if match is None else (match.group("stem"), int(match.group("number")))
+
+
+def block_rank(segment: str) -> float | None:
+    """Where a segment's words place it in a transformer block (input, attention, mlp, post …).
+
+    ``input_layernorm`` 0.5, ``post_attention_layernorm`` 1.5, ``post_mlp_layernorm`` 2.5;
+    ``None`` when the words place it nowhere.
+    """
+    words = concepts(segment)
+    base = [_BLOCK_ORDER[w] for w in ("attn", "mlp") if w in words]
+    if len(base) > 1:
+        return None
+    if "post" in words:
+        return base[0] + 0.5 if base else None
+    if "input" in words:
+        return base[0] - 0.5 if base else 0.5
+    return None

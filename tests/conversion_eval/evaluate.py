@@ -1,0 +1,146 @@
+"""Score ckptdiff on the upstream-derived cases: renames, conversions and ``remap`` end to end.
+
+A suggestion is right when the truth (:mod:`truth`, by values) renames its source key to its
+target key. A conversion is right when its keys are the truth's parts and its ops, performed here
+with torch (an oracle independent of ckptdiff's numpy code), give exactly the loaded tensors.
+A case is fixed end to end when ``remap``'s file loads into a fresh model with
+``load_state_dict(strict=True)`` and every tensor then equals ``from_pretrained``'s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.conversion_eval.models import Case
+from tests.conversion_eval.truth import Truth, derive
+
+from ckptdiff.diffing.match import diff_manifests
+from ckptdiff.diffing.report import Report
+from ckptdiff.readers import read
+from ckptdiff.rename.results import Conversion, ConversionOp, Suggestion
+from ckptdiff.targets.resolve import resolve
+
+
+@dataclass
+class Score:
+    """One case's outcome."""
+
+    name: str
+    renames: tuple[int, int, int]  # suggested, right, true
+    conversions: tuple[int, int, int]  # suggested, right, true
+    fixed: bool
+    problems: list[str] = field(default_factory=list)
+    report: Report | None = None
+
+
+def perform(ops: tuple[ConversionOp, ...], tensors: list[Any]) -> list[Any]:
+    """The conversion's ops on torch tensors, as transformers' operations would run them."""
+    import torch
+
+    current = list(tensors)
+    for op in ops:
+        dim = op.dim or 0
+        if op.op == "concat":
+            runs = op.parts or len(current)
+            current = [torch.cat(current[i:i + runs], dim=dim)
+                       for i in range(0, len(current), runs)]
+        elif op.op == "stack":
+            current = [torch.stack(current, dim=dim)]
+        elif op.op == "chunk":
+            current = list(torch.split(current[0], list(op.sizes or ()), dim=dim))
+        elif op.op == "transpose":
+            a, b = op.dims or (0, 1)
+            current = [t.transpose(a, b) for t in current]
+        else:
+            raise AssertionError(f"no oracle for op {op.op}")
+    return current
+
+
+def _conversion_right(conversion: Conversion, truth: Truth, case: Case) -> bool:
+    if len(conversion.targets) == 1:
+        parts = truth.joins.get(conversion.targets[0])
+        if parts != frozenset(conversion.sources):
+            return False
+    elif truth.splits.get(conversion.sources[0]) != frozenset(conversion.targets):
+        return False
+    made = perform(conversion.ops, [case.saved[k] for k in conversion.sources])
+    return len(made) == len(conversion.targets) and all(
+        tuple(m.shape) == tuple(case.loaded[k].shape) and bool((m == case.loaded[k]).all())
+        for m, k in zip(made, conversion.targets, strict=True))
+
+
+def _equal_after(suggestion: Suggestion, case: Case) -> bool:
+    """Whether the suggested pair loads the very values ``from_pretrained`` holds."""
+    value = case.saved[suggestion.source_key]
+    if suggestion.axes is not None:
+        value = value.permute(*suggestion.axes)
+    wanted = case.loaded.get(suggestion.target_key)
+    return wanted is not None and tuple(value.shape) == tuple(wanted.shape) and bool(
+        (value == wanted).all())
+
+
+def score(case: Case, workdir: Path) -> Score:
+    """Diff, check and remap one case."""
+    truth = derive(case.saved, case.loaded)
+    report = diff_manifests(read(case.checkpoint), resolve(case.model))
+    problems: list[str] = []
+    right_renames = constant_right = 0
+    for s in report.suggestions:
+        if truth.renames.get(s.source_key) == s.target_key:
+            right_renames += 1
+        elif s.source_key in truth.constant and _equal_after(s, case):
+            constant_right += 1  # a zero buffer has no truth by values but loads the same
+        else:
+            problems.append(f"wrong rename: {s.source_key} -> {s.target_key}")
+    suggested = {s.source_key for s in report.suggestions}
+    problems += [f"missed rename: {k} -> {v}" for k, v in truth.renames.items()
+                 if k not in suggested]
+    right_conversions = 0
+    for conversion in report.conversions:
+        if _conversion_right(conversion, truth, case):
+            right_conversions += 1
+        else:
+            problems.append(f"wrong conversion: {conversion.rule} -> {conversion.targets}")
+    explained = {k for c in report.conversions for k in c.targets}
+    problems += [f"missed join: {k}" for k in truth.joins if k not in explained]
+    problems += [f"missed split: {k}" for k in truth.splits
+                 if not any(c.sources == (k,) for c in report.conversions)]
+    fixed = _remap_fixes(case, workdir, problems)
+    return Score(case.name, (len(report.suggestions), right_renames + constant_right,
+                             len(truth.renames) + constant_right),
+                 (len(report.conversions), right_conversions,
+                  len(truth.joins) + len(truth.splits)), fixed, problems, report)
+
+
+def _remap_fixes(case: Case, workdir: Path, problems: list[str]) -> bool:
+    from safetensors.torch import load_file
+
+    from ckptdiff import remap
+    from ckptdiff.errors import CkptdiffError
+
+    output = workdir / f"{case.name}.fixed.safetensors"
+    try:
+        remap(case.checkpoint, case.model, output)
+        fresh = case.fresh_model()
+        fresh.load_state_dict(load_file(str(output)), strict=True)
+    except (CkptdiffError, RuntimeError) as exc:
+        problems.append(f"remap: {str(exc).splitlines()[0][:160]}")
+        return False
+    state = fresh.state_dict()
+    unequal = [k for k, v in case.loaded.items() if not bool((state[k] == v).all())]
+    problems += [f"remap: {k} differs from from_pretrained's" for k in unequal]
+    return not unequal
+
+
+def totals(scores: list[Score]) -> dict[str, float]:
+    """Precision and recall of renames and conversions, and the share fixed end to end."""
+    def ratio(a: int, b: int) -> float:
+        return a / b if b else 1.0
+
+    rs, rr, rt = (sum(s.renames[i] for s in scores) for i in range(3))
+    cs, cr, ct = (sum(s.conversions[i] for s in scores) for i in range(3))
+    return {"rename_precision": ratio(rr, rs), "rename_recall": ratio(rr, rt),
+            "conversion_precision": ratio(cr, cs), "conversion_recall": ratio(cr, ct),
+            "fixed": ratio(sum(s.fixed for s in scores), len(scores))}
