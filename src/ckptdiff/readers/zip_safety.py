@@ -61,6 +61,23 @@ def check_zip_directory(archive: zipfile.ZipFile, file_size: int, path: str) -> 
     _check_extents(infos, file_size, path)
 
 
+def open_torch_archive(file: IO[bytes], size: int, path: str) -> zipfile.ZipFile:
+    """The zip archive of a torch file (``torch.save``, ``torch.jit.save``, ``torch.export``),
+    opened with every check: a one-line error when the central directory cannot be read, the
+    directory's sanity (:func:`check_zip_directory`) and its position as torch's miniz reads it
+    (:func:`check_directory_position`)."""
+    try:
+        archive = zipfile.ZipFile(file)
+    except Exception as exc:  # BadZipFile, EOFError, OSError, ValueError … on damaged input
+        lines = str(exc).strip().splitlines()
+        reason = lines[0][:160] if lines and lines[0] else type(exc).__name__
+        raise CorruptFileError(f"{path}: the zip central directory is missing or damaged "
+                               f"({reason}): truncated download?") from None
+    check_zip_directory(archive, size, path)
+    check_directory_position(file, path)
+    return archive
+
+
 def check_directory_position(file: IO[bytes], path: str) -> None:
     """Refuse an archive whose central directory is not where its end record says.
 

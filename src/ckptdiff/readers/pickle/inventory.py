@@ -30,7 +30,11 @@ from ckptdiff.readers.pickle.dcp_records import DCP_GLOBALS
 from ckptdiff.readers.pickle.scan import INCOMPLETE, GlobalsScan, scan_globals
 from ckptdiff.readers.pickle.script_records import script_globals
 from ckptdiff.readers.safety import MAX_PICKLE_BYTES, shown
-from ckptdiff.readers.zip_safety import check_zip_directory, read_member
+from ckptdiff.readers.zip_safety import (
+    check_directory_position,
+    check_zip_directory,
+    read_member,
+)
 
 # What a global is to ckptdiff (and, for "allowed" and "data", to torch.load(weights_only=True)).
 ALLOWED, AS_PLAIN_DATA, UNSUPPORTED, UNSAFE = "allowed", "data", "unsupported", "unsafe"
@@ -170,10 +174,12 @@ def _zip_pickles(path: Location, notes: list[str]) -> list[PickleFindings]:
             notes.append(f"{UNSCANNED}the zip central directory cannot be read "
                          f"({shown(str(exc))})")
             return found
-        try:
-            check_zip_directory(archive, file.size, str(path))
-        except CkptdiffError as exc:
-            notes.append(str(exc).removeprefix(f"{path}: "))
+        for check in (lambda: check_zip_directory(archive, file.size, str(path)),
+                      lambda: check_directory_position(cast(IO[bytes], file), str(path))):
+            try:
+                check()
+            except CkptdiffError as exc:
+                notes.append(str(exc).removeprefix(f"{path}: "))
         names = archive.namelist()
         script = any("/code/" in f"/{n}" for n in names)
         if script:

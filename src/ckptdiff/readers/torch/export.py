@@ -31,7 +31,7 @@ from ckptdiff.readers.torch.export_config import (
     Payload,
     parse_config,
 )
-from ckptdiff.readers.zip_safety import check_zip_directory, read_member
+from ckptdiff.readers.zip_safety import open_torch_archive, read_member
 
 _FORMAT = re.compile(r"([^/]+)/archive_format")
 _MODEL = re.compile(r"models/([^/]+)\.json")
@@ -69,7 +69,7 @@ class TorchExportReader:
         except OSError as exc:
             raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
         with raw:
-            archive = _open(raw, str(path))
+            archive = open_torch_archive(cast(IO[bytes], raw), raw.size, str(path))
             members = {info.filename: info for info in archive.infolist()}
             root = _root(members, str(path))
             if _member(raw, members[f"{root}/archive_format"], str(path), 16) != b"pt2":
@@ -130,17 +130,6 @@ def _metadata(program: object, model: str, constants: list[Payload]) -> dict[str
     meta["constants"] = [{"key": c.fqn, "shape": list(c.shape), "dtype": c.dtype}
                          for c in constants]
     return meta
-
-
-def _open(raw: CountingFile, path: str) -> zipfile.ZipFile:
-    try:
-        archive = zipfile.ZipFile(raw)
-    except Exception as exc:  # BadZipFile, EOFError, OSError, ValueError … on damaged input
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise CorruptFileError(f"{path}: the zip central directory is missing or damaged "
-                               f"({first}): truncated download?") from None
-    check_zip_directory(archive, raw.size, path)
-    return archive
 
 
 def _root(members: dict[str, zipfile.ZipInfo], path: str) -> str:

@@ -33,7 +33,7 @@ from ckptdiff.readers.pickle.unpickler import MAX_PICKLE_BYTES, LoadSession, loa
 from ckptdiff.readers.torch.manifest import check_tensor_bounds
 from ckptdiff.readers.torch.torchscript_code import MAX_CODE_BYTES, ScriptClassTable
 from ckptdiff.readers.torch.zip_layout import TORCHSCRIPT, archive_kind
-from ckptdiff.readers.zip_safety import check_zip_directory, read_member
+from ckptdiff.readers.zip_safety import open_torch_archive, read_member
 
 _DATA_PKL = re.compile(r"([^/]+)/data\.pkl")
 _CUSTOM_CLASSES = "__torch__.torch.classes."  # C++ (torchbind) classes: no code, no state_dict
@@ -62,7 +62,7 @@ class TorchScriptReader:
         except OSError as exc:
             raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
         with raw:
-            archive = _open(raw, str(path))
+            archive = open_torch_archive(cast(IO[bytes], raw), raw.size, str(path))
             members = {info.filename: info for info in archive.infolist()}
             root = _root(archive, str(path))
             session = LoadSession(legacy=False)
@@ -146,17 +146,6 @@ def _infos(found: list[tuple[str, TensorRecord, str]],
             trainable=tensor.requires_grad if kind == "parameter" else False,
             stride=tensor.stride, storage_offset=tensor.storage_offset))
     return tuple(out)
-
-
-def _open(raw: CountingFile, path: str) -> zipfile.ZipFile:
-    try:
-        archive = zipfile.ZipFile(raw)
-    except Exception as exc:  # BadZipFile, EOFError, OSError, ValueError … on damaged input
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise CorruptFileError(f"{path}: the zip central directory is missing or damaged "
-                               f"({first}): truncated download?") from None
-    check_zip_directory(archive, raw.size, path)
-    return archive
 
 
 def _root(archive: zipfile.ZipFile, path: str) -> str:

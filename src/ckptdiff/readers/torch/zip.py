@@ -20,11 +20,7 @@ from ckptdiff.readers.pickle.records import StorageRecord
 from ckptdiff.readers.pickle.unpickler import MAX_PICKLE_BYTES, LoadSession, load_pickle
 from ckptdiff.readers.torch.manifest import build_manifest, check_tensor_bounds
 from ckptdiff.readers.torch.zip_layout import TORCHSCRIPT, archive_kind
-from ckptdiff.readers.zip_safety import (
-    check_directory_position,
-    check_zip_directory,
-    read_member,
-)
+from ckptdiff.readers.zip_safety import open_torch_archive, read_member
 
 TORCH_EXTENSIONS = (".pth", ".pt", ".bin", ".ckpt")
 
@@ -69,7 +65,7 @@ class TorchZipReader:
         except OSError as exc:
             raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
         with raw:
-            archive = _open(raw, path)
+            archive = open_torch_archive(cast(IO[bytes], raw), raw.size, str(path))
             members = {info.filename: info for info in archive.infolist()}
             root = _archive_root(archive, path)
             data = _read_member(raw, members[f"{root}/data.pkl"], path)
@@ -90,18 +86,6 @@ class TorchZipReader:
             check_tensor_bounds(session, path, storage_name)
             metadata["bytes_read"] = raw.bytes_read
         return build_manifest(path, self.name, obj, key, session, storage_name, metadata)
-
-
-def _open(raw: CountingFile, path: Location) -> zipfile.ZipFile:
-    try:
-        archive = zipfile.ZipFile(raw)
-    except Exception as exc:  # BadZipFile, EOFError, OSError, ValueError … on damaged input
-        raise CorruptFileError(
-            f"{path}: the zip central directory is missing or damaged ({_reason(exc)}): "
-            "truncated download?") from None
-    check_zip_directory(archive, raw.size, str(path))
-    check_directory_position(cast(IO[bytes], raw), str(path))
-    return archive
 
 
 def _archive_root(archive: zipfile.ZipFile, path: Location) -> str:
@@ -168,8 +152,3 @@ def _check_extent(info: zipfile.ZipInfo, file_size: int, path: Location) -> None
         raise CorruptFileError(
             f"{path}: {info.filename} would end at byte {end:,}, past the end of the "
             f"{file_size:,}-byte file: truncated or damaged file?")
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:160] if text and text[0] else type(exc).__name__
