@@ -169,9 +169,9 @@ def diff(
         "--explain", help="Add a dry run of the framework's load calls (JSON: explain).")
     ] = False,
     loader: Annotated[str | None, typer.Option(
-        "--loader", metavar="NAME", help="Judge by this loader instead of the default "
-        "(load_state_dict, load_state_dict-nonstrict, safetensors.load_model, from_pretrained, "
-        "keras.load_weights, key-parity, …; the report lists those that apply).")] = None,
+        "--loader", metavar="NAME",
+        help="Judge by this loader, not the default (see the report's verdicts).",
+    )] = None,
 ) -> None:
     """Say whether SOURCE loads into TARGET; exit 1 when it does not.
 
