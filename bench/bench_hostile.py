@@ -119,8 +119,8 @@ def report_differential(stats: dict[str, object]) -> list[bool]:
           "read by ckptdiff and by torch.load(weights_only=True) / safe_open)")
     print(f"  differentials:         {stats['differential_count']} (ckptdiff stricter "
           f"{outcomes.get('stricter', 0):,}, flagged as refused by torch "
-          f"{outcomes.get('flagged', 0):,}, needs CUDA {outcomes.get('needs-cuda', 0):,}, agree "
-          f"{outcomes.get('agree', 0):,})")
+          f"{outcomes.get('flagged', 0):,}, needs a device here absent "
+          f"{outcomes.get('needs-device', 0):,}, agree {outcomes.get('agree', 0):,})")
     print(f"  code executions:       {stats['executions']}; crashes {stats['crash_count']}")
     ms = {name: float(str(stats[name])) * 1000 for name in ("p50", "p95", "max")}
     rss, baseline = float(str(stats["rss_mib"])), float(str(stats["baseline_rss_mib"]))

@@ -25,11 +25,11 @@ from typing import Any
 def measure_differential(job: dict[str, Any]) -> dict[str, Any]:
     """Run ``job["inputs"]`` differential inputs with seed ``job["seed"]``; return the figures."""
     from tests.differential import harness
+    from tests.differential.sides import Loader, Reading, ckptdiff_reading
+    from tests.hostile import audit_child
 
     from ckptdiff.errors import CkptdiffError
     from ckptdiff.readers import read
-    from tests.differential.sides import Loader, Reading, ckptdiff_reading
-    from tests.hostile import audit_child
 
     seeds = harness.all_seeds()
     events: list[str] = []

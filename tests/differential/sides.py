@@ -27,13 +27,15 @@ class Reading(NamedTuple):
     reason: str = ""
     flagged: bool = False  # ckptdiff accepted, but said the loader refuses the file
     container: str | None = None  # the container ckptdiff chose (``state_dict`` …)
-    needs_cuda: bool = False  # the loader refused only because this machine has no CUDA
+    needs_device: bool = False  # refused only for a device this machine lacks (CUDA …)
 
 
-# What torch says when a file needs CUDA that this (CPU-only) machine lacks: storages saved on a
-# GPU (retried with ``map_location="cpu"``, which reads the same tensors) or a ``torch.cuda``
-# tensor class called (no retry helps; on a CUDA machine the call succeeds).
-_NO_CUDA = ("torch.cuda.is_available() is False", "Torch not compiled with CUDA enabled")
+# What torch says when a file needs a device this (CPU-only) machine lacks: storages saved on a
+# GPU, ``mps`` or a ``privateuseone`` backend (retried with ``map_location="cpu"``, which reads
+# the same tensors), or a ``torch.cuda`` tensor class called (no retry helps; on a CUDA machine
+# the call succeeds).
+_NO_DEVICE = ("torch.cuda.is_available() is False", "Torch not compiled with CUDA enabled",
+              "Storage device not recognized", "device module is not registered")
 
 
 def _key(key: object) -> str:
@@ -77,13 +79,13 @@ def load_in_worker(path: str, family: str) -> Reading:
             return _torch_load(path, family, None)
     except BaseException as exc:  # every refusal, of any type, is the loader's answer
         reason = f"{type(exc).__name__}: {str(exc)[:200]}"
-        if not any(text in str(exc) for text in _NO_CUDA):
+        if not any(text in str(exc) for text in _NO_DEVICE):
             return Reading(False, reason=reason)
     try:
         return _torch_load(path, family, "cpu")
     except BaseException as exc:
         reason = f"{type(exc).__name__}: {str(exc)[:200]}"
-        return Reading(False, reason=reason, needs_cuda=any(t in str(exc) for t in _NO_CUDA))
+        return Reading(False, reason=reason, needs_device=any(t in str(exc) for t in _NO_DEVICE))
 
 
 def _torch_load(path: str, family: str, map_location: str | None) -> Reading:
