@@ -80,6 +80,8 @@ FOUND = [
     (1, "legacy/mixed", 1159),  # the same, another position
     (1, "zip/linear", 82),  # storage location 'mps': loads on a Mac
     (1, "zip/linear", 608),  # storage location 'privateuseone': loads with that backend
+    (1, "zip/bytes_keys", 238),  # _codecs.encode(text, b'latin1'): the encoding given as bytes
+    (1, "legacy/bytes_keys", 163),  # the same in a legacy file
 ]
 
 
