@@ -12,9 +12,13 @@ pickle corpus, ``unsafe_report``) and reports:
 - crashes (anything but a manifest or a one-line CkptdiffError; for the pickle corpus, anything
   but UnsafeContentError naming exactly the planted globals): must be 0;
 - p95 and max time per input (goal: p95 <= 2 s); peak RSS of the reader process and of the HDF5
-  sandbox's children (goal: <= 256 MiB).
+  sandbox's children (goal: <= 256 MiB);
+- then, in a second child (``hostile_differential.py``), the parser-differential harness for
+  ``--differential`` inputs: differentials (ckptdiff reads other tensors than the framework
+  loader, or accepts unsaid what it refuses; must be 0), executions and crashes on ckptdiff's
+  side, the stricter/flagged counts, p95 per input and peak RSS.
 
-Usage: python bench/bench_hostile.py [--mutations N] [--seed S]
+Usage: python bench/bench_hostile.py [--mutations N] [--seed S] [--differential N]
 """
 
 from __future__ import annotations
@@ -67,27 +71,74 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mutations", type=int, default=20_000, help="mutation inputs")
     parser.add_argument("--seed", type=int, default=2, help="mutation seed")
+    parser.add_argument("--differential", type=int, default=5_000,
+                        help="parser-differential inputs (0: none)")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--measure-differential", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         from hostile_measure import measure
 
         print(json.dumps(measure(json.loads(args.measure.read_text()))))
         return
+    if args.measure_differential:
+        from hostile_differential import measure_differential
+
+        job = json.loads(args.measure_differential.read_text())
+        print(json.dumps(measure_differential(job)))
+        return
     folder = WORK / "hostile"
     job = build(folder)
     job.update(mutations=args.mutations, seed=args.seed)
     (folder / "job.json").write_text(json.dumps(job))
-    env = dict(os.environ, PYTHONPATH=str(ROOT), CKPTDIFF_NATIVE_TIMEOUT="5")
-    child = subprocess.run([sys.executable, __file__, "--measure", str(folder / "job.json")],
-                           env=env, capture_output=True, text=True)
+    stats = _child("--measure", folder / "job.json")
+    differential = None
+    if args.differential:
+        (folder / "differential.json").write_text(json.dumps(
+            {"inputs": args.differential, "seed": args.seed, "warmup": job["warmup"]}))
+        differential = _child("--measure-differential", folder / "differential.json")
+    report(stats, differential)
+
+
+def _child(flag: str, job: Path) -> dict[str, object]:
+    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}",
+               CKPTDIFF_NATIVE_TIMEOUT="5")
+    child = subprocess.run([sys.executable, __file__, flag, str(job)], env=env,
+                           capture_output=True, text=True)
     if child.returncode != 0:
         raise SystemExit(f"measuring child failed:\n{child.stderr[-4000:]}")
-    stats = json.loads(child.stdout.strip().splitlines()[-1])
-    report(stats)
+    result: dict[str, object] = json.loads(child.stdout.strip().splitlines()[-1])
+    return result
 
 
-def report(stats: dict[str, object]) -> None:
+def report_differential(stats: dict[str, object]) -> list[bool]:
+    """Print the differential harness's figures; return its verdicts."""
+    outcomes = stats["outcomes"]
+    assert isinstance(outcomes, dict)
+    print(f"differential inputs:     {stats['inputs']:,} (torch zip/legacy, safetensors; each "
+          "read by ckptdiff and by torch.load(weights_only=True) / safe_open)")
+    print(f"  differentials:         {stats['differential_count']} (ckptdiff stricter "
+          f"{outcomes.get('stricter', 0):,}, flagged as refused by torch "
+          f"{outcomes.get('flagged', 0):,}, needs a device here absent "
+          f"{outcomes.get('needs-device', 0):,}, agree {outcomes.get('agree', 0):,})")
+    print(f"  code executions:       {stats['executions']}; crashes {stats['crash_count']}")
+    ms = {name: float(str(stats[name])) * 1000 for name in ("p50", "p95", "max")}
+    rss, baseline = float(str(stats["rss_mib"])), float(str(stats["baseline_rss_mib"]))
+    print(f"  p95 time per input:    {ms['p95']:,.1f} ms (median {ms['p50']:,.1f} ms, max "
+          f"{ms['max']:,.1f} ms); peak RSS {rss:,.1f} MiB, of which {rss - baseline:,.1f} MiB "
+          f"after warm-up (torch, imported to mutate, is the {baseline:,.1f} MiB before)")
+    for name in ("differentials", "crashes", "events"):
+        for line in list(stats[name]):  # type: ignore[call-overload]
+            print(f"  {line}")
+    return [verdict("no differentials", stats["differential_count"] == 0,
+                    str(stats["differential_count"])),
+            verdict("no code executed (differential)", stats["executions"] == 0,
+                    str(stats["executions"])),
+            verdict("no crashes (differential)", stats["crash_count"] == 0,
+                    str(stats["crash_count"]))]
+
+
+def report(stats: dict[str, object], differential: dict[str, object] | None) -> None:
     """Print the figures and one line per goal."""
     counts = stats["counts"]
     assert isinstance(counts, dict)
@@ -114,6 +165,8 @@ def report(stats: dict[str, object]) -> None:
           verdict("peak RSS <= 256 MiB", max(float(stats["rss_mib"]),
                                              float(stats["children_rss_mib"])) <= GOAL_RSS_MIB,
                   f"{stats['rss_mib']:.1f} / {stats['children_rss_mib']:.1f} MiB")]
+    if differential is not None:
+        ok += report_differential(differential)
     if not all(ok):
         raise SystemExit(1)
 

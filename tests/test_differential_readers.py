@@ -27,15 +27,9 @@ def loader() -> object:
     worker.close()
 
 
-# Differentials known and not fixed yet: torch requires a readable ``version`` record (1 to 10)
-# and an integer ``.storage_alignment``; ckptdiff does not read either record yet.
-OPEN = ("record:version", "record:.storage_alignment", "central:archive/version:")
-
-
 def _check(tally: Tally, total: int) -> None:
     assert not tally.crashes, "\n".join(tally.crashes[:20])
-    unexplained = [d for d in tally.differentials if not any(o in d for o in OPEN)]
-    assert not unexplained, "\n".join(unexplained[:20])
+    assert not tally.differentials, "\n".join(tally.differentials[:20])
     assert tally.inputs >= total
     assert tally.outcomes["agree"] > tally.inputs // 2  # the mutations mostly still parse
 
@@ -75,6 +69,19 @@ FOUND = [
     (0, "zip/empty_views", 0),  # empty storage with two dtypes: mmap and not disagree
     (0, "legacy/linear", 54),  # storage location ' cpu'
     (0, "zip/bytes_keys", 47),  # _codecs.encode of bytes
+    (0, "zip/linear", 78),  # the version record dropped
+    (0, "zip/mixed", 54),  # version -1
+    (0, "zip/params", 66),  # version 99, past the 10 torch reads
+    (0, "zip/complex", 58),  # version b''
+    (0, "zip/nested", 51),  # .storage_alignment b'little\n', which int() refuses
+    (0, "zip/params", 5),  # the version record's central directory says it is encrypted
+    (0, "legacy/empty_views", 32),  # torch.cuda.FloatTensor() as backward hooks: needs CUDA
+    (1, "legacy/linear", 118),  # a bytes key in the storage key list: torch never finds it
+    (1, "legacy/mixed", 1159),  # the same, another position
+    (1, "zip/linear", 82),  # storage location 'mps': loads on a Mac
+    (1, "zip/linear", 608),  # storage location 'privateuseone': loads with that backend
+    (1, "zip/bytes_keys", 238),  # _codecs.encode(text, b'latin1'): the encoding given as bytes
+    (1, "legacy/bytes_keys", 163),  # the same in a legacy file
 ]
 
 
@@ -89,7 +96,7 @@ def test_found_differentials_stay_fixed(run_seed: int, name: str, index: int, tm
     path.write_bytes(data)
     tally = Tally()
     outcome = check_input(path, seed, loader, tally, what)
-    assert outcome in ("agree", "stricter", "flagged"), tally.differentials
+    assert outcome in ("agree", "stricter", "flagged", "needs-device"), tally.differentials
 
 
 def test_weights_only_tables_match_torch() -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.hostile.bypass import BYPASS_CASES
 from tests.hostile.corpus import write_corpus
 from tests.hostile.files import PICKLE_CASES, ZIP_CASES
 from tests.hostile.files_other import LFS_CASES, OTHER_CASES
@@ -24,7 +25,7 @@ def test_nothing_runs_under_an_audit_hook(tmp_path: Path) -> None:
     corpus = write_corpus(tmp_path / "corpus")
     before = corpus.canary_state()
     cases = []
-    for case in PICKLE_CASES + ZIP_CASES + OTHER_CASES + LFS_CASES:
+    for case in PICKLE_CASES + ZIP_CASES + BYPASS_CASES + OTHER_CASES + LFS_CASES:
         folder = tmp_path / "files" / case.name
         folder.mkdir(parents=True)
         cases.append(str(case.build(folder)))

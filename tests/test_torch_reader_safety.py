@@ -72,10 +72,11 @@ def load(data: bytes) -> object:
 
 
 def write_zip(path: Path, data_pkl: bytes, storages: dict[str, bytes]) -> Path:
-    """A torch-style zip: archive/data.pkl, archive/byteorder, archive/data/<key>."""
+    """A torch-style zip: archive/data.pkl, byteorder, version (torch requires it), data/<key>."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
         archive.writestr("archive/data.pkl", data_pkl)
         archive.writestr("archive/byteorder", "little")
+        archive.writestr("archive/version", "3\n")
         for key, data in storages.items():
             archive.writestr(f"archive/data/{key}", data)
     return path

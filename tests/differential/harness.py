@@ -9,6 +9,8 @@ so ``(r, s, i)`` reproduces it exactly (:func:`make_input`). Outcomes:
 - ``flagged``: ckptdiff reads it but warns that ``torch.load(weights_only=True)`` refuses it,
   and the loader does refuse it;
 - ``agree``: both accept the same tensors, or both refuse;
+- ``needs-device``: ckptdiff accepts a file the loader refuses only for a device this machine
+  lacks (CUDA, mps, a privateuseone backend), even with ``map_location="cpu"``;
 - ``crash``: ckptdiff raised something other than a ``CkptdiffError`` (a bug).
 """
 
@@ -79,6 +81,8 @@ def classify(ours: Reading, theirs: Reading) -> str:
     if ours.accepted and theirs.accepted:
         return "agree" if ours.tensors == in_container(theirs, ours.container) else "differential"
     if ours.accepted:
+        if theirs.needs_device:
+            return "needs-device"
         return "flagged" if ours.flagged else "differential"
     return "stricter" if theirs.accepted else "agree"
 

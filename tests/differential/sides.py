@@ -27,6 +27,15 @@ class Reading(NamedTuple):
     reason: str = ""
     flagged: bool = False  # ckptdiff accepted, but said the loader refuses the file
     container: str | None = None  # the container ckptdiff chose (``state_dict`` …)
+    needs_device: bool = False  # refused only for a device this machine lacks (CUDA …)
+
+
+# What torch says when a file needs a device this (CPU-only) machine lacks: storages saved on a
+# GPU, ``mps`` or a ``privateuseone`` backend (retried with ``map_location="cpu"``, which reads
+# the same tensors), or a ``torch.cuda`` tensor class called (no retry helps; on a CUDA machine
+# the call succeeds).
+_NO_DEVICE = ("torch.cuda.is_available() is False", "Torch not compiled with CUDA enabled",
+              "Storage device not recognized", "device module is not registered")
 
 
 def _key(key: object) -> str:
@@ -67,14 +76,28 @@ def load_in_worker(path: str, family: str) -> Reading:
                     for key in handle.keys():  # noqa: SIM118 - safe_open is not a dict
                         _flatten(handle.get_tensor(key), key, out)
                 return Reading(True, tuple(sorted(out)))
-            import torch
-
-            loaded = torch.load(path, weights_only=True, mmap=family == "torch-zip")
-            out = []
-            _flatten(loaded, "", out)
-            return Reading(True, tuple(sorted(out)))
+            return _torch_load(path, family, None)
     except BaseException as exc:  # every refusal, of any type, is the loader's answer
-        return Reading(False, reason=f"{type(exc).__name__}: {str(exc)[:200]}")
+        reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+        if not any(text in str(exc) for text in _NO_DEVICE):
+            return Reading(False, reason=reason)
+    try:
+        return _torch_load(path, family, "cpu")
+    except BaseException as exc:
+        reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+        return Reading(False, reason=reason, needs_device=any(t in str(exc) for t in _NO_DEVICE))
+
+
+def _torch_load(path: str, family: str, map_location: str | None) -> Reading:
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = torch.load(path, weights_only=True, mmap=family == "torch-zip",
+                            map_location=map_location)
+    out: list[tuple[str, tuple[int, ...], str]] = []
+    _flatten(loaded, "", out)
+    return Reading(True, tuple(sorted(out)))
 
 
 class Loader:

@@ -168,7 +168,8 @@ def _torch_zip(members: list[tuple[str, bytes]], method: int = zipfile.ZIP_STORE
 
 
 def _good_members(data_pkl: bytes | None = None) -> list[tuple[str, bytes]]:
-    members = [("archive/data.pkl", data_pkl or state()), ("archive/byteorder", b"little")]
+    members = [("archive/data.pkl", data_pkl or state()), ("archive/byteorder", b"little"),
+               ("archive/version", b"3\n")]  # torch refuses an archive without it
     return members + [(f"archive/data/{k}", bytes(n)) for k, n in STORAGES.items()]
 
 

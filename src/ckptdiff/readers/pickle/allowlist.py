@@ -88,7 +88,9 @@ def _get_layout(*args: object) -> NamedRecord:
 
 def _codecs_encode(*args: object) -> bytes:
     # Protocol 2 writes bytes as _codecs.encode(latin-1 text, "latin1").
-    if len(args) != 2 or as_text(args[1], "encoding").lower() not in ("latin1", "latin-1"):
+    # The encoding must be text: the real function refuses bytes (b'latin1'), so torch.load does.
+    if len(args) != 2 or not isinstance(args[1], str) or args[1].lower() not in (
+            "latin1", "latin-1"):
         raise RecordError("_codecs.encode is allowed only as (text, 'latin1')")
     if not isinstance(args[0], str):  # the real function refuses bytes, so torch.load does
         raise RecordError("_codecs.encode of bytes, which fails in torch.load")

@@ -174,8 +174,10 @@ def _zip_pickles(path: Location, notes: list[str]) -> list[PickleFindings]:
             notes.append(f"{UNSCANNED}the zip central directory cannot be read "
                          f"({shown(str(exc))})")
             return found
-        for check in (lambda: check_zip_directory(archive, file.size, str(path)),
-                      lambda: check_directory_position(cast(IO[bytes], file), str(path))):
+        checks: tuple[Callable[[], None], ...] = (
+            lambda: check_zip_directory(archive, file.size, str(path)),
+            lambda: check_directory_position(cast(IO[bytes], file), str(path)))
+        for check in checks:
             try:
                 check()
             except CkptdiffError as exc:

@@ -24,6 +24,7 @@ from ckptdiff.readers.pickle.validate import (
     as_shape,
     as_stride,
     as_uint,
+    check_tensor_metadata,
 )
 from ckptdiff.readers.pickle.weights_only import TENSOR_DATA_ATTRIBUTES
 
@@ -88,12 +89,14 @@ def rebuild_tensor(*args: object) -> TensorRecord:
 
 
 def rebuild_tensor_v2(*args: object) -> TensorRecord:
-    """``_rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata])``."""
+    """``_rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata])``.
+
+    The backward hooks, of any type, are not checked: torch only stores them on the tensor
+    (``tensor._backward_hooks = hooks``), which changes nothing that loads."""
     check_arity(args, 6, 7, "_rebuild_tensor_v2")
     storage = storage_arg(args[0])
-    check_mapping(args[5], "backward hooks")
     if len(args) == 7:
-        check_mapping(args[6], "tensor metadata")
+        check_tensor_metadata(args[6], storage.dtype)
     return strided(storage, storage.dtype, args[1:4], as_bool(args[4], "requires_grad"))
 
 
@@ -102,17 +105,15 @@ def rebuild_tensor_v3(*args: object) -> TensorRecord:
     an untyped storage viewed as ``dtype`` (uint16, float8 … since torch 2.1)."""
     check_arity(args, 7, 8, "_rebuild_tensor_v3")
     storage = storage_arg(args[0])
-    check_mapping(args[5], "backward hooks")
-    if len(args) == 8:
-        check_mapping(args[7], "tensor metadata")
     dtype = dtype_arg(args[6])
+    if len(args) == 8:
+        check_tensor_metadata(args[7], dtype)
     return strided(storage, dtype, args[1:4], as_bool(args[4], "requires_grad"))
 
 
 def rebuild_parameter(*args: object) -> TensorRecord:
     """``_rebuild_parameter(data, requires_grad, hooks)``."""
     check_arity(args, 3, 3, "_rebuild_parameter")
-    check_mapping(args[2], "backward hooks")
     return as_parameter(tensor_arg(args[0], "parameter data"), as_bool(args[1], "requires_grad"))
 
 
@@ -120,7 +121,6 @@ def rebuild_parameter_with_state(*args: object) -> TensorRecord:
     """``_rebuild_parameter_with_state(data, requires_grad, hooks, state)``; the Python state
     (attributes set on the parameter) is inert data, checked by :func:`check_tensor_state`."""
     check_arity(args, 4, 4, "_rebuild_parameter_with_state")
-    check_mapping(args[2], "backward hooks")
     check_tensor_state(args[3])
     return as_parameter(tensor_arg(args[0], "parameter data"), as_bool(args[1], "requires_grad"))
 
@@ -154,7 +154,6 @@ def rebuild_qtensor(*args: object) -> TensorRecord:
     qparams = args[4]
     if not isinstance(qparams, tuple) or not qparams or not is_named(qparams[0], "qscheme"):
         raise RecordError("_rebuild_qtensor: quantizer parameters must start with a qscheme")
-    check_mapping(args[6], "backward hooks")
     return strided(storage, storage.dtype, args[1:4], as_bool(args[5], "requires_grad"))
 
 
@@ -241,9 +240,3 @@ def device_arg(value: object) -> str:
 def is_named(value: object, kind: str) -> bool:
     """True for a named constant of ``kind`` (``layout``, ``qscheme``, ``device``)."""
     return isinstance(value, NamedRecord) and value.kind == kind
-
-
-def check_mapping(value: object, what: str) -> None:
-    """Refuse anything but a dict or ``None`` (backward hooks, tensor metadata)."""
-    if value is not None and not isinstance(value, dict):
-        raise RecordError(f"{what} must be a dict")

@@ -119,3 +119,32 @@ def _show(value: object) -> str:
     if isinstance(value, (str, bytes)):
         return repr(value[:40])
     return f"a {type(value).__name__}"
+
+
+def check_tensor_metadata(value: object, dtype: str) -> None:
+    """Refuse the tensor metadata (conj and neg bits) that torch's ``set_tensor_metadata``
+    refuses, and nothing else: torch ignores a falsy value, asserts a dict otherwise, converts it
+    to ``dict[str, bool]`` (keys text or bytes, values numbers, bools or None), and sets the conj
+    bit, which only complex tensors have, wherever a ``conj`` key is present."""
+    if not value:
+        return
+    if not isinstance(value, dict):
+        raise RecordError("tensor metadata must be a dict")
+    for key, item in value.items():
+        if not _metadata_key(key) or not isinstance(item, (int, float, complex, type(None))):
+            raise RecordError("tensor metadata must map names to True or False")
+    if ("conj" in value or b"conj" in value) and not dtype.startswith("complex"):
+        raise RecordError(f"tensor metadata sets the conj bit of a {dtype} tensor, which torch "
+                          "refuses (only complex tensors have one)")
+
+
+def _metadata_key(key: object) -> bool:
+    if isinstance(key, bytes):
+        return True
+    if not isinstance(key, str):
+        return False
+    try:
+        key.encode("utf-8")  # pybind11's conversion to std::string
+    except UnicodeEncodeError:
+        return False
+    return True

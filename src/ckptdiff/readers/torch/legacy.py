@@ -111,6 +111,12 @@ def _expected_size(session: LoadSession, keys: object, data_start: int, path: Lo
     """Where the file ends: each listed storage is a count and its bytes, in list order."""
     if not isinstance(keys, list):
         raise CorruptFileError(f"{path}: the storage key list is not a list")
+    # torch finds each listed key among the main pickle's, whose keys are text: a bytes key
+    # (b'0' is not '0') is never found, and torch.load fails.
+    odd = next((k for k in keys if not isinstance(k, str)), None)
+    if odd is not None:
+        raise CorruptFileError(f"{path}: the storage key list holds {type(odd).__name__} "
+                               "keys, which torch.load never finds among the storages")
     try:
         listed = [as_storage_key(k) for k in keys]
     except RecordError as exc:

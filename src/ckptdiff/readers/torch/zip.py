@@ -3,8 +3,9 @@
 The archive holds ``<root>/data.pkl`` (the pickled object, storages as persistent ids),
 ``<root>/data/<key>`` (one member per storage, raw bytes) and small records (``byteorder``,
 ``version``); ``<root>`` is ``archive`` or, in older files, the file's stem. The reader reads the
-central directory, ``data.pkl`` and ``byteorder`` only: each storage member is checked against
-what the tensors need by its declared size in the central directory, never read.
+central directory, ``data.pkl``, ``byteorder`` and the records torch parses (``zip_records``)
+only: each storage member is checked against what the tensors need by its declared size in the
+central directory, never read.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ckptdiff.readers.pickle.records import StorageRecord
 from ckptdiff.readers.pickle.unpickler import MAX_PICKLE_BYTES, LoadSession, load_pickle
 from ckptdiff.readers.torch.manifest import build_manifest, check_tensor_bounds
 from ckptdiff.readers.torch.zip_layout import TORCHSCRIPT, archive_kind
+from ckptdiff.readers.torch.zip_records import check_format_records
 from ckptdiff.readers.zip_safety import open_torch_archive, read_member
 
 TORCH_EXTENSIONS = (".pth", ".pt", ".bin", ".ckpt")
@@ -74,6 +76,8 @@ class TorchZipReader:
             if byteorder is not None:
                 metadata["byteorder"] = _byteorder(raw, byteorder, path)
             _check_torch_records(members, root, path)
+            check_format_records(lambda info, limit: _read_member(raw, info, path, limit),
+                                 members, root, path)
             session = LoadSession(legacy=False)
             obj = load_pickle(data, session, str(path), f"{root}/data.pkl", weights_only=True)
 
@@ -106,11 +110,15 @@ def _archive_root(archive: zipfile.ZipFile, path: Location) -> str:
 def _check_torch_records(members: dict[str, zipfile.ZipInfo], root: str,
                          path: Location) -> None:
     """Refuse what torch's archive reader refuses before it unpickles, from the central
-    directory alone: a member outside the root folder, a compression method miniz cannot read."""
+    directory alone: a member outside the root folder, a compression method miniz cannot read,
+    an encrypted member (miniz refuses each record it opens; ckptdiff cannot check it either)."""
     for name, info in members.items():
         if not name.startswith(f"{root}/"):
             raise CorruptFileError(f"{path}: zip entry {name!r} is outside the archive's root "
                                    f"folder {root}/, which torch refuses")
+        if info.flag_bits & 0x01:
+            raise CorruptFileError(f"{path}: zip entry {name!r} is encrypted, which torch "
+                                   "cannot read")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise CorruptFileError(f"{path}: {name} uses zip compression method "
                                    f"{info.compress_type}, which torch cannot read")
