@@ -107,6 +107,23 @@ def test_cli_diff_of_a_gguf_and_a_model_spec(llama: object, model_file: Path,
     assert table.returncode == 0 and "blk" in table.stdout, table.stderr
 
 
+def test_a_converted_llama_against_a_safetensors_copy(llama: object, tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = llama.state_dict()  # type: ignore[attr-defined]
+    path = convert(state, tmp_path / "model.gguf")
+    save_file(state, str(tmp_path / "model.safetensors"))
+    report = ckptdiff.diff(path, tmp_path / "model.safetensors")
+    assert report.compatible and report.matched == 21
+    assert {f.kind for f in report.findings} == {"dtype"}
+    resized = transformers.LlamaForCausalLM(transformers.LlamaConfig(**{**CONFIG,
+                                                                        "vocab_size": 96}))
+    save_file(resized.state_dict(), str(tmp_path / "resized.safetensors"))
+    report = ckptdiff.diff(path, tmp_path / "resized.safetensors")
+    assert {(f.kind, f.key) for f in report.findings if f.severity == "error"} == {
+        ("shape", "token_embd.weight"), ("shape", "output.weight")}
+
+
 def test_a_tensor_the_converter_cannot_name_is_reported(llama: object, tmp_path: Path) -> None:
     from safetensors.torch import save_file
 
