@@ -39,6 +39,14 @@ def convert(state: dict[str, object], path: Path, *, experts: int | None = None,
     """GGUFWriter fed as LlamaModel.modify_tensors feeds it (names only: values are as saved)."""
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_block_count(BASE["num_hidden_layers"])
+    # set_gguf_parameters' keys: transformers builds its config from them
+    writer.add_context_length(2048)
+    writer.add_embedding_length(BASE["hidden_size"])
+    writer.add_feed_forward_length(BASE["intermediate_size"])
+    writer.add_head_count(BASE["num_attention_heads"])
+    writer.add_head_count_kv(BASE["num_key_value_heads"])
+    writer.add_vocab_size(BASE["vocab_size"])
+    writer.add_rope_dimension_count(BASE["hidden_size"] // BASE["num_attention_heads"])
     if experts is not None:
         writer.add_expert_count(experts)
     name_map = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, BASE["num_hidden_layers"])

@@ -42,7 +42,14 @@ def convert(state_dict: dict[str, object], path: Path, blocks: int = 2) -> Path:
     """Write ``state_dict`` as convert_hf_to_gguf.py's LlamaModel does (F16 file type)."""
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_block_count(blocks)
+    # set_gguf_parameters' keys: transformers builds its config from them
     writer.add_context_length(2048)
+    writer.add_embedding_length(CONFIG["hidden_size"])
+    writer.add_feed_forward_length(CONFIG["intermediate_size"])
+    writer.add_head_count(CONFIG["num_attention_heads"])
+    writer.add_head_count_kv(CONFIG["num_key_value_heads"])
+    writer.add_vocab_size(CONFIG["vocab_size"])
+    writer.add_rope_dimension_count(CONFIG["hidden_size"] // CONFIG["num_attention_heads"])
     name_map = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, blocks)
     for name, tensor in state_dict.items():
         if name.endswith(SKIPPED_SUFFIXES):
