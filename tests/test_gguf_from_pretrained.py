@@ -13,6 +13,7 @@ import ckptdiff
 gguf = pytest.importorskip("gguf", reason="the gguf package (pip install 'ckptdiff[gguf]')")
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
+np = pytest.importorskip("numpy")
 pytest.importorskip("accelerate", reason="from_pretrained(gguf_file=...) needs accelerate")
 
 CONFIG = {"num_hidden_layers": 2, "hidden_size": 32, "intermediate_size": 64,
@@ -113,3 +114,22 @@ def test_a_moe_gguf_is_left_to_key_parity(tmp_path: Path) -> None:
     _, renamed = in_gguf_key_space(moe, target)
     assert gguf_pretrained_judge(source, renamed) is not None
     assert gguf_pretrained_judge(moe, renamed) is None
+
+
+def test_a_type_gguf_cannot_dequantize_fails_the_verdict(llama: object, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from ckptdiff.loaders.gguf_pretrained import gguf_pretrained_judge
+    from ckptdiff.targets.gguf_names import in_gguf_key_space
+
+    source = ckptdiff.read(convert(llama, tmp_path / "model.gguf"))
+    key = "blk.0.ffn_down.weight"
+    q8_k = replace(source, tensors=tuple(replace(t, dtype="q8_k") if t.key == key else t
+                                         for t in source.tensors))
+    with pytest.raises(NotImplementedError):  # the oracle: what from_pretrained would call
+        block = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType.Q8_K][1]
+        gguf.dequantize(np.zeros(block, dtype=np.uint8), gguf.GGMLQuantizationType.Q8_K)
+    _, renamed = in_gguf_key_space(q8_k, ckptdiff.resolve(llama))
+    judged = gguf_pretrained_judge(q8_k, renamed)
+    assert judged is not None and not judged.verdict.loads
+    assert judged.verdict.keys == (key,) and "q8_k" in judged.verdict.reason
