@@ -42,7 +42,14 @@ def convert(state_dict: dict[str, object], path: Path, blocks: int = 2) -> Path:
     """Write ``state_dict`` as convert_hf_to_gguf.py's LlamaModel does (F16 file type)."""
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_block_count(blocks)
+    # set_gguf_parameters' keys: transformers builds its config from them
     writer.add_context_length(2048)
+    writer.add_embedding_length(CONFIG["hidden_size"])
+    writer.add_feed_forward_length(CONFIG["intermediate_size"])
+    writer.add_head_count(CONFIG["num_attention_heads"])
+    writer.add_head_count_kv(CONFIG["num_key_value_heads"])
+    writer.add_vocab_size(CONFIG["vocab_size"])
+    writer.add_rope_dimension_count(CONFIG["hidden_size"] // CONFIG["num_attention_heads"])
     name_map = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, blocks)
     for name, tensor in state_dict.items():
         if name.endswith(SKIPPED_SUFFIXES):
@@ -105,6 +112,23 @@ def test_cli_diff_of_a_gguf_and_a_model_spec(llama: object, model_file: Path,
     assert document["summary"]["missing"] == document["summary"]["unexpected"] == 0
     table = run_cli("diff", str(path), f"{model_file}:build_llama", "--tree")
     assert table.returncode == 0 and "blk" in table.stdout, table.stderr
+
+
+def test_a_converted_llama_against_a_safetensors_copy(llama: object, tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = llama.state_dict()  # type: ignore[attr-defined]
+    path = convert(state, tmp_path / "model.gguf")
+    save_file(state, str(tmp_path / "model.safetensors"))
+    report = ckptdiff.diff(path, tmp_path / "model.safetensors")
+    assert report.compatible and report.matched == 21
+    assert {f.kind for f in report.findings} == {"dtype"}
+    resized = transformers.LlamaForCausalLM(transformers.LlamaConfig(**{**CONFIG,
+                                                                        "vocab_size": 96}))
+    save_file(resized.state_dict(), str(tmp_path / "resized.safetensors"))
+    report = ckptdiff.diff(path, tmp_path / "resized.safetensors")
+    assert {(f.kind, f.key) for f in report.findings if f.severity == "error"} == {
+        ("shape", "token_embd.weight"), ("shape", "output.weight")}
 
 
 def test_a_tensor_the_converter_cannot_name_is_reported(llama: object, tmp_path: Path) -> None:

@@ -10,7 +10,10 @@ strict ``load_state_dict`` over all shards). A checkpoint target has no loader: 
 A live Keras model against a TF2 checkpoint or SavedModel, keyed by the object paths restore
 pairs it by (``targets.keras.objectgraph``), is judged by ``tf.train.Checkpoint(...).restore``:
 it loads when every model variable gets a value, whatever unused checkpoint values remain.
-Other Keras and TensorFlow pairs are judged by key parity for now, their ``load_weights`` /
+A GGUF against a live ``PreTrainedModel`` (in GGUF names) is judged by
+``from_pretrained(..., gguf_file=...)`` where transformers' tables decide it
+(``loaders.gguf_pretrained``), else by key parity. Other Keras and TensorFlow pairs are judged by
+key parity for now, their ``load_weights`` /
 ``restore`` verdicts (read off the dry runs, ``loaders.explain_verdicts``) listed beside it; the
 torch and transformers judges decide, key by key, what the loader accepts.
 """
@@ -23,6 +26,8 @@ from dataclasses import dataclass, replace
 from ckptdiff.errors import UsageError
 from ckptdiff.loaders.explain_verdicts import keras_judgements, tf_judgements
 from ckptdiff.loaders.frameworks import KERAS_FORMATS, TF_FORMATS, framework_of
+from ckptdiff.loaders.gguf_pretrained import NAME as GGUF_PRETRAINED
+from ckptdiff.loaders.gguf_pretrained import gguf_pretrained_judge
 from ckptdiff.loaders.torch_loaders import (
     applies_to_torch,
     judge_load_model,
@@ -97,6 +102,9 @@ def loader_choices(source: Manifest, target: Manifest) -> list[LoaderChoice]:
         return _torch_choices(source, target)
     if target.metadata.get("key_space") == "tf-object-graph" and source.format in TF_FORMATS:
         return _restore_choices(source, target)
+    gguf = gguf_pretrained_judge(source, target)
+    if gguf is not None:
+        return [LoaderChoice(GGUF_PRETRAINED, _fixed(gguf))]
     return []
 
 

@@ -5,6 +5,9 @@ model renamed to the GGUF names llama.cpp's converter gives its tensors.
 ``.attention.masked_bias``, ``.attention.bias``, ``.rotary_emb.inv_freq``), then names every other
 one with ``TensorNameMap.get_name(name, try_suffixes=(".weight", ".bias"))`` for the file's
 architecture and block count, and stops with ``Can not map tensor '…'`` where that finds none.
+For ``llama`` its ``LlamaModel.modify_tensors`` first fixes prefixes, skips vision tensors and
+stacks Mixtral experts (:mod:`ckptdiff.targets.gguf_convert`); its ``generate_extra_tensors``
+adds tensors computed from the config (``rope_freqs.weight``), listed as ``generated``.
 This module does the same with the same map (the optional ``gguf`` package, llama.cpp's own
 library), so a GGUF diffs against the model it came from key by key: a tensor the converter
 cannot name keeps its Hugging Face key (and is reported as such), the Hugging Face name of every
@@ -15,17 +18,22 @@ reversed dimensions back in the order transformers uses.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from ckptdiff.errors import MissingDependencyError, UsageError
 from ckptdiff.manifest import Manifest, TensorInfo
+from ckptdiff.targets.gguf_convert import Prepared, prepare_llama
 
 # What the converter skips before naming anything (ModelBase.prepare_tensors).
 SKIPPED_SUFFIXES = (".attention.masked_bias", ".attention.bias", ".rotary_emb.inv_freq")
 TRY_SUFFIXES = (".weight", ".bias")
 MARKER = "gguf_names"  # metadata key of a renamed manifest
+# Tensors generate_extra_tensors() computes from the config (gguf.MODEL_TENSOR member names).
+GENERATED = ("ROPE_FREQS", "ROPE_FACTORS_LONG", "ROPE_FACTORS_SHORT")
 
 
 def in_gguf_key_space(source: Manifest, target: Manifest) -> tuple[Manifest, Manifest]:
@@ -41,49 +49,105 @@ def in_gguf_key_space(source: Manifest, target: Manifest) -> tuple[Manifest, Man
     if not isinstance(architecture, str) or not isinstance(blocks, int):
         raise UsageError(f"{gguf_side.path}: the GGUF names no general.architecture and block "
                          "count, so its names cannot be matched with Hugging Face ones")
-    renamed = to_gguf_names(other, architecture, blocks)
+    experts = facts.get("kv", {}).get(f"{architecture}.expert_count")
+    renamed = to_gguf_names(other, architecture, blocks,
+                            expert_count=experts if isinstance(experts, int) else None,
+                            hf_architecture=hf_architecture(other))
     return (gguf_side, renamed) if source is gguf_side else (renamed, gguf_side)
 
 
-def to_gguf_names(manifest: Manifest, architecture: str, block_count: int) -> Manifest:
-    """``manifest`` (Hugging Face keys) under the names ``convert_hf_to_gguf.py`` would write."""
+def hf_architecture(manifest: Manifest) -> str | None:
+    """The transformers class the converter would read from ``config.json``'s
+    ``architectures``: a live model's class, else the ``config.json`` beside a local file."""
+    facts = manifest.metadata.get("transformers")
+    if isinstance(facts, dict) and isinstance(facts.get("class"), str):
+        return str(facts["class"]).rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+    where = Path(manifest.path)
+    config = where / "config.json" if where.is_dir() else where.parent / "config.json"
+    try:
+        architectures = json.loads(config.read_text(encoding="utf-8")).get("architectures")
+    except (OSError, ValueError, AttributeError):
+        return None  # no readable config: the converter could not run; the keys decide alone
+    if isinstance(architectures, list) and architectures and isinstance(architectures[0], str):
+        return architectures[0]
+    return None
+
+
+def to_gguf_names(manifest: Manifest, architecture: str, block_count: int, *,
+                  expert_count: int | None = None,
+                  hf_architecture: str | None = None) -> Manifest:
+    """``manifest`` (Hugging Face keys) under the names ``convert_hf_to_gguf.py`` would write:
+    for ``llama`` after its ``LlamaModel`` prefix and expert handling (``targets.gguf_convert``),
+    then ``TensorNameMap.get_name``. Tensors it would not write keep their Hugging Face keys;
+    ``metadata["gguf_names"]`` says why for each."""
     name_map = _tensor_name_map(architecture, block_count)
-    renames: dict[str, str] = {}
+    skipped = [info.key for info in manifest.tensors if info.key.endswith(SKIPPED_SUFFIXES)]
+    kept = [info for info in manifest.tensors if not info.key.endswith(SKIPPED_SUFFIXES)]
+    vision: list[str] = []
+    unprocessed: list[str] = []
+    if architecture == "llama":
+        prepared, vision, unprocessed = prepare_llama(kept, hf_architecture, expert_count)
+    else:
+        prepared = [Prepared(info.key, info, (info.key,)) for info in kept]
+    renames = {p.sources[0]: new for p in prepared if len(p.sources) == 1
+               and (new := name_map.get_name(p.name, try_suffixes=TRY_SUFFIXES))}
+    tensors: dict[str, TensorInfo] = {}
     unmapped: list[str] = []
-    skipped: list[str] = []
     duplicates: list[str] = []  # a second tensor under a name taken: GGUFWriter refuses it
-    for info in manifest.tensors:
-        if info.key.endswith(SKIPPED_SUFFIXES):
-            skipped.append(info.key)
+    for item in prepared:
+        new = name_map.get_name(item.name, try_suffixes=TRY_SUFFIXES)
+        if new is not None and new not in tensors:
+            tensors[new] = replace(item.info, key=new,
+                                   variable_name=item.info.variable_name or item.info.key,
+                                   aliases=tuple(renames.get(a, a) for a in item.info.aliases))
             continue
-        new = name_map.get_name(info.key, try_suffixes=TRY_SUFFIXES)
-        if new is None:
-            unmapped.append(info.key)
-        elif new in renames.values():
-            duplicates.append(info.key)
-        else:
-            renames[info.key] = new
-    dropped = set(skipped)
-    tensors = tuple(_renamed(info, renames) for info in manifest.tensors
-                    if info.key not in dropped)
-    facts = {"architecture": architecture, "block_count": block_count, "mapped": len(renames),
-             "unmapped": unmapped, "skipped": skipped, "duplicates": duplicates}
-    return replace(manifest, tensors=tensors, metadata={**manifest.metadata, MARKER: facts})
+        (unmapped if new is None else duplicates).extend(item.sources)
+        tensors.update((key, manifest.by_key[key]) for key in item.sources)
+    tensors.update((key, manifest.by_key[key]) for key in (*vision, *unprocessed))
+    facts = {"architecture": architecture, "block_count": block_count,
+             "hf_architecture": hf_architecture,
+             "mapped": len(tensors) - len(set(unmapped) | set(duplicates) | set(vision)
+                                          | set(unprocessed)),
+             "unmapped": list(dict.fromkeys(unmapped)), "skipped": skipped,
+             "duplicates": list(dict.fromkeys(duplicates)), "vision": vision,
+             "unprocessed_experts": unprocessed, "generated": _generated(architecture)}
+    return replace(manifest, tensors=tuple(tensors.values()),
+                   metadata={**manifest.metadata, MARKER: facts})
 
 
 def unmapped_note(key: str, facts: dict[str, Any]) -> str:
-    """What a finding about a tensor the converter cannot name says."""
+    """What a finding about a tensor the converter would not write under a GGUF name says."""
+    if key in facts.get("vision", ()):
+        return ("convert_hf_to_gguf.py skips vision tensors here: with --mmproj it writes them "
+                "to a separate GGUF")
+    if key in facts.get("unprocessed_experts", ()):
+        return ("convert_hf_to_gguf.py stacks a block's experts only when all of them (w1, w2, "
+                "w3 of each) are there: it stops with \"Unprocessed experts: [...]\"")
     return (f"convert_hf_to_gguf.py has no GGUF name for it ({facts['architecture']}, "
             f"{facts['block_count']} blocks): it stops with \"Can not map tensor {key!r}\"")
 
 
 def unmapped_keys(manifests: Sequence[Manifest]) -> dict[str, dict[str, Any]]:
-    """Keys the converter cannot name, each with the facts of the renaming that found them."""
+    """Keys the converter would not write under a GGUF name (unmapped, vision, experts it never
+    stacks), each with the facts of the renaming that found them."""
     found: dict[str, dict[str, Any]] = {}
     for manifest in manifests:
         facts = manifest.metadata.get(MARKER)
         if isinstance(facts, dict):
-            found.update(dict.fromkeys(facts.get("unmapped", ()), facts))
+            for reason in ("unmapped", "vision", "unprocessed_experts"):
+                found.update(dict.fromkeys(facts.get(reason, ()), facts))
+    return found
+
+
+def generated_keys(manifests: Sequence[Manifest]) -> set[str]:
+    """GGUF tensors the converter computes from the config rather than copies (``rope_freqs``
+    of llama3 rope scaling, Phi-3's ``rope_factors_long``/``_short``): no Hugging Face
+    checkpoint or model holds them."""
+    found: set[str] = set()
+    for manifest in manifests:
+        facts = manifest.metadata.get(MARKER)
+        if isinstance(facts, dict):
+            found.update(facts.get("generated", ()))
     return found
 
 
@@ -105,3 +169,12 @@ def _tensor_name_map(architecture: str, block_count: int) -> Any:
         raise UsageError(f"the gguf package knows no architecture {architecture!r}, so its "
                          "tensor names cannot be matched with Hugging Face ones")
     return gguf.get_tensor_name_map(by_name[architecture], block_count)
+
+
+def _generated(architecture: str) -> list[str]:
+    import gguf
+
+    by_name = {name: arch for arch, name in gguf.MODEL_ARCH_NAMES.items()}
+    known = gguf.MODEL_TENSORS.get(by_name[architecture], ())
+    tensors = [gguf.MODEL_TENSOR[member] for member in GENERATED]
+    return [f"{gguf.TENSOR_NAMES[tensor]}.weight" for tensor in tensors if tensor in known]
