@@ -115,7 +115,7 @@ def keras_model_manifest(model: Any, path_label: str,
                                  if not getattr(layer, "built", True)),
         "bytes_read": 0,
     }
-    metadata.update(_load_facts(model, saved_paths))
+    metadata.update(_load_facts(model, saved_paths, variables))
     known = {id(value) for _, values in (recorded or {}).values() for _, value in values}
     known.update(id(v) for v in (*getattr(model, "variables", ()), *model.weights))
     unregistered = unregistered_variables(model, known, _dtype_name)
@@ -149,19 +149,27 @@ def in_object_graph_keys(manifest: Manifest, model: Any, variables: dict[int, st
                    metadata=metadata)
 
 
-def _load_facts(model: Any, saved_paths: dict[str, str]) -> dict[str, Any]:
-    """What diff --explain needs to replay ``load_weights``: the path each key is saved under
-    (``.weights.h5``/``.keras``), and the legacy ``.h5`` loader's view of the model: its
-    top-level layers with weights, in order, with their weights' shapes in legacy order
-    (trainable first)."""
-    legacy = []
+def _load_facts(model: Any, saved_paths: dict[str, str],
+                variables: dict[int, str]) -> dict[str, Any]:
+    """What the Keras loaders pair by (``targets.keras.keyspace``, ``loaders.keras*``): the path
+    each key is saved under (``.weights.h5``/``.keras``), and the legacy ``.h5`` loader's view of
+    the model: its top-level layers (``model.layers``, with the keys of their weights in legacy
+    order, trainable first, as ``_legacy_weights`` lists them; null where a weight is not one
+    of the saved variables) and the model's own variables (``top_level_model_weights``)."""
+    legacy, layers = [], []
     for layer in getattr(model, "layers", ()):
         weights = [*getattr(layer, "trainable_weights", ()),
                    *getattr(layer, "non_trainable_weights", ())]
+        layers.append({"name": str(layer.name), "keys": [variables.get(id(w)) for w in weights]})
         if weights:
             legacy.append({"name": str(layer.name),
                            "shapes": [[int(d) for d in w.shape] for w in weights]})
-    facts: dict[str, Any] = {"legacy_h5_layers": legacy}
+    in_weights = {id(w) for w in getattr(model, "weights", ())}
+    own = [*getattr(model, "_trainable_variables", ()),
+           *getattr(model, "_non_trainable_variables", ())]
+    facts: dict[str, Any] = {
+        "legacy_h5_layers": legacy, "legacy_layers": layers,
+        "legacy_top_level": [variables.get(id(v)) for v in own if id(v) in in_weights]}
     if saved_paths:
         facts["saved_paths"] = saved_paths
     return facts
