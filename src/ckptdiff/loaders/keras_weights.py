@@ -42,10 +42,11 @@ def _layers(manifest: Manifest) -> Layers:
 
 
 def layer_name(target: Manifest, variables: Mapping[str, TensorInfo]) -> str:
-    """The layer's name in Keras messages, from a variable's user key (``enc/d2/kernel``)."""
+    """The layer's name in Keras messages, from a variable's user key (``enc/d2/kernel``, or
+    positional where ckptdiff cannot name the variable: ``head/vars/0``)."""
     user_keys = target.metadata.get("user_keys") or {}
     key = str(user_keys.get(next(iter(variables.values())).key, ""))
-    chain = key.rsplit("/", 1)[0] if "/" in key else ""
+    chain = key.rpartition("/vars/")[0] if "/vars/" in key else key.rpartition("/")[0]
     return chain.rsplit("/", 1)[-1] if chain else "model"
 
 

@@ -23,6 +23,8 @@ from ckptdiff.readers.keras.saved_layers import (
     SavedVariable,
     saved_layer_tensors,
 )
+from ckptdiff.targets.keras.keyspace import V3_FORMATS
+from ckptdiff.targets.keras.load_walk import paths_loaded_from
 from ckptdiff.targets.keras.objectgraph import bound_keys, first_paths, model_root
 from ckptdiff.targets.keras.record import record_saved_state
 from ckptdiff.targets.keras.unregistered import unregistered_variables
@@ -83,7 +85,9 @@ def keras_model_manifest(model: Any, path_label: str,
     Against a TF2 checkpoint or SavedModel (``against``), whose restore pairs objects by their
     path in the object graph, the keys are those paths instead, rooted where that checkpoint
     holds the model (see :mod:`ckptdiff.targets.keras.objectgraph`), and the Keras names are
-    kept in ``metadata["user_keys"]``.
+    kept in ``metadata["user_keys"]``. Against a ``.weights.h5``/``.keras`` file,
+    ``metadata["saved_paths"]`` holds the path ``load_weights`` fills each variable from
+    (:mod:`ckptdiff.targets.keras.load_walk`), which ``targets.keras.keyspace`` keys by.
     """
     ensure_built(model, path_label)
     recorded = record_saved_state(model)
@@ -100,6 +104,8 @@ def keras_model_manifest(model: Any, path_label: str,
         by_storage = {"/".join((*path, "vars", index)): value
                       for path, (_, values) in recorded.items() for index, value in values}
         variables = {id(by_storage[s]): key for key, s in saved_paths.items() if s in by_storage}
+        if against is not None and against.format in V3_FORMATS:  # paired where load_weights
+            saved_paths = paths_loaded_from(model, recorded, against, saved_paths)  # fills
     else:  # Keras without the saving internals ckptdiff records through (e.g. tf_keras 2)
         tensors = _tensors_from_variable_paths(model)
         variables = {id(v): t.key for v, t in zip(model.weights, tensors, strict=True)}
