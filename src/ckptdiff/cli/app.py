@@ -196,7 +196,8 @@ def diff(
     policy = guarded(lambda: _policy(config, fail_on, ignore, allow_rename, exit_zero))
     # Both manifests stay at hand: the tree and html views show the keys that matched too.
     sides = reading(lambda: resolve_pair(source, target, key=key, target_key=target_key,
-                                         model_kwargs=kwargs), source, quiet, verbose)
+                                         model_kwargs=kwargs, loader=loader), source, quiet,
+                    verbose)
     report = guarded(lambda: policy.apply(run_diff(*sides, loader=loader)))
     if explain:  # the framework's own load rules, replayed on the two manifests
         from dataclasses import replace

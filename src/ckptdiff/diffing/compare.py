@@ -15,6 +15,7 @@ from typing import Any
 from ckptdiff.diffing.match import DEFAULT_LOADER, diff_manifests
 from ckptdiff.diffing.outlook import parity_verdict
 from ckptdiff.diffing.report import Report
+from ckptdiff.loaders.keras_legacy_weights import BY_NAME_LOADER
 from ckptdiff.manifest import Manifest
 from ckptdiff.targets.gguf_names import (
     generated_keys,
@@ -22,6 +23,7 @@ from ckptdiff.targets.gguf_names import (
     unmapped_keys,
     unmapped_note,
 )
+from ckptdiff.targets.keras.keyspace import in_keras_key_space
 from ckptdiff.targets.resolve import Source, resolve
 
 
@@ -41,7 +43,7 @@ def diff(
     ``loader`` names the judging loader (``diff --loader``; None: the pair's default).
     """
     stored, expected = resolve_pair(source, target, key=key, target_key=target_key,
-                                    model_kwargs=model_kwargs)
+                                    model_kwargs=model_kwargs, loader=loader)
     report = note_gguf_names(diff_manifests(stored, expected, loader or DEFAULT_LOADER),
                              stored, expected)
     return apply_ignore(report, ignore)
@@ -49,13 +51,16 @@ def diff(
 
 def resolve_pair(source: Source, target: Source, *, key: str | None = None,
                  target_key: str | None = None,
-                 model_kwargs: Mapping[str, Any] | None = None) -> tuple[Manifest, Manifest]:
+                 model_kwargs: Mapping[str, Any] | None = None,
+                 loader: str | None = None) -> tuple[Manifest, Manifest]:
     """Both sides as manifests in one key space: a live model described as the source's loader
-    pairs it (a Keras model by TF object paths against a TF2 checkpoint), a Hugging Face side
-    in GGUF names against a GGUF."""
+    pairs it (a Keras model by TF object paths against a TF2 checkpoint; a Keras file and model
+    by saving path, or by legacy layer order, or by layer name for ``loader``
+    ``keras.load_weights-by_name*``), a Hugging Face side in GGUF names against a GGUF."""
     stored = resolve(source, key=key)
     expected = resolve(target, key=target_key, model_kwargs=model_kwargs, against=stored)
-    return in_gguf_key_space(stored, expected)
+    by_name = (loader or "").startswith(BY_NAME_LOADER)
+    return in_gguf_key_space(*in_keras_key_space(stored, expected, by_name=by_name))
 
 
 GENERATED_NOTE = ("convert_hf_to_gguf.py computes it from the config (rope scaling) and llama.cpp "

@@ -10,6 +10,7 @@ fills tied tensors itself) the key diff's own rules judge: key parity.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from ckptdiff.diffing.exported import note_exporter_conventions, unpairable_keys
 from ckptdiff.diffing.optimizer import TrainingStateJudge, optimizer_group_findings
@@ -56,7 +57,7 @@ def diff_manifests(source: Manifest, target: Manifest, loader: str | None = None
         source=Side.of(source),
         target=Side.of(target),
         matched=len(matched_keys),
-        findings=tuple(findings),
+        findings=tuple(with_user_names(findings, source, target)),
         suggestions=plan.suggestions,
         rules=plan.rules,
         unpaired=unpaired,
@@ -65,6 +66,22 @@ def diff_manifests(source: Manifest, target: Manifest, loader: str | None = None
         after_fix=outlook,
         conversions=plan.conversions,
     )
+
+
+def with_user_names(findings: list[Finding], source: Manifest,
+                    target: Manifest) -> list[Finding]:
+    """``findings`` with the user-facing names of their keys where a side was keyed in its
+    loader's key space (``metadata["user_keys"]``: key -> name)."""
+    names = [side.metadata.get("user_keys") or {} for side in (source, target)]
+    if not any(names):
+        return findings
+    out = []
+    for finding in findings:
+        pair = tuple(side_names.get(finding.key) if finding.key in manifest.by_key else None
+                     for side_names, manifest in zip(names, (source, target), strict=True))
+        named = (pair[0], pair[1]) if any(pair) else None
+        out.append(replace(finding, names=named) if named else finding)
+    return out
 
 
 def _judged(source: Manifest, target: Manifest, name: str | None) -> tuple[list[Finding], bool]:

@@ -58,10 +58,13 @@ class Finding:
     target: TensorSide | None
     note: str | None = None
     tied_to: str | None = None
+    # The names users know for ``key`` (source, target) where the judging loader's key space
+    # differs from them (Keras layer names beside saving paths); None where they do not.
+    names: tuple[str | None, str | None] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON object of the report schema's finding."""
-        return {
+        out: dict[str, Any] = {
             "kind": self.kind,
             "key": self.key,
             "severity": self.severity,
@@ -70,6 +73,9 @@ class Finding:
             "note": self.note,
             "tied_to": self.tied_to,
         }
+        if self.names is not None:
+            out["names"] = {"source": self.names[0], "target": self.names[1]}
+        return out
 
 
 @dataclass(frozen=True)

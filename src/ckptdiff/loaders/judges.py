@@ -12,10 +12,14 @@ pairs it by (``targets.keras.objectgraph``), is judged by ``tf.train.Checkpoint(
 it loads when every model variable gets a value, whatever unused checkpoint values remain.
 A GGUF against a live ``PreTrainedModel`` (in GGUF names) is judged by
 ``from_pretrained(..., gguf_file=...)`` where transformers' tables decide it
-(``loaders.gguf_pretrained``), else by key parity. Other Keras and TensorFlow pairs are judged by
-key parity for now, their ``load_weights`` /
-``restore`` verdicts (read off the dry runs, ``loaders.explain_verdicts``) listed beside it; the
-torch and transformers judges decide, key by key, what the loader accepts.
+(``loaders.gguf_pretrained``), else by key parity.
+A Keras file against a live Keras model, both keyed as ``load_weights`` pairs them
+(``targets.keras.keyspace``), is judged by ``model.load_weights`` (``loaders.keras_weights``
+for ``.weights.h5``/``.keras``, ``loaders.keras_legacy_weights`` for legacy ``.h5``, by order
+and ``by_name=True``), with ``skip_mismatch=True`` beside each. Pairs that could not be keyed
+so (a target without Keras' saving facts) keep key parity, their dry-run verdicts
+(``loaders.explain_verdicts``) listed beside it. The torch, transformers and Keras judges
+decide, key by key, what the loader accepts.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from ckptdiff.loaders.explain_verdicts import keras_judgements, tf_judgements
 from ckptdiff.loaders.frameworks import KERAS_FORMATS, TF_FORMATS, framework_of
 from ckptdiff.loaders.gguf_pretrained import NAME as GGUF_PRETRAINED
 from ckptdiff.loaders.gguf_pretrained import gguf_pretrained_judge
+from ckptdiff.loaders.keras_legacy_weights import applies_legacy, judge_legacy
+from ckptdiff.loaders.keras_weights import applies_load_weights, judge_load_weights
 from ckptdiff.loaders.torch_loaders import (
     applies_to_torch,
     judge_load_model,
@@ -96,10 +102,34 @@ def _fixed(judgement: Judgement) -> Callable[[], Judgement]:
     return lambda: judgement
 
 
+def _keras_choices(source: Manifest, target: Manifest) -> list[LoaderChoice]:
+    if applies_load_weights(source, target):
+        return [LoaderChoice("keras.load_weights" + ("-skip_mismatch" if skip else ""),
+                             _weights_judge(source, target, skip)) for skip in (False, True)]
+    if applies_legacy(source, target):  # by order (the default), then by_name=True
+        return [LoaderChoice("keras.load_weights" + ("-by_name" if by_name else "")
+                             + ("-skip_mismatch" if skip else ""),
+                             _legacy_judge(source, target, by_name, skip))
+                for by_name in (False, True) for skip in (False, True)]
+    return []
+
+
+def _weights_judge(source: Manifest, target: Manifest, skip: bool) -> Callable[[], Judgement]:
+    return lambda: judge_load_weights(source, target, skip)
+
+
+def _legacy_judge(source: Manifest, target: Manifest, by_name: bool,
+                  skip: bool) -> Callable[[], Judgement]:
+    return lambda: judge_legacy(source, target, by_name, skip)
+
+
 def loader_choices(source: Manifest, target: Manifest) -> list[LoaderChoice]:
     """The loaders that apply, the default first; empty for checkpoint vs checkpoint."""
     if applies_to_torch(source, target):
         return _torch_choices(source, target)
+    keras_choices = _keras_choices(source, target)
+    if keras_choices:
+        return keras_choices
     if target.metadata.get("key_space") == "tf-object-graph" and source.format in TF_FORMATS:
         return _restore_choices(source, target)
     gguf = gguf_pretrained_judge(source, target)
@@ -109,11 +139,10 @@ def loader_choices(source: Manifest, target: Manifest) -> list[LoaderChoice]:
 
 
 def listed_beside_parity(source: Manifest, target: Manifest) -> list[Judgement]:
-    """Loader verdicts listed next to key parity, which judges Keras and TensorFlow pairs until
-    their key spaces are replayed (issue 15, parts 2 and 4): the dry runs' view of
-    ``load_weights`` for a live Keras model, of ``restore`` for a checkpoint the model wrote.
-    They are not the judge yet because the dry runs still pair by ckptdiff keys (a custom
-    layer's legacy ``.h5`` weights, in their saved order, read as a mismatch there)."""
+    """Loader verdicts listed next to key parity where a pair is not in its loader's key
+    space (a TF checkpoint against a TensorFlow target, a Keras target without the facts its
+    loader pairs by): the dry runs' view of ``load_weights`` and ``restore``, which pair by
+    ckptdiff's keys and so cannot judge."""
     if framework_of(target) == "tensorflow" and source.format in TF_FORMATS:
         return tf_judgements(source, target)
     if target.format == "keras-model" and (source.format in KERAS_FORMATS

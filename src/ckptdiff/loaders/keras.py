@@ -80,7 +80,9 @@ def _explain_by_path(source: Manifest, target: Manifest, call: str) -> list[Load
     renamed = 0
     for layer, variables in expected.items():
         found = stored.get(layer, {})
-        name = _layer_name(next(iter(variables.values())))
+        user_keys = target.metadata.get("user_keys") or {}
+        first = next(iter(variables.values()))
+        name = _layer_name(str(user_keys.get(first, first)))
         if set(found) != set(variables):
             failed.append(f"Layer '{name}' expected {len(variables)} variables, but received "
                           f"{len(found)} variables during loading")
@@ -110,8 +112,9 @@ def _explain_by_path(source: Manifest, target: Manifest, call: str) -> list[Load
 
 
 def _layer_name(key: str) -> str:
-    """The layer's name in Keras messages: the key's last layer segment (``enc/d2/kernel``)."""
-    layers = key.rsplit("/", 1)[0] if "/" in key else ""
+    """The layer's name in Keras messages: the key's last layer segment (``enc/d2/kernel``,
+    ``scale/vars/0`` for a variable ckptdiff cannot name)."""
+    layers = key.rpartition("/vars/")[0] if "/vars/" in key else key.rpartition("/")[0]
     return layers.rsplit("/", 1)[-1] if layers else "model"
 
 

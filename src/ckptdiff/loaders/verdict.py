@@ -60,10 +60,10 @@ class Judgement:
     """A loader's verdict and its call on each key it treats specially (by key; a missing key is
     a target key, an unexpected one a source key, so one mapping holds both).
     ``decides_keys``: the loader's calls set the severity of every missing and unexpected key
-    (torch, transformers); otherwise the key diff's own rules stand (Keras and TensorFlow, until
-    their key spaces are replayed). ``extra_unexpected``: keys both sides have that the loader
-    still reports unexpected (``safetensors.torch.load_model`` given both names of a tied
-    weight)."""
+    (torch, transformers, Keras ``load_weights``, TF ``restore``); otherwise the key diff's own
+    rules stand (the dry-run verdicts listed beside key parity). ``extra_unexpected``: keys
+    both sides have that the loader still reports unexpected (``safetensors.torch.load_model``
+    given both names of a tied weight)."""
 
     verdict: Verdict
     calls: Mapping[str, KeyCall] = field(default_factory=dict)

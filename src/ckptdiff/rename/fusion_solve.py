@@ -118,6 +118,8 @@ def _options(f: Desc, parts: tuple[Desc, ...], many_to_one: bool) -> list[_Optio
 
 
 def _leaves_agree(f: Desc, p: Desc, many_to_one: bool) -> bool:
+    if not f.rel or not p.rel:  # a key ending in its index (Keras' vars/0) names no leaf
+        return False
     fused_leaf, part_leaf = f.rel[-1], p.rel[-1]
     if fused_leaf in ("weight", "bias") or part_leaf in ("weight", "bias") and not many_to_one:
         return fused_leaf == part_leaf

@@ -24,6 +24,7 @@ from ckptdiff.readers.keras.hdf5 import (
     read_string_list,
 )
 from ckptdiff.readers.keras.names import (
+    VariableName,
     child_class,
     class_saving,
     join_key,
@@ -109,8 +110,7 @@ def _named(stored: list[_Stored], config: ConfigIndex | None) -> list[TensorInfo
     by_chain: dict[Chain, list[_Stored]] = {}
     for item in stored:
         by_chain.setdefault(item.chain, []).append(item)
-    tensors: list[TensorInfo] = []
-    used: set[str] = set()
+    named_items: dict[int, tuple[str, VariableName, bool | None]] = {}  # id(item) -> naming
     for chain, items in by_chain.items():
         real = [item.short for item in items]
         cls = _layer_class(chain, real, config, chain[:-1] in by_chain)
@@ -118,17 +118,24 @@ def _named(stored: list[_Stored], config: ConfigIndex | None) -> list[TensorInfo
         known = variable_names(cls, len(items)) is not None
         names = name_variables(cls if known else None, len(items))
         for item, named in zip(items, names, strict=True):
-            key = join_key(chain, named.name)
-            if key in used:
-                key = f"{key}@{item.storage}"
-            used.add(key)
-            shape, dtype, nbytes = item.facts
-            trainable = False if named.kind == "buffer" or flag is False else (
-                True if flag and not named.positional else None)
-            tensors.append(TensorInfo(
-                key=key, shape=shape, dtype=dtype, device=None, nbytes=nbytes,
-                storage=item.storage, kind=named.kind, trainable=trainable,
-                variable_name=item.weight_name if item.weight_name != key else None))
+            named_items[id(item)] = (join_key(chain, named.name), named, flag)
+    # Tensors in the file's order (each layer's weight_names): the legacy loader pairs a
+    # layer's weights by that position, and chains of a nested layer may interleave in it
+    # (trainable weights of every child first, then the non-trainable ones).
+    tensors: list[TensorInfo] = []
+    used: set[str] = set()
+    for item in stored:
+        key, named, flag = named_items[id(item)]
+        if key in used:
+            key = f"{key}@{item.storage}"
+        used.add(key)
+        shape, dtype, nbytes = item.facts
+        trainable = False if named.kind == "buffer" or flag is False else (
+            True if flag and not named.positional else None)
+        tensors.append(TensorInfo(
+            key=key, shape=shape, dtype=dtype, device=None, nbytes=nbytes,
+            storage=item.storage, kind=named.kind, trainable=trainable,
+            variable_name=item.weight_name if item.weight_name != key else None))
     return tensors
 
 

@@ -23,6 +23,8 @@ from ckptdiff.readers.keras.saved_layers import (
     SavedVariable,
     saved_layer_tensors,
 )
+from ckptdiff.targets.keras.keyspace import V3_FORMATS
+from ckptdiff.targets.keras.load_walk import paths_loaded_from
 from ckptdiff.targets.keras.objectgraph import bound_keys, first_paths, model_root
 from ckptdiff.targets.keras.record import record_saved_state
 from ckptdiff.targets.keras.unregistered import unregistered_variables
@@ -83,7 +85,9 @@ def keras_model_manifest(model: Any, path_label: str,
     Against a TF2 checkpoint or SavedModel (``against``), whose restore pairs objects by their
     path in the object graph, the keys are those paths instead, rooted where that checkpoint
     holds the model (see :mod:`ckptdiff.targets.keras.objectgraph`), and the Keras names are
-    kept in ``metadata["user_keys"]``.
+    kept in ``metadata["user_keys"]``. Against a ``.weights.h5``/``.keras`` file,
+    ``metadata["saved_paths"]`` holds the path ``load_weights`` fills each variable from
+    (:mod:`ckptdiff.targets.keras.load_walk`), which ``targets.keras.keyspace`` keys by.
     """
     ensure_built(model, path_label)
     recorded = record_saved_state(model)
@@ -100,6 +104,8 @@ def keras_model_manifest(model: Any, path_label: str,
         by_storage = {"/".join((*path, "vars", index)): value
                       for path, (_, values) in recorded.items() for index, value in values}
         variables = {id(by_storage[s]): key for key, s in saved_paths.items() if s in by_storage}
+        if against is not None and against.format in V3_FORMATS:  # paired where load_weights
+            saved_paths = paths_loaded_from(model, recorded, against, saved_paths)  # fills
     else:  # Keras without the saving internals ckptdiff records through (e.g. tf_keras 2)
         tensors = _tensors_from_variable_paths(model)
         variables = {id(v): t.key for v, t in zip(model.weights, tensors, strict=True)}
@@ -115,7 +121,7 @@ def keras_model_manifest(model: Any, path_label: str,
                                  if not getattr(layer, "built", True)),
         "bytes_read": 0,
     }
-    metadata.update(_load_facts(model, saved_paths))
+    metadata.update(_load_facts(model, saved_paths, variables))
     known = {id(value) for _, values in (recorded or {}).values() for _, value in values}
     known.update(id(v) for v in (*getattr(model, "variables", ()), *model.weights))
     unregistered = unregistered_variables(model, known, _dtype_name)
@@ -149,19 +155,27 @@ def in_object_graph_keys(manifest: Manifest, model: Any, variables: dict[int, st
                    metadata=metadata)
 
 
-def _load_facts(model: Any, saved_paths: dict[str, str]) -> dict[str, Any]:
-    """What diff --explain needs to replay ``load_weights``: the path each key is saved under
-    (``.weights.h5``/``.keras``), and the legacy ``.h5`` loader's view of the model: its
-    top-level layers with weights, in order, with their weights' shapes in legacy order
-    (trainable first)."""
-    legacy = []
+def _load_facts(model: Any, saved_paths: dict[str, str],
+                variables: dict[int, str]) -> dict[str, Any]:
+    """What the Keras loaders pair by (``targets.keras.keyspace``, ``loaders.keras*``): the path
+    each key is saved under (``.weights.h5``/``.keras``), and the legacy ``.h5`` loader's view of
+    the model: its top-level layers (``model.layers``, with the keys of their weights in legacy
+    order, trainable first, as ``_legacy_weights`` lists them; null where a weight is not one
+    of the saved variables) and the model's own variables (``top_level_model_weights``)."""
+    legacy, layers = [], []
     for layer in getattr(model, "layers", ()):
         weights = [*getattr(layer, "trainable_weights", ()),
                    *getattr(layer, "non_trainable_weights", ())]
+        layers.append({"name": str(layer.name), "keys": [variables.get(id(w)) for w in weights]})
         if weights:
             legacy.append({"name": str(layer.name),
                            "shapes": [[int(d) for d in w.shape] for w in weights]})
-    facts: dict[str, Any] = {"legacy_h5_layers": legacy}
+    in_weights = {id(w) for w in getattr(model, "weights", ())}
+    own = [*getattr(model, "_trainable_variables", ()),
+           *getattr(model, "_non_trainable_variables", ())]
+    facts: dict[str, Any] = {
+        "legacy_h5_layers": legacy, "legacy_layers": layers,
+        "legacy_top_level": [variables.get(id(v)) for v in own if id(v) in in_weights]}
     if saved_paths:
         facts["saved_paths"] = saved_paths
     return facts
