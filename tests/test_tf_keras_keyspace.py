@@ -132,6 +132,8 @@ def test_a_removed_layer_fails_and_orphans_its_adam_slots(tmp_path: Path) -> Non
     # The head moved from position 3 to 2: restore pairs position 2 with the stored BatchNorm.
     assert missing == {"model/_functional/_operations/2/_kernel",
                        "model/_functional/_operations/2/bias"}
+    # Beside the loader's keys, the names the user gave the layers.
+    assert "named head/{kernel,bias}" in report.to_text()
     orphaned = {f.key for f in report.findings if f.kind == "optimizer" and
                 f.severity == "warning"}
     assert "optimizer/model/_functional/_operations/2/gamma/momentum" in orphaned

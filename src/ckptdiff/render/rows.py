@@ -61,10 +61,22 @@ def finding_rows(findings: Sequence[Finding]) -> list[Row]:
         for pattern, indices in fold([f.key for f in members]):
             chosen = tuple(members[i] for i in indices)
             rows.append(Row(severity, kind, pattern, chosen, _sides(chosen, "source"),
-                            _sides(chosen, "target"), chosen[0].note))
+                            _sides(chosen, "target"), _with_names(chosen[0].note, chosen)))
     kind_rank = {k: i for i, k in enumerate(KIND_ORDER)}
     rows.sort(key=lambda r: (SEVERITIES.index(r.severity), kind_rank.get(r.kind, len(KIND_ORDER))))
     return rows
+
+
+def _with_names(note: str | None, findings: Sequence[Finding]) -> str | None:
+    """``note`` and, where the judging loader's keys are not the names users know (Keras
+    saving paths, TF object paths), those names folded: ``named enc/{kernel,bias}``."""
+    names = [n for f in findings if f.names is not None
+             for n in (f.names[1] if f.names[1] is not None else f.names[0],) if n]
+    if not names:
+        return note
+    folded = [pattern for pattern, _ in fold(names)]
+    shown = ", ".join(folded[:3]) + (f", … {len(folded) - 3} more" if len(folded) > 3 else "")
+    return f"{note}\nnamed {shown}" if note else f"named {shown}"
 
 
 def verdict(report: Report) -> str:
