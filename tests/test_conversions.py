@@ -190,3 +190,21 @@ def test_one_block_that_shares_a_word_with_another_model_pairs_nothing() -> None
     target = [t("h.0.attn.c_proj.weight", 16, 8), t("h.0.mlp.c_fc.weight", 64, 16),
               t("h.0.attn.c_attn.weight", 48, 16), t("h.0.ln_1.weight", 16)]
     assert plan(source, target).suggestions == ()
+
+
+def test_a_fit_by_size_alone_yields_the_parts_another_fused_name_spells() -> None:
+    # GTE: qkv_proj [3D, D] also fits up_proj + gate_proj by size when I = 1.5 D, and
+    # up_gate_proj [2I, D] fits q/k/v; only the names settle it.
+    inner = 3 * HIDDEN // 2
+    source = [t("enc.0.attention.qkv_proj.weight", 3 * HIDDEN, HIDDEN),
+              t("enc.0.mlp.up_gate_proj.weight", 2 * inner, HIDDEN)]
+    target = [t(f"enc.0.self_attn.{w}_proj.weight", HIDDEN, HIDDEN) for w in ("q", "k", "v")]
+    target += [t(f"enc.0.mlp.{w}_proj.weight", inner, HIDDEN) for w in ("gate", "up")]
+    result = plan(source, target)
+    (split,) = result.conversions
+    assert split.sources == ("enc.0.mlp.up_gate_proj.weight",)
+    assert split.targets == ("enc.0.mlp.up_proj.weight", "enc.0.mlp.gate_proj.weight")
+    assert [op.to_dict() for op in split.ops] == [
+        {"op": "chunk", "dim": 0, "parts": 2, "sizes": [inner, inner]}]
+    (note,) = [u for u in result.unpaired if u.source_key == "enc.0.attention.qkv_proj.weight"]
+    assert "interleaved per head" in note.reason

@@ -75,6 +75,8 @@ class Policy:
 
         report = apply_ignore(report, self.ignore)
         renames = self._confident_renames(report) if self.allow_rename else {}
+        if not (renames or self.allow_missing or self.allow_unexpected):
+            return accept_keys(report, set(), "its allow settings")  # nothing to allow
         judged = tuple(self._judge(f, renames) for f in report.findings)
         allowed = {new.key for old, new in zip(report.findings, judged, strict=True)
                    if new is not old}

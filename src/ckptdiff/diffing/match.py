@@ -146,11 +146,13 @@ def _judged_finding(kind: str, info: TensorInfo, judge: Judgement) -> Finding:
 
 
 def _missing(info: TensorInfo, stored: Mapping[str, TensorInfo]) -> Finding:
-    tied = next((alias for alias in info.aliases if alias in stored), None)
+    aliases = info.aliases
+    tied = next((alias for alias in aliases if alias in stored), None) if aliases else None
     if tied is not None:
         note = f"tied to {tied}, which the checkpoint has: it shares that storage"
         return Finding("missing", info.key, "info", None, TensorSide.of(info), note, tied)
-    if info.key.rsplit(".", 1)[-1] == "num_batches_tracked":
+    if info.key.endswith("num_batches_tracked") and info.key.rsplit(".", 1)[-1] == (
+            "num_batches_tracked"):
         note = "BatchNorm's num_batches_tracked: torch fills it in when it is absent"
         return Finding("missing", info.key, "info", None, TensorSide.of(info), note)
     return Finding("missing", info.key, "error", None, TensorSide.of(info))

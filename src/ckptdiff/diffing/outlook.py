@@ -16,7 +16,7 @@ from dataclasses import replace
 from ckptdiff.diffing.report import Finding, FixOutlook, Rule, Suggestion
 from ckptdiff.loaders.common import listed
 from ckptdiff.loaders.verdict import Verdict
-from ckptdiff.manifest import Manifest
+from ckptdiff.manifest import Manifest, TensorInfo
 
 KEY_PARITY_CALL = "key parity (no loader: same keys, same shapes)"
 Rejudge = Callable[[Manifest], tuple[list[Finding], bool]]
@@ -49,16 +49,28 @@ def _revise(rules: Sequence[Rule]) -> Callable[[str], str]:
     return revise
 
 
+def _renamed(info: TensorInfo, key: str, aliases: tuple[str, ...]) -> TensorInfo:
+    """``info`` under its fixed key. Its fields were checked when it was built, so the copy
+    skips ``dataclasses.replace`` (a rebuilt ``__init__`` per tensor: 3 s of a 100,000-key
+    diff) and takes the fields in one update, as ``TensorInfo.from_dict`` does."""
+    if key == info.key and aliases == info.aliases:
+        return info
+    copy = object.__new__(TensorInfo)
+    copy.__dict__.update(info.__dict__, key=key, aliases=aliases)
+    return copy
+
+
 def after_fix(source: Manifest, target: Manifest, rules: Sequence[Rule],
               suggestions: Sequence[Suggestion], rejudge: Rejudge) -> FixOutlook | None:
     """The outlook after applying ``rules`` to ``source``; None when there is no rule."""
     if not rules:
         return None
     revise = _revise(rules)
-    renamed = {}
+    renamed: dict[str, TensorInfo] = {}
     for info in source.tensors:  # a later key wins where two land on one, as revise() does
-        renamed[revise(info.key)] = replace(
-            info, key=revise(info.key), aliases=tuple(revise(a) for a in info.aliases))
+        key = revise(info.key)
+        aliases = tuple(revise(a) for a in info.aliases) if info.aliases else ()
+        renamed[key] = _renamed(info, key, aliases)
     fixed = replace(source, tensors=tuple(renamed.values()))
     findings, loads = rejudge(fixed)
     remaining = tuple(f for f in findings if f.severity == "error")

@@ -22,7 +22,14 @@ from collections.abc import Sequence
 from ckptdiff.rename.assign import Candidate
 from ckptdiff.rename.explain import ARBITRARY, Step, merge_parts
 from ckptdiff.rename.keys import KeyView, fit
-from ckptdiff.rename.vocabulary import GENERIC, agreement, block_rank, key_concepts, ordinal
+from ckptdiff.rename.vocabulary import (
+    GENERIC,
+    agreement,
+    block_rank,
+    key_concepts,
+    ordinal,
+    places_decide,
+)
 
 MAX_GROUP = 40_000  # source × target pairs in one group beyond which it is left alone
 _Proposal = tuple[KeyView, KeyView, str, int]  # source, target, how, distinctive concepts
@@ -54,11 +61,12 @@ def _group(view: KeyView) -> tuple[object, ...]:
 def _propose(sources: list[KeyView], targets: list[KeyView]) -> list[_Proposal]:
     source_concepts = [key_concepts(s.tokens) for s in sources]
     target_concepts = [key_concepts(t.tokens) for t in targets]
+    places = places_decide(source_concepts, target_concepts)
     score: dict[tuple[int, int], int] = {}
     for i, s in enumerate(sources):
         for j, t in enumerate(targets):
             if fit(s, t)[0]:
-                score[(i, j)] = agreement(source_concepts[i], target_concepts[j])
+                score[(i, j)] = agreement(source_concepts[i], target_concepts[j], places)
     best_of_source = _best(score, 0)
     best_of_target = _best(score, 1)
     found: list[_Proposal] = []

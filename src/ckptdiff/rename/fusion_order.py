@@ -72,6 +72,12 @@ def order(fused: tuple[str, ...], tokens: Sequence[str]) -> tuple[list[int], flo
     return [ranked.index(i) for i in range(len(tokens))], NUMBERED
 
 
+def spells(fused: tuple[str, ...], tokens: Sequence[str]) -> bool:
+    """Whether the fused name spells the parts' distinguishing words (``up_gate_proj`` spells
+    ``up_proj`` and ``gate_proj``; ``qkv_proj`` does not)."""
+    return len(set(tokens)) == len(tokens) and _spelled(fused, tokens) is not None
+
+
 def _spelled(fused: tuple[str, ...], tokens: Sequence[str]) -> list[int] | None:
     words = [w for segment in fused for w in _words(segment)]
     per_part = [_words(t) for t in tokens]

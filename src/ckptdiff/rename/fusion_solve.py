@@ -7,7 +7,8 @@ equal to ``F`` explains it alone. Only when no explanation fits as is, ``F`` wit
 dims swapped is tried (the ops then end with a transpose).
 
 An explanation is kept only when it is the fused tensor's one explanation, none of its parts could
-belong to another fused tensor, and the names say the parts' order (:mod:`fusion_order`); else a
+belong to another fused tensor (a fit by size alone yields parts that another fused tensor's name
+spells), and the names say the parts' order (:mod:`fusion_order`); else a
 note says why not. Works on descriptors (names relative to the scope, shapes, dtypes) so that the
 driver solves each distinct layer pattern once, not once per layer.
 """
@@ -19,7 +20,7 @@ from itertools import combinations
 from typing import NamedTuple
 
 from ckptdiff.dtypes import can_convert
-from ckptdiff.rename.fusion_order import distinguishing, is_attention, order
+from ckptdiff.rename.fusion_order import distinguishing, is_attention, order, spells
 from ckptdiff.rename.results import ConversionOp
 
 MAX_CANDIDATES = 12  # parts that fit one fused dim; beyond this the subsets are not enumerated
@@ -61,7 +62,7 @@ class _Option(NamedTuple):
 def solve(fused: tuple[Desc, ...], parts: tuple[Desc, ...],
           many_to_one: bool) -> tuple[list[Found], list[Note]]:
     """Confident explanations of ``fused`` tensors by ``parts``, and notes on the doubtful."""
-    options = [_options(f, parts, many_to_one) for f in fused]
+    options = _unclaimed([_options(f, parts, many_to_one) for f in fused], fused, parts)
     users: dict[int, set[int]] = defaultdict(set)
     for index, found in enumerate(options):
         for option in found:
@@ -90,6 +91,30 @@ def solve(fused: tuple[Desc, ...], parts: tuple[Desc, ...],
         else:
             results.append(outcome._replace(fused=index))
     return results, notes
+
+
+def _unclaimed(options: list[list[_Option]], fused: tuple[Desc, ...],
+               parts: tuple[Desc, ...]) -> list[list[_Option]]:
+    """``options`` less those that fit by size only where names say more: a fused tensor whose
+    name spells one of its options keeps only the spelled ones, and no option takes parts that
+    another fused tensor's name spells. (``qkv_proj`` ``[3D, D]`` fits ``up_proj`` +
+    ``gate_proj`` when ``I`` is ``1.5 D``, and ``up_gate_proj`` ``[2I, D]`` fits ``q/k/v_proj``:
+    sizes alone leave both open, the names settle ``up_gate_proj``.)"""
+    spelled = [[_spelled_by(f, o, parts) for o in found] for f, found in zip(fused, options,
+                                                                          strict=True)]
+    claims: dict[int, set[int]] = defaultdict(set)
+    for index, (found, marks) in enumerate(zip(options, spelled, strict=True)):
+        for option, mark in zip(found, marks, strict=True):
+            for part in option.parts if mark else ():
+                claims[part].add(index)
+    return [[o for o, mark in zip(found, marks, strict=True)
+             if mark or not (any(marks) or any(claims[p] - {index} for p in o.parts))]
+            for index, (found, marks) in enumerate(zip(options, spelled, strict=True))]
+
+
+def _spelled_by(f: Desc, option: _Option, parts: tuple[Desc, ...]) -> bool:
+    tokens = distinguishing([parts[i].rel for i in option.parts])
+    return tokens is not None and spells(f.rel, tokens)
 
 
 def _options(f: Desc, parts: tuple[Desc, ...], many_to_one: bool) -> list[_Option]:

@@ -17,6 +17,7 @@ import gc
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ckptdiff.dtypes import numel
 from ckptdiff.manifest import TensorInfo
 from ckptdiff.rename.explain import describe
 from ckptdiff.rename.fusion import find_conversions
@@ -81,6 +82,8 @@ def _plan(unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo],
         if (len(session.used_sources) >= len(session.sources)
                 or len(session.used_targets) >= len(session.targets)):
             break  # one side is fully paired: nothing left to learn
+        if stage is align_stage and not _sizes_meet(session):
+            break  # no rename can pair what is left: only conversions can explain it
         stage(session)
     conversions, notes = _conversions(session)
     if conversions and session.hints:
@@ -106,6 +109,20 @@ def _plan(unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo],
                        loud)
     return RenamePlan(tuple(suggestions), tuple(rules), _unpaired(session, conversions, notes),
                       tuple(conversions))
+
+
+def _sizes_meet(session: Session) -> bool:
+    """Whether some open source has as many elements as some open target.
+
+    A rename (transposed, permuted or not) keeps every element, so where no sizes meet, the
+    block, structure and vocabulary stages have nothing to pair: a hub MoE layout's 44,544
+    per-expert tensors against 116 fused ones spent two thirds of a diff in them for nothing.
+    Keys kept for the alignment (same name, another shape) always let the stages run.
+    """
+    if session.align_only:
+        return True
+    sizes = {numel(v.info.shape) for v in session.open_targets()}
+    return any(numel(v.info.shape) in sizes for v in session.open_sources())
 
 
 def _conversions(session: Session) -> tuple[list[Conversion], list[Unpaired]]:

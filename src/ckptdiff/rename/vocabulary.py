@@ -66,19 +66,33 @@ def key_concepts(tokens: tuple[str, ...]) -> frozenset[str]:
 _PLACES = frozenset({"input", "post"})
 
 
-def agreement(a: frozenset[str], b: frozenset[str]) -> int:
+def agreement(a: frozenset[str], b: frozenset[str], places: bool = True) -> int:
     """Shared concepts, or ``-1`` when an exclusive group tells the two apart.
 
     Norms whose place words differ never agree, one side's missing word included: Meta's
     ``attention_norm`` is the *input* norm of attention, GTE's ``attn_ln`` the one *after* it.
+    ``places=False`` (see :func:`places_decide`) drops that rule.
     """
     for group in EXCLUSIVE:
         x, y = a & group, b & group
         if x and y and x != y:
             return -1
-    if "norm" in a and "norm" in b and a & _PLACES != b & _PLACES:
+    if places and "norm" in a and "norm" in b and a & _PLACES != b & _PLACES:
         return -1
     return len(a & b)
+
+
+def places_decide(sources: list[frozenset[str]], targets: list[frozenset[str]]) -> bool:
+    """Whether place words can tell a block's norms apart: False when no source norm has one
+    and every target norm has the same (GTE's ``attn_ln``, ``mlp_ln`` against
+    ``post_attention_layernorm``, ``post_mlp_layernorm``), one norm for each; then which is
+    which only the sublayer's word can say. Meta's ``attention_norm`` against ``input_layernorm``
+    and ``post_attention_layernorm`` keeps the rule: those targets' places differ."""
+    source_norms = [c for c in sources if "norm" in c]
+    target_places = {c & _PLACES for c in targets if "norm" in c}
+    return not (source_norms and len(source_norms) == sum("norm" in c for c in targets)
+                and all(not c & _PLACES for c in source_norms) and len(target_places) == 1
+                and target_places != {frozenset()})
 
 
 def ordinal(segment: str) -> tuple[str, int] | None:
