@@ -50,6 +50,11 @@ class PickleReader:
         self._buffer = bytearray()
         self.position = 0  # offset of the next pickle from where reading started
 
+    @property
+    def read_ahead(self) -> bytes:
+        """The bytes already read past the last pickle (they start at ``position``)."""
+        return bytes(self._buffer)
+
     def next(self) -> PickleScan:
         """Scan the next pickle and return it (raises :class:`PickleScanError` and subclasses)."""
         scanner = Scanner()

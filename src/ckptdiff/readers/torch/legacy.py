@@ -7,9 +7,11 @@ The file is five pickles (protocol 2) in a row, then the storages' bytes:
 ``("storage", type, key, location, numel, view)``, 5. the sorted list of storage keys.
 
 Each storage is then written as an 8-byte element count and ``numel × element size`` bytes, in the
-order of the key list. The reader reads the five pickles only; from the sizes in the persistent
-ids it computes where the file must end, and refuses a shorter file as truncated. Storages are
-named ``storage/<key>`` in the manifest.
+order of the key list. The reader reads the five pickles and each storage's 8-byte count; from
+the sizes in the persistent ids it computes where each storage must start and where the file must
+end, refuses a shorter file as truncated, and refuses a count that disagrees with its storage, as
+``torch.load`` does ("storage has wrong byte size"): a misplaced count means torch would read every
+later storage from the wrong place. Storages are named ``storage/<key>`` in the manifest.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import ClassVar
 from ckptdiff.errors import CkptdiffError, CorruptFileError
 from ckptdiff.manifest import Manifest
 from ckptdiff.readers.base import CountingFile, Location
-from ckptdiff.readers.pickle.records import StorageRecord
+from ckptdiff.readers.pickle.records import StorageRecord, torch_dtype_bytes
 from ckptdiff.readers.pickle.scan import PickleReader
 from ckptdiff.readers.pickle.unpickler import MAX_PICKLE_BYTES, LoadSession, load_pickle
 from ckptdiff.readers.pickle.validate import RecordError, as_storage_key
@@ -76,11 +78,13 @@ class TorchLegacyReader:
             session = LoadSession(legacy=True)
             obj = next_pickle("the main pickle", session)
             keys = next_pickle("the storage key list")
-            expected = _expected_size(session, keys, pickles.position, path)
+            starts = _storage_starts(session, keys, pickles.position, path)
+            expected = starts[-1][1] if starts else pickles.position
             if raw.size < expected:
                 raise CorruptFileError(
                     f"{path}: file ends at byte {raw.size:,} but the storages need "
                     f"{expected:,} bytes: truncated download?")
+            _check_counts(raw, session, starts[:-1], (pickles.position, pickles.read_ahead), path)
 
             def storage_name(storage: StorageRecord) -> str:
                 return f"storage/{storage.root}"
@@ -107,8 +111,10 @@ def _read(raw: CountingFile, size: int, path: Location) -> bytes:
         raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
-def _expected_size(session: LoadSession, keys: object, data_start: int, path: Location) -> int:
-    """Where the file ends: each listed storage is a count and its bytes, in list order."""
+def _storage_starts(session: LoadSession, keys: object, data_start: int,
+                    path: Location) -> list[tuple[str, int]]:
+    """(key, offset of its count) of each listed storage, in list order, then ("", the end of
+    the file): each storage is a count and its bytes."""
     if not isinstance(keys, list):
         raise CorruptFileError(f"{path}: the storage key list is not a list")
     # torch finds each listed key among the main pickle's, whose keys are text: a bytes key
@@ -122,16 +128,41 @@ def _expected_size(session: LoadSession, keys: object, data_start: int, path: Lo
     except RecordError as exc:
         raise CorruptFileError(f"{path}: the storage key list is invalid: {exc}") from None
     end = data_start
+    starts: list[tuple[str, int]] = []
     for key in listed:
         storage = session.storages.get(key)
         if storage is None:
             raise CorruptFileError(f"{path}: the storage key list names {key!r}, "
                                    "which no tensor in the file uses")
+        starts.append((key, end))
         end += _STORAGE_COUNT_BYTES + storage.nbytes
     unlisted = sorted(set(session.storages) - set(listed))
     if unlisted:
         raise CorruptFileError(f"{path}: storage {unlisted[0]!r} is used but not stored")
-    return end
+    return [*starts, ("", end)]
+
+
+def _check_counts(raw: CountingFile, session: LoadSession, starts: list[tuple[str, int]],
+                  read: tuple[int, bytes], path: Location) -> None:
+    """Each storage's stored element count times its element size must be its size.
+    ``read``: where the bytes already read past the pickles start, and those bytes (a count
+    among them is not read again)."""
+    read_start, read_ahead = read
+    for key, offset in starts:
+        storage = session.storages[key]
+        within = offset - read_start
+        if within >= 0 and within + _STORAGE_COUNT_BYTES <= len(read_ahead):
+            stored = read_ahead[within:within + _STORAGE_COUNT_BYTES]
+        else:
+            raw.seek(offset)
+            stored = _read(raw, _STORAGE_COUNT_BYTES, path)
+        count = int.from_bytes(stored, "little", signed=True)
+        size = torch_dtype_bytes(storage.dtype) or 1
+        if count * size != storage.nbytes:
+            raise CorruptFileError(
+                f"{path}: storage {key!r} is stored with {count:,} elements of {size} bytes, "
+                f"but the checkpoint describes {storage.nbytes:,} bytes; torch.load refuses it "
+                "(storage has wrong byte size)")
 
 
 def _sys_info(sys_info: object) -> dict[str, object]:
