@@ -121,6 +121,15 @@ def read_head(path: Location, count: int = HEAD_BYTES) -> bytes:
         raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
+def open_counting(path: Location) -> CountingFile:
+    """``path`` opened as a :class:`CountingFile`; a file that cannot be opened is a one-line
+    ``CkptdiffError``."""
+    try:
+        return CountingFile(path)
+    except OSError as exc:
+        raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
 def open_binary(path: Location) -> IO[bytes]:
     """``path`` opened for reading bytes, local or remote (without counting)."""
     if isinstance(path, RemotePath):

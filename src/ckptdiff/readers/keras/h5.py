@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from ckptdiff.errors import CkptdiffError, UsageError
 from ckptdiff.manifest import Manifest, TensorInfo
-from ckptdiff.readers.base import CountingFile, Location, open_binary
+from ckptdiff.readers.base import Location, open_binary, open_counting
 from ckptdiff.readers.keras.hdf5 import Walker, has_hdf5_signature, hdf5_errors, open_hdf5
 from ckptdiff.readers.keras.legacy import legacy_manifest_parts
 from ckptdiff.readers.keras.saved_layers import saved_layer_tensors
@@ -52,10 +52,7 @@ def read_hdf5(path: Location, key: str | None, format_name: str,
     """Open ``path`` through a byte-counting file and build the manifest ``parse`` describes."""
     if key is not None:
         raise UsageError(f"{path}: a Keras file has no container entries to pick with key {key!r}")
-    try:
-        counting = CountingFile(path)
-    except OSError as exc:
-        raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    counting = open_counting(path)
     try:
         with open_hdf5(counting, str(path)) as root, hdf5_errors(str(path)):
             tensors, metadata = parse(root, Walker(str(path)))

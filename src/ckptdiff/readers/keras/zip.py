@@ -19,7 +19,7 @@ from typing import IO, Any, ClassVar, cast
 
 from ckptdiff.errors import CkptdiffError, CorruptFileError, UsageError
 from ckptdiff.manifest import Manifest
-from ckptdiff.readers.base import CountingFile, Location, open_binary, read_exact
+from ckptdiff.readers.base import CountingFile, Location, open_binary, open_counting, read_exact
 from ckptdiff.readers.keras.config import ConfigIndex, parse_config
 from ckptdiff.readers.keras.hdf5 import Walker, hdf5_errors, open_hdf5
 from ckptdiff.readers.keras.saved_layers import saved_layer_tensors
@@ -139,10 +139,7 @@ class KerasZipReader:
         if key is not None:
             raise UsageError(f"{path}: a .keras archive has no container entries "
                              f"to pick with key {key!r}")
-        try:
-            counting = CountingFile(path)
-        except OSError as exc:
-            raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        counting = open_counting(path)
         try:
             with _archive_errors(path):
                 archive = _open_zip(counting, path)

@@ -27,7 +27,7 @@ from typing import ClassVar
 from ckptdiff.dtypes import numel
 from ckptdiff.errors import CkptdiffError, CorruptFileError
 from ckptdiff.manifest import Manifest, TensorInfo
-from ckptdiff.readers.base import CountingFile, Location
+from ckptdiff.readers.base import Location, open_counting
 from ckptdiff.readers.onnx.dtypes import onnx_dtype, stored_nbytes
 from ckptdiff.readers.onnx.proto import Initializer, OnnxModel, read_model
 from ckptdiff.readers.onnx.sniff import looks_like_onnx
@@ -59,10 +59,7 @@ class OnnxReader:
         """Walk the model; ``key`` is refused (an ONNX model holds one graph of initializers)."""
         if key is not None:
             raise CkptdiffError(f"{path}: an ONNX model has no containers; drop --key {key!r}")
-        try:
-            raw = CountingFile(path)
-        except OSError as exc:
-            raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raw = open_counting(path)
         with raw:
             model = read_model(raw, str(path))
             bytes_read = raw.bytes_read

@@ -24,7 +24,7 @@ from typing import IO, ClassVar, cast
 
 from ckptdiff.errors import CkptdiffError, CorruptFileError, UsageError
 from ckptdiff.manifest import Manifest, TensorInfo
-from ckptdiff.readers.base import CountingFile, Location, open_binary
+from ckptdiff.readers.base import CountingFile, Location, open_binary, open_counting
 from ckptdiff.readers.torch.export_config import (
     MAX_CONFIG_BYTES,
     STRIDED,
@@ -64,10 +64,7 @@ class TorchExportReader:
 
     def read(self, path: Location, key: str | None = None) -> Manifest:
         """The weights of one model of the archive (``key`` names it when there are several)."""
-        try:
-            raw = CountingFile(path)
-        except OSError as exc:
-            raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raw = open_counting(path)
         with raw:
             archive = open_torch_archive(cast(IO[bytes], raw), raw.size, str(path))
             members = {info.filename: info for info in archive.infolist()}

@@ -21,7 +21,7 @@ from typing import ClassVar
 
 from ckptdiff.errors import CkptdiffError, CorruptFileError
 from ckptdiff.manifest import Manifest
-from ckptdiff.readers.base import CountingFile, Location
+from ckptdiff.readers.base import CountingFile, Location, open_counting
 from ckptdiff.readers.pickle.records import StorageRecord, torch_dtype_bytes
 from ckptdiff.readers.pickle.scan import PickleReader
 from ckptdiff.readers.pickle.unpickler import MAX_PICKLE_BYTES, LoadSession, load_pickle
@@ -54,10 +54,7 @@ class TorchLegacyReader:
 
     def read(self, path: Location, key: str | None = None) -> Manifest:
         """Read the pickles into a manifest; refuse a file shorter than its storages need."""
-        try:
-            raw = CountingFile(path)
-        except OSError as exc:
-            raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raw = open_counting(path)
         with raw:
             pickles = PickleReader(lambda size: _read(raw, size, path), MAX_PICKLE_BYTES)
 

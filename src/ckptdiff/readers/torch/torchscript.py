@@ -25,7 +25,7 @@ from typing import IO, ClassVar, cast
 from ckptdiff.dtypes import TORCH_DTYPES
 from ckptdiff.errors import CkptdiffError, CorruptFileError
 from ckptdiff.manifest import Manifest, TensorInfo
-from ckptdiff.readers.base import CountingFile, Location
+from ckptdiff.readers.base import CountingFile, Location, open_counting
 from ckptdiff.readers.pickle.records import StorageRecord, TensorRecord, is_tensor
 from ckptdiff.readers.pickle.scan import PickleReader, PickleScan
 from ckptdiff.readers.pickle.script_records import ScriptObjectRecord, script_globals
@@ -57,10 +57,7 @@ class TorchScriptReader:
         if key is not None:
             raise CkptdiffError(f"{path}: a TorchScript archive has no containers; "
                                 f"drop --key {key!r}")
-        try:
-            raw = CountingFile(path)
-        except OSError as exc:
-            raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raw = open_counting(path)
         with raw:
             archive = open_torch_archive(cast(IO[bytes], raw), raw.size, str(path))
             members = {info.filename: info for info in archive.infolist()}

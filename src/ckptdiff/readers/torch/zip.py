@@ -16,7 +16,7 @@ from typing import IO, ClassVar, cast
 
 from ckptdiff.errors import CkptdiffError, CorruptFileError, UnknownFormatError
 from ckptdiff.manifest import Manifest
-from ckptdiff.readers.base import CountingFile, Location, open_binary
+from ckptdiff.readers.base import CountingFile, Location, open_binary, open_counting
 from ckptdiff.readers.pickle.records import StorageRecord
 from ckptdiff.readers.pickle.unpickler import MAX_PICKLE_BYTES, LoadSession, load_pickle
 from ckptdiff.readers.torch.manifest import build_manifest, check_tensor_bounds
@@ -62,10 +62,7 @@ class TorchZipReader:
 
     def read(self, path: Location, key: str | None = None) -> Manifest:
         """Read ``data.pkl`` into a manifest; check every storage member's declared size."""
-        try:
-            raw = CountingFile(path)
-        except OSError as exc:
-            raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raw = open_counting(path)
         with raw:
             archive = open_torch_archive(cast(IO[bytes], raw), raw.size, str(path))
             members = {info.filename: info for info in archive.infolist()}
