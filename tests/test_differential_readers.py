@@ -83,6 +83,10 @@ FOUND = [
     (1, "zip/bytes_keys", 238),  # _codecs.encode(text, b'latin1'): the encoding given as bytes
     (1, "legacy/bytes_keys", 163),  # the same in a legacy file
     (1, "legacy/linear", 1289),  # BFloat16Storage for FloatStorage: torch checks each count
+    (1, "st/pair", 193),  # data_offsets [-0, …]: serde_json reads -0 as a float
+    (1, "st/dtypes", 1769),  # shape [-0]: the same
+    (1, "st/dtypes", 443),  # F6_E2M3: the library reads the header; torch has no such dtype
+    (1, "st/dtypes", 700),  # F4: get_slice's shape, not get_tensor's packed one
 ]
 
 

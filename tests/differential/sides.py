@@ -71,10 +71,18 @@ def load_in_worker(path: str, family: str) -> Reading:
             if family == "safetensors":
                 from safetensors import safe_open
 
+                from ckptdiff.dtypes import SAFETENSORS_DTYPES
+
+                # The library's own reading of the header (as get_slice reports it, without
+                # materializing): a dtype torch lacks (F6_*) or a packed one (F4, halved by
+                # get_tensor) is the torch loader's matter, judged by the verdict, not the
+                # file's.
                 out = []
-                with safe_open(path, "pt") as handle:
+                with safe_open(path, "np") as handle:
                     for key in handle.keys():  # noqa: SIM118 - safe_open is not a dict
-                        _flatten(handle.get_tensor(key), key, out)
+                        view = handle.get_slice(key)
+                        out.append((key, tuple(view.get_shape()),
+                                    SAFETENSORS_DTYPES.get(view.get_dtype(), "other")))
                 return Reading(True, tuple(sorted(out)))
             return _torch_load(path, family, None)
     except BaseException as exc:  # every refusal, of any type, is the loader's answer

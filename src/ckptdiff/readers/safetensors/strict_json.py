@@ -77,6 +77,8 @@ def nesting_depth(value: Any) -> int:
 # slow checks are skipped (a false match, e.g. inside a string, only costs time).
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _LONG_DIGITS = re.compile(r"\d{300}")
+# serde_json reads ``-0`` as the float -0.0, which no integer field takes; json reads it as 0.
+_NEGATIVE_ZERO = re.compile(r"-0(?![\d.eE])")
 
 
 def _unpaired_surrogate(document: Any) -> str | None:
@@ -115,12 +117,14 @@ def _float(text: str) -> float:
     return value
 
 
-def _int(text: str) -> int:
+def _int(text: str) -> int | float:
     try:
         value = int(text)
         float(value)  # serde_json reads integers beyond 64 bits as doubles
     except (OverflowError, ValueError):  # ValueError: more digits than Python converts
         raise _InvalidJson(f"number {text[:40]}… is out of range") from None
+    if value == 0 and text.startswith("-"):
+        return -0.0  # as serde_json reads it: a float, refused where an integer is expected
     return value
 
 
@@ -133,7 +137,8 @@ def load_strict_json(text: str, where: str) -> Any:
     try:
         document = json.loads(
             text, object_pairs_hook=_object, parse_float=_float, parse_constant=_constant,
-            parse_int=_int if _LONG_DIGITS.search(text) else None,
+            parse_int=(_int if _LONG_DIGITS.search(text) or _NEGATIVE_ZERO.search(text)
+                       else None),
         )
         if _SURROGATE_ESCAPE.search(text):
             bad = _unpaired_surrogate(document)
