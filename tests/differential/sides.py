@@ -44,18 +44,21 @@ def _key(key: object) -> str:
     return repr(key) if isinstance(key, bytes) else f"<{type(key).__name__}>{key!r}"
 
 
-def _flatten(value: Any, prefix: str, out: list[tuple[str, tuple[int, ...], str]]) -> None:
+def _flatten(value: Any, prefix: str | None,
+             out: list[tuple[str, tuple[int, ...], str]]) -> None:
+    """Tensors of ``value`` by dotted path (``prefix`` None at the top: an entry named ``""``
+    keeps its empty segment, as ckptdiff's container key ``""`` does)."""
     import torch
 
     if isinstance(value, torch.Tensor):
         dtype = TORCH_DTYPES.get(str(value.dtype).removeprefix("torch."), "other")
-        out.append((prefix, tuple(value.shape), dtype))
+        out.append((prefix or "", tuple(value.shape), dtype))
     elif isinstance(value, dict):
         for key, item in value.items():
-            _flatten(item, f"{prefix}.{_key(key)}" if prefix else _key(key), out)
+            _flatten(item, _key(key) if prefix is None else f"{prefix}.{_key(key)}", out)
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            _flatten(item, f"{prefix}.{index}" if prefix else str(index), out)
+            _flatten(item, str(index) if prefix is None else f"{prefix}.{index}", out)
 
 
 def _limit_memory() -> None:
@@ -104,7 +107,7 @@ def _torch_load(path: str, family: str, map_location: str | None) -> Reading:
         loaded = torch.load(path, weights_only=True, mmap=family == "torch-zip",
                             map_location=map_location)
     out: list[tuple[str, tuple[int, ...], str]] = []
-    _flatten(loaded, "", out)
+    _flatten(loaded, None, out)
     return Reading(True, tuple(sorted(out)))
 
 
