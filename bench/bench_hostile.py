@@ -64,7 +64,9 @@ def build(folder: Path) -> dict[str, object]:
                 "torch/cnn_bn.pth", "torch/tied_views_legacy.pt", "safetensors/tiny.safetensors",
                 "safetensors/sharded", "tf/tf2_keras/ckpt-1", "tf/savedmodel_module",
                 "keras/model.keras", "keras/legacy_model.h5", "keras/model.weights.h5",
-                "dcp/model_optim")] + [str(unknown)]}
+                "dcp/model_optim", "gguf/tiny_llama.gguf", "numpy/weights.npy",
+                "numpy/arrays.npz", "onnx/legacy.onnx", "torchscript/scripted.pt",
+                "torch_export/module.pt2")] + [str(unknown)]}
 
 
 def main() -> None:
