@@ -25,6 +25,7 @@ from typing import Any
 def measure_differential(job: dict[str, Any]) -> dict[str, Any]:
     """Run ``job["inputs"]`` differential inputs with seed ``job["seed"]``; return the figures."""
     from tests.differential import harness
+    from tests.differential.families import write_input
     from tests.differential.sides import Loader, Reading, ckptdiff_reading
     from tests.hostile import audit_child
 
@@ -52,9 +53,7 @@ def measure_differential(job: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         audit_child.ROOTS[0] = scratch
         for seed in seeds:  # warm up: the modules each reader imports lazily, before the hook
-            path = Path(scratch) / f"warm{seed.suffix}"
-            path.write_bytes(seed.data)
-            ckptdiff_reading(str(path))
+            ckptdiff_reading(str(write_input(Path(scratch), seed, seed.data, "warm")))
         for warm in job["warmup"]:  # every format, and a file of none (loads the plugins)
             with contextlib.suppress(CkptdiffError):
                 read(warm)

@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch", reason="the torch loader is the oracle")
 pytest.importorskip("safetensors", reason="safe_open is the oracle")
 
 from tests.differential.harness import Tally, all_seeds, check_input, make_input, run  # noqa: E402
+from tests.differential.families import write_input  # noqa: E402
 from tests.differential.sides import Loader  # noqa: E402
 
 QUICK_PER_SEED = 80
@@ -98,8 +99,7 @@ def test_found_differentials_stay_fixed(run_seed: int, name: str, index: int, tm
     seeds = all_seeds()
     seed = next(s for s in seeds if s.name == name)
     what, data = make_input(seed, seeds, run_seed, index)
-    path = tmp_path / f"input{seed.suffix}"
-    path.write_bytes(data)
+    path = write_input(tmp_path, seed, data)
     tally = Tally()
     outcome = check_input(path, seed, loader, tally, what)
     assert outcome in ("agree", "stricter", "flagged", "needs-device"), tally.differentials

@@ -23,8 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.differential import safetensors_edits, torch_edits
-from tests.differential.seeds import Seed, safetensors_seeds, torch_seeds
+from tests.differential.families import Data, Seed, registry, write_input
 from tests.differential.sides import Loader, Reading, ckptdiff_reading
 
 
@@ -49,20 +48,17 @@ class Tally:
         self.seconds += other.seconds
 
 
-def all_seeds() -> list[Seed]:
-    """Every seed, torch ones first."""
-    return torch_seeds() + safetensors_seeds()
+def all_seeds(families: list[str] | None = None) -> list[Seed]:
+    """Every seed of ``families`` (default: every registered family), in registry order."""
+    chosen = registry()
+    return [seed for name, family in chosen.items() if families is None or name in families
+            for seed in family.seeds()]
 
 
-def make_input(seed: Seed, others: list[Seed], run_seed: int, index: int) -> tuple[str, bytes]:
-    """Input ``index`` of ``seed``: the mutation's description and the mutated bytes."""
+def make_input(seed: Seed, others: list[Seed], run_seed: int, index: int) -> tuple[str, Data]:
+    """Input ``index`` of ``seed``: the mutation's description and the mutated data."""
     rng = random.Random(f"{run_seed}:{seed.name}:{index}")
-    if seed.family == "safetensors":
-        return safetensors_edits.mutate(seed.data, rng)
-    if seed.family == "torch-legacy":
-        return torch_edits.mutate_legacy(seed.data, rng)
-    other = rng.choice([s for s in others if s.family == "torch-zip" and s is not seed])
-    return torch_edits.mutate_torch_zip(seed.data, other.data, rng)
+    return registry()[seed.family].mutate(seed, others, rng)
 
 
 def in_container(reading: Reading, container: str | None) -> tuple[object, ...]:
@@ -114,11 +110,10 @@ def run(seeds: list[Seed], per_seed: int, run_seed: int, scratch: Path,
     tally = Tally()
     everything = all_seeds()
     for seed in seeds:
-        path = scratch / f"input{seed.suffix}"
-        path.write_bytes(seed.data)
+        path = write_input(scratch, seed, seed.data)
         check_input(path, seed, loader, tally, f"{seed.name} unmutated")
         for index in range(per_seed - 1):
             what, data = make_input(seed, everything, run_seed, index)
-            path.write_bytes(data)
+            path = write_input(scratch, seed, data)
             check_input(path, seed, loader, tally, f"({run_seed}, {seed.name!r}, {index}) {what}")
     return tally

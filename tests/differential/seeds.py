@@ -1,4 +1,4 @@
-"""Seed checkpoints for differential fuzzing, made by the frameworks themselves (tiny tensors).
+"""Torch seed checkpoints for differential fuzzing, made by torch itself (tiny tensors).
 
 Each seed is bytes plus the suffix its file needs. They are built in memory from fixed values,
 so a seed, and every mutation drawn from it with a fixed RNG seed, is the same on every run.
@@ -8,18 +8,9 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
-
-@dataclass(frozen=True)
-class Seed:
-    """One seed file: ``family`` is ``torch-zip``, ``torch-legacy`` or ``safetensors``."""
-
-    name: str
-    family: str
-    data: bytes
-    suffix: str
+from tests.differential.families import Seed
 
 
 class _StatefulParameter:
@@ -105,20 +96,3 @@ def torch_seeds() -> list[Seed]:
         seeds.append(Seed(f"legacy/linear_p{protocol}", "torch-legacy",
                           torch_bytes(linear, True, protocol), ".pt"))
     return seeds
-
-
-def safetensors_seeds() -> list[Seed]:
-    """safetensors files written by ``safetensors.torch.save``."""
-    import torch
-    from safetensors.torch import save
-
-    generator = torch.Generator().manual_seed(1)
-    objects = {
-        "pair": {"a": torch.randn(2, 3, generator=generator), "b": torch.arange(4)},
-        "dtypes": {"h": torch.ones(3, dtype=torch.float16), "z": torch.zeros(0, 2),
-                   "s": torch.tensor(1.0), "u": torch.ones(2, dtype=torch.uint8)},
-    }
-    seeds = [Seed(f"st/{name}", "safetensors", save(obj), ".safetensors")
-             for name, obj in objects.items()]
-    meta = save(objects["pair"], metadata={"format": "pt"})
-    return [*seeds, Seed("st/metadata", "safetensors", meta, ".safetensors")]
