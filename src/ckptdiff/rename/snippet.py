@@ -6,10 +6,15 @@ for a plain state dict and reorders the dimensions of the tensors whose suggesti
 ``convert(state_dict)`` carries a small interpreter of the report's conversion ``ops``
 (``torch.cat``, ``torch.stack``, ``torch.split``, ``transpose``) and lists each conversion's keys,
 so it runs as pasted; beyond ``MAX_LISTED_KEYS`` keys it points to ``ckptdiff remap``.
+``transformers_snippet`` writes the same mapping for transformers 5.x's ``from_pretrained``
+(:mod:`ckptdiff.rename.hf_mapping`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
+from ckptdiff.rename.hf_mapping import build_mapping
 from ckptdiff.rename.results import Conversion, ConversionOp, Rule, Suggestion, Unpaired
 
 # Beyond this many reordered tensors, the snippet points to ``ckptdiff remap`` instead.
@@ -141,4 +146,57 @@ def conversion_lines(conversions: tuple[Conversion, ...], limit: int = 8) -> lis
              for rule, (n, best, example) in list(counts.items())[:limit]]
     if len(counts) > limit:
         lines.append(f"… and {len(counts) - limit} more rules (see --format json: conversions)")
+    return lines
+
+
+def transformers_snippet(rules: tuple[Rule, ...], suggestions: tuple[Suggestion, ...],
+                         conversions: tuple[Conversion, ...], source_keys: Collection[str],
+                         target_keys: Collection[str], model_class: str | None = None,
+                         limit: int = 8) -> list[str]:
+    """transformers 5.x code that makes ``from_pretrained`` perform the renames and conversions.
+
+    Pure renames: a ``key_mapping`` to pass to ``from_pretrained``; with conversions, a list of
+    ``WeightRenaming``/``WeightConverter`` registered for the model's class. Every rule is checked
+    on ``source_keys`` as transformers applies it; what it cannot express is said in comments.
+    """
+    if not suggestions and not conversions:
+        return []
+    mapping = build_mapping(rules, suggestions, conversions, source_keys, target_keys)
+    lines = [f"# not for from_pretrained: {line}" for line in mapping.refused[:limit]]
+    if len(mapping.refused) > limit:
+        lines.append(f"# … and {len(mapping.refused) - limit} more not for from_pretrained")
+    sources = [source for source, _ in mapping.renamings]
+    load = f"{model_class or 'AutoModel'}.from_pretrained(path"
+    if not mapping.converters and len(set(sources)) == len(sources):
+        if mapping.renamings:
+            lines.append("KEY_MAPPING = {  # transformers 5.x patterns (not re.sub): "
+                         "source -> target")
+            lines += [f"    {literal(s)}: {literal(t)}," for s, t in mapping.renamings]
+            lines += ["}", "", f"# model = {load}, key_mapping=KEY_MAPPING)"]
+        return lines
+    if not mapping.converters and not mapping.renamings:
+        return lines
+    names = sorted({op.split("(")[0] for c in mapping.converters for op in c.operations})
+    kinds = ["WeightConverter"] * bool(mapping.converters) + ["WeightRenaming"] * bool(
+        mapping.renamings)
+    lines += ["from transformers.conversion_mapping import register_checkpoint_conversion_mapping",
+              f"from transformers.core_model_loading import {', '.join(names + kinds)}", "",
+              "MAPPING = [  # transformers 5.x: renamings first, then one converter per key"]
+    lines += [f"    WeightRenaming({literal(s)}, {literal(t)})," for s, t in mapping.renamings]
+    for converter in mapping.converters:
+        patterns = ", ".join(literal(s) for s in converter.sources)
+        targets = ", ".join(literal(t) for t in converter.targets)
+        lines += [f"    WeightConverter([{patterns}], [{targets}],",
+                  f"                    operations=[{', '.join(converter.operations)}]),"]
+    lines.append("]")
+    if model_class:
+        lines += [f"register_checkpoint_conversion_mapping({model_class!r}, MAPPING, "
+                  "overwrite=True)", "", f"# model = {load})"]
+    else:
+        lines += ["", "", "def register(model_class_name):",
+                  '    """Load this layout into the class named (its type(model).__name__)."""',
+                  "    register_checkpoint_conversion_mapping(model_class_name, MAPPING, "
+                  "overwrite=True)",
+                  "", '# register("LlamaForCausalLM")',
+                  "# model = LlamaForCausalLM.from_pretrained(path)"]
     return lines

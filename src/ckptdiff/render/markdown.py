@@ -17,6 +17,7 @@ from ckptdiff.render.rows import (
     judged_by,
     outlook,
     summary_counts,
+    transformers_code,
     verdict,
     verdict_reason,
 )
@@ -94,6 +95,10 @@ def render_section(report: Report, heading: str = "###") -> list[str]:
         lines += [f"- {plain(line)}" for line in conversion_lines(report.conversions)]
         lines += ["", "<details>", "<summary>as code</summary>", "", "```python",
                   *conversion_snippet(report.conversions), "```", "", "</details>"]
+    hf_code = transformers_code(report)
+    if hf_code:
+        lines += ["", "<details>", "<summary>for transformers 5.x <code>from_pretrained</code>"
+                  "</summary>", "", "```python", *hf_code, "```", "", "</details>"]
     return lines
 
 

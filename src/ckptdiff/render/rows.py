@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 from ckptdiff.diffing.report import SEVERITIES, Finding, Report, TensorSide
+from ckptdiff.rename.snippet import transformers_snippet
 from ckptdiff.render.grouping import fold
 
 KIND_ORDER = ("missing", "unexpected", "shape", "dtype", "device")
@@ -144,3 +146,19 @@ def side_line(label: str, path: str, fmt: str, tensors: int, container_key: str 
     """``source: ckpt.pth (torch-zip, 201 tensors, container 'state_dict')``."""
     container = f", container '{container_key}'" if container_key else ""
     return f"{label}: {path} ({fmt}, {tensors} tensors{container})"
+
+
+def transformers_code(report: Report) -> list[str]:
+    """transformers 5.x ``from_pretrained`` code for the report's renames and conversions.
+
+    Checked on every source key of the report; a report without its matched keys (so without
+    the keys a converter might catch by mistake) gets none.
+    """
+    if len(report.matched_keys) != report.matched:
+        return []
+    sources = {*report.matched_keys, *(f.key for f in report.findings if f.source is not None)}
+    targets = {*report.matched_keys, *(f.key for f in report.findings if f.target is not None)}
+    live = re.fullmatch(r"<(\w+) instance>", report.target.path)
+    model_class = live.group(1) if live and report.target.format == "torch-module" else None
+    return transformers_snippet(report.rules, report.suggestions, report.conversions, sources,
+                                targets, model_class)

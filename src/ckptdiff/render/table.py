@@ -18,6 +18,7 @@ from ckptdiff.render.rows import (
     outlook,
     side_line,
     summary_counts,
+    transformers_code,
     verdict,
     verdict_reason,
 )
@@ -88,6 +89,12 @@ class TableRenderer:
             console.print("\nAs code (or `ckptdiff remap` writes the converted file):",
                           style="bold")
             for line in conversion_snippet(report.conversions):
+                console.print(f"    {line}", style="green", markup=False, soft_wrap=True)
+        hf_code = transformers_code(report)
+        if hf_code:
+            console.print("\nFor transformers 5.x from_pretrained (its own pattern language, "
+                          "checked on every key):", style="bold")
+            for line in hf_code:
                 console.print(f"    {line}", style="green", markup=False, soft_wrap=True)
         if report.unpaired:
             console.print("\nLeft unpaired on purpose:", style="bold")
