@@ -41,13 +41,12 @@ def build_mapping(rules: Sequence[Rule], suggestions: Sequence[Suggestion],
     wanted = {s.source_key: s.target_key for s in suggestions}
     keys = sorted(set(source_keys) | converting | wanted.keys())
     expected = {key: _resub(key, rules) for key in keys}
-    expected.update(wanted)
     refused: list[str] = []
     renamings = _translated(rules, expected, keys, converting, wanted)
     if renamings is None:
         renamings = [(f"^{re.escape(s)}$", t) for s, t in wanted.items()]
         if len(renamings) > MAX_LITERAL_RENAMINGS or not _holds(
-                renamings, expected, keys, converting):
+                renamings, expected, keys, converting, wanted):
             refused.append(f"{len(wanted)} renames: transformers' patterns cannot perform them "
                            "(`ckptdiff remap` can)")
             renamings = []
@@ -86,7 +85,7 @@ def _translated(rules: Sequence[Rule], expected: dict[str, str], keys: list[str]
         if now != target:
             translated.append((f"^{re.escape(now)}$", target))
             compiled.append(Transform(translated[-1][:1], translated[-1][1:]))
-    return translated if _holds(translated, expected, keys, converting) else None
+    return translated if _holds(translated, expected, keys, converting, wanted) else None
 
 
 def _renaming(rule: Rule) -> tuple[str, str] | None:
@@ -109,15 +108,17 @@ def _renaming(rule: Rule) -> tuple[str, str] | None:
 
 
 def _holds(renamings: list[tuple[str, str]], expected: dict[str, str], keys: list[str],
-           converting: set[str]) -> bool:
-    """Whether transformers, applying ``renamings``, names every key as ``expected``
-    (conversion sources aside: their converters read whatever name they get)."""
+           converting: set[str], wanted: dict[str, str]) -> bool:
+    """Whether transformers, applying ``renamings``, brings each suggestion to its target and
+    leaves every other key as it is or as the rules name it (conversion sources aside: their
+    converters read whatever name they get)."""
     try:
         compiled = [Transform((s,), (t,)) for s, t in renamings]
-        return all(rename_all(key, compiled) == expected[key]
-                   for key in keys if key not in converting)
+        named = {key: rename_all(key, compiled) for key in keys if key not in converting}
     except (ValueError, re.error):
         return False
+    return all(name == wanted[key] if key in wanted else name in (key, expected[key])
+               for key, name in named.items())
 
 
 def _checked(converters: list[Converted], conversions: Sequence[Conversion],
