@@ -102,7 +102,7 @@ def test_the_reenactment_matches_converters_with_several_patterns() -> None:
         assert (their_pattern is None) == (index is None), key
 
 
-def _run(conversion: Conversion, tensors: list[Any]) -> dict[str, Any]:
+def _run(conversion: Conversion, tensors: list[Any]) -> None:
     """The conversion's emitted converter, run by transformers' WeightConverter.convert."""
     made = operations(conversion, list(conversion.sources))
     assert not isinstance(made, str), made
@@ -125,7 +125,6 @@ def _run(conversion: Conversion, tensors: list[Any]) -> dict[str, Any]:
     for key, value in result.items():
         value = value[0] if isinstance(value, list) else value
         assert torch.equal(value, expected[key]), key
-    return result
 
 
 JOINS = [
@@ -167,7 +166,8 @@ def registry() -> Iterator[None]:
     """transformers' conversion registry, restored after the test registered a mapping."""
     import transformers.conversion_mapping as mapping
 
-    mapping.get_checkpoint_conversion_mapping("legacy")  # builds the cache
+    # the first lookup builds the cache the test then copies
+    mapping.get_checkpoint_conversion_mapping("legacy")  # type: ignore[no-untyped-call]
     cache = copy.deepcopy(mapping._checkpoint_conversion_mapping_cache)
     users = set(mapping.USER_REGISTERED_MAPPINGS)
     yield
@@ -192,17 +192,17 @@ def _saved(model: Any, directory: Path, rename: Any) -> tuple[Path, dict[str, An
     return directory / "model.safetensors", model.state_dict()
 
 
-def _emitted(checkpoint: Path, model: Any) -> tuple[str, dict[str, Any]]:
+def _emitted(checkpoint: Path, model: Any) -> tuple[str, dict[str, Any], Any]:
     from ckptdiff.diffing.match import diff_manifests
     from ckptdiff.readers import read
     from ckptdiff.render.rows import transformers_code
     from ckptdiff.targets.resolve import resolve
 
-    report = diff_manifests(read(checkpoint), resolve(model))
+    report = diff_manifests(read(checkpoint), resolve(model), loader="default")
     code = "\n".join(transformers_code(report))
     namespace: dict[str, Any] = {}
     exec(code, namespace)  # noqa: S102 (the code under test)
-    return code, namespace
+    return code, namespace, report
 
 
 def _loads_exactly(model_class: Any, directory: Path, truth: dict[str, Any],
@@ -237,13 +237,31 @@ def test_moe_experts_unfused_and_renamed_load_with_the_registered_mapping(
     # experts one by one (the hub layout) under another prefix and block name
     checkpoint, truth = _saved(model, tmp_path, lambda k: re.sub(
         r"^model\.", "decoder.", k).replace(".block_sparse_moe.", ".moe."))
-    code, namespace = _emitted(checkpoint, model)
+    code, namespace, report = _emitted(checkpoint, model)
     assert "register_checkpoint_conversion_mapping('MixtralForCausalLM'" in code
     assert "MergeModulelist(dim=0), Concatenate(dim=1)" in code
     loaded = _loads_exactly(type(model), tmp_path, truth)
     # the work was the emitted mapping's, not a built-in one's
     ours = {repr(t) for t in namespace["MAPPING"]}
     assert {repr(t) for t in loaded._weight_conversions} <= ours
+    # the table and the markdown show it, next to the convert() snippet
+    from ckptdiff.render.markdown import MarkdownRenderer
+    from ckptdiff.render.table import TableRenderer
+
+    table = TableRenderer().render(report)
+    assert table.index("def convert(state_dict):") < table.index("For transformers 5.x")
+    assert all(f"    {line}".rstrip() in table for line in code.splitlines())
+    markdown = MarkdownRenderer().render(report)
+    assert f"```python\n{code}\n```" in markdown
+
+
+def test_no_transformers_code_where_transformers_does_not_load_the_target() -> None:
+    from tests.golden.fixed_report import fixed_report
+
+    from ckptdiff.render.rows import transformers_code
+
+    report = fixed_report()  # renames, but a plain torch module judged by key parity
+    assert report.suggestions and not transformers_code(report)
 
 
 def test_pure_renames_load_with_key_mapping(tmp_path: Path) -> None:
@@ -251,6 +269,6 @@ def test_pure_renames_load_with_key_mapping(tmp_path: Path) -> None:
     checkpoint, truth = _saved(model, tmp_path, lambda k: re.sub(
         r"^model\.", "transformer.", k).replace(".self_attn.", ".attention.")
         .replace(".input_layernorm.", ".ln_1."))
-    code, namespace = _emitted(checkpoint, model)
+    code, namespace, _ = _emitted(checkpoint, model)
     assert "WeightConverter" not in code and "key_mapping=KEY_MAPPING" in code
     _loads_exactly(type(model), tmp_path, truth, key_mapping=namespace["KEY_MAPPING"])

@@ -151,10 +151,12 @@ def side_line(label: str, path: str, fmt: str, tensors: int, container_key: str 
 def transformers_code(report: Report) -> list[str]:
     """transformers 5.x ``from_pretrained`` code for the report's renames and conversions.
 
-    Checked on every source key of the report; a report without its matched keys (so without
-    the keys a converter might catch by mistake) gets none.
+    Only where transformers loads the target (a ``from_pretrained`` verdict); checked on every
+    source key of the report, so a report without its matched keys (the keys a converter might
+    catch by mistake) gets none.
     """
-    if len(report.matched_keys) != report.matched:
+    if (len(report.matched_keys) != report.matched
+            or not any(v.framework == "transformers" for v in report.verdicts)):
         return []
     sources = {*report.matched_keys, *(f.key for f in report.findings if f.source is not None)}
     targets = {*report.matched_keys, *(f.key for f in report.findings if f.target is not None)}
