@@ -255,6 +255,16 @@ def test_moe_experts_unfused_and_renamed_load_with_the_registered_mapping(
     assert f"```python\n{code}\n```" in markdown
 
 
+def test_a_checkpoint_from_pretrained_loads_as_it_is_gets_nothing_to_register(
+        tmp_path: Path) -> None:
+    from tests.conversion_eval.models import build_case
+
+    case = build_case("granitemoe", tmp_path)  # the hub layout: transformers' own mapping
+    code, namespace, report = _emitted(case.checkpoint, case.model)
+    assert report.suggestions and code.endswith("loads it as it is: nothing to register")
+    assert not namespace.keys() - {"__builtins__"}
+
+
 def test_no_transformers_code_where_transformers_does_not_load_the_target() -> None:
     from tests.golden.fixed_report import fixed_report
 
@@ -272,3 +282,39 @@ def test_pure_renames_load_with_key_mapping(tmp_path: Path) -> None:
     code, namespace, _ = _emitted(checkpoint, model)
     assert "WeightConverter" not in code and "key_mapping=KEY_MAPPING" in code
     _loads_exactly(type(model), tmp_path, truth, key_mapping=namespace["KEY_MAPPING"])
+
+
+@pytest.mark.parametrize("name", ["gte", "exaone", "granitemoe"])
+def test_hub_layouts_load_with_the_emitted_code(name: str, tmp_path: Path,
+                                                registry: None) -> None:
+    """Upstream cases: a Chunk, a lookahead renaming, literal renamings. Every key the report
+    accounts for loads as ``from_pretrained`` loads it (fused qkv it misses stay missing)."""
+    from tests.conversion_eval.models import build_case
+
+    from ckptdiff.diffing.match import diff_manifests
+    from ckptdiff.readers import read
+    from ckptdiff.targets.resolve import resolve
+
+    case = build_case(name, tmp_path)
+    # (the report itself says from_pretrained loads some of them as they are: code regardless)
+    report = diff_manifests(read(case.checkpoint), resolve(case.model))
+    code = "\n".join(transformers_snippet(
+        report.rules, report.suggestions, report.conversions,
+        {*report.matched_keys, *(f.key for f in report.findings if f.source is not None)},
+        {*report.matched_keys, *(f.key for f in report.findings if f.target is not None)},
+        type(case.model).__name__))
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)  # noqa: S102 (the code under test)
+    kwargs = {"key_mapping": namespace["KEY_MAPPING"]} if "KEY_MAPPING" in namespace else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded, info = type(case.model).from_pretrained(case.directory, output_loading_info=True,
+                                                        **kwargs)
+    claimed = {*report.matched_keys, *(s.target_key for s in report.suggestions),
+               *(k for c in report.conversions for k in c.targets)}
+    state = loaded.state_dict()
+    assert not info["missing_keys"] & claimed
+    assert all(torch.equal(state[k], case.loaded[k]) for k in claimed)
+    ours = {repr(t) for t in namespace.get("MAPPING", ())}
+    assert all(repr(t) in ours for t in loaded._weight_conversions
+               if isinstance(t, loading.WeightConverter))

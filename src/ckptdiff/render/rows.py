@@ -151,13 +151,16 @@ def side_line(label: str, path: str, fmt: str, tensors: int, container_key: str 
 def transformers_code(report: Report) -> list[str]:
     """transformers 5.x ``from_pretrained`` code for the report's renames and conversions.
 
-    Only where transformers loads the target (a ``from_pretrained`` verdict); checked on every
-    source key of the report, so a report without its matched keys (the keys a converter might
-    catch by mistake) gets none.
+    Only where transformers loads the target (a ``from_pretrained`` verdict) and not where it
+    loads the checkpoint as it is (registering a mapping would replace the model's own).
+    Checked on every source key of the report, so a report without its matched keys (the keys a
+    converter might catch by mistake) gets none.
     """
-    if (len(report.matched_keys) != report.matched
-            or not any(v.framework == "transformers" for v in report.verdicts)):
+    judged = [v for v in report.verdicts if v.framework == "transformers"]
+    if len(report.matched_keys) != report.matched or not judged:
         return []
+    if judged[0].loads:
+        return [f"# {judged[0].loader} loads it as it is: nothing to register"]
     sources = {*report.matched_keys, *(f.key for f in report.findings if f.source is not None)}
     targets = {*report.matched_keys, *(f.key for f in report.findings if f.target is not None)}
     live = re.fullmatch(r"<(\w+) instance>", report.target.path)
