@@ -125,6 +125,9 @@ def _checked(converters: list[Converted], conversions: Sequence[Conversion],
              renamed: dict[str, str], targets: set[str], refused: list[str]) -> list[Converted]:
     """The converters that collect exactly their conversions' tensors, in their order."""
     kept = list(converters)
+    by_target: dict[str, list[Conversion]] = {}
+    for conversion in conversions:
+        by_target.setdefault(conversion.targets[0], []).append(conversion)
     while kept:
         compiled = [Transform(c.sources, c.targets) for c in kept]
         landed: dict[tuple[int, str], list[tuple[int, str]]] = {}
@@ -136,7 +139,7 @@ def _checked(converters: list[Converted], conversions: Sequence[Conversion],
                     landed.setdefault((index, name), []).append((part, original))
                     break
         for (index, name), found in landed.items():
-            if not _collects(kept[index], name, found, conversions, targets):
+            if not _collects(kept[index], name, found, by_target.get(name, []), targets):
                 stray.add(index)
         if not stray:
             return kept
@@ -148,9 +151,9 @@ def _checked(converters: list[Converted], conversions: Sequence[Conversion],
 
 
 def _collects(converter: Converted, name: str, found: list[tuple[int, str]],
-              conversions: Sequence[Conversion], targets: set[str]) -> bool:
-    """Whether the keys a converter instance collects under ``name`` are one conversion's."""
-    mine = [c for c in conversions if c.targets[0] == name]
+              mine: list[Conversion], targets: set[str]) -> bool:
+    """Whether the keys a converter instance collects under ``name`` are those of the one
+    conversion ``mine`` holds (the conversions whose first target is ``name``)."""
     if len(mine) != 1 or name not in targets:
         return False
     conversion = mine[0]

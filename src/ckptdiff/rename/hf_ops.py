@@ -106,9 +106,8 @@ def _patterns(renamed: list[str], targets: tuple[str, ...],
               parts: int) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     """Source patterns (one per part) and target patterns, scoped below the layer index."""
     names = [name.split(".") for name in (*renamed, *targets)]
-    shared = 0
-    while (shared < min(len(n) for n in names) - 1
-           and len({n[shared] for n in names}) == 1):
+    shared, most = 0, min(len(n) for n in names) - 1
+    while shared < most and len({n[shared] for n in names}) == 1:
         shared += 1
     scope = names[0][:shared]
     numbered = [i for i, segment in enumerate(scope) if segment.isdigit()]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 _LOOKAROUND = re.compile(r"\(\?.+?\)?\)")
 _GROUP = re.compile(r"\(.+?\)")
@@ -35,6 +36,7 @@ class Transform:
     sources: tuple[str, ...]
     targets: tuple[str, ...]
     compiled: re.Pattern[str] = field(init=False)
+    replacement: str = field(init=False)  # the first target, as transformers reads it
 
     def __post_init__(self) -> None:
         if any(r"\1" in s for s in self.sources) or any(t.startswith("^") for t in self.targets):
@@ -46,14 +48,16 @@ class Transform:
                 body += r"(?!\w)"
             branches.append(f"(?P<g{index}>{body})")
         self.compiled = re.compile("|".join(branches))
+        self.replacement = target_text(self.targets[0])
 
     def rename(self, key: str) -> tuple[str, int | None]:
         """``key`` renamed, and which source pattern matched (``None``: none did)."""
         match = self.compiled.search(key)
         if match is None:
             return key, None
-        name = next(n for n, v in match.groupdict().items() if v is not None)
-        replacement = target_text(self.targets[0])
+        # the branch that matched: its named group wraps it, so it is the last to close
+        name = match.lastgroup or next(n for n, v in match.groupdict().items() if v is not None)
+        replacement = self.replacement
         if r"\1" in replacement:
             captured = match.group(self.compiled.groupindex[name] + 1)
             if captured is None:
@@ -71,12 +75,13 @@ def rename_all(key: str, renamings: list[Transform]) -> str:
 
 def natural_key(key: str) -> list[tuple[int, str] | tuple[int, str, int] | tuple[int, int]]:
     """transformers' ``dot_natural_key``: the order in which a converter collects its tensors."""
-    parts: list[tuple[int, str] | tuple[int, str, int] | tuple[int, int]] = []
-    for part in key.split("."):
-        if part.isdigit():
-            parts.append((0, int(part)))
-            continue
-        text = part.rstrip("0123456789")
-        digits = part[len(text):]
-        parts.append((1, text, int(digits)) if digits else (1, text))
-    return parts
+    return [_natural_part(part) for part in key.split(".")]
+
+
+@lru_cache(maxsize=8192)
+def _natural_part(part: str) -> tuple[int, str] | tuple[int, str, int] | tuple[int, int]:
+    if part.isdigit():
+        return (0, int(part))
+    text = part.rstrip("0123456789")
+    digits = part[len(text):]
+    return (1, text, int(digits)) if digits else (1, text)
