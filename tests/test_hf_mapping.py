@@ -244,6 +244,18 @@ def test_moe_experts_unfused_and_renamed_load_with_the_registered_mapping(
     # the work was the emitted mapping's, not a built-in one's
     ours = {repr(t) for t in namespace["MAPPING"]}
     assert {repr(t) for t in loaded._weight_conversions} <= ours
+    # the plain-torch snippets do the same: convert() reads the stored names, revise() after
+    from ckptdiff.rename.snippet import conversion_snippet, python_snippet
+
+    plain: dict[str, Any] = {}
+    exec("\n".join(python_snippet(report.rules, report.suggestions)), plain)  # noqa: S102
+    exec("\n".join(conversion_snippet(report.conversions)), plain)  # noqa: S102
+    assert "revise(convert(state_dict))" in "\n".join(conversion_snippet(report.conversions))
+    from safetensors.torch import load_file
+
+    fresh = type(model)(model.config)
+    fresh.load_state_dict(plain["revise"](plain["convert"](load_file(str(checkpoint)))))
+    assert all(torch.equal(v, truth[k]) for k, v in fresh.state_dict().items())
     # the table and the markdown show it, next to the convert() snippet
     from ckptdiff.render.markdown import MarkdownRenderer
     from ckptdiff.render.table import TableRenderer

@@ -130,7 +130,8 @@ def conversion_snippet(conversions: tuple[Conversion, ...]) -> list[str]:
               "        fixed.update(zip(targets, tensors))",
               "    return fixed",
               "",
-              "# model.load_state_dict(convert(state_dict))  (after revise(), if renames apply)"]
+              "# model.load_state_dict(convert(state_dict))",
+              "# with renames too: revise(convert(state_dict)) (convert reads the stored names)"]
     return lines
 
 
