@@ -161,6 +161,34 @@ def test_splits_run_by_transformers_equal_the_oracle(sizes: tuple[int, ...],
     _run(Conversion(("blocks.1.attn.qkv.weight",), targets, tuple(ops), 0.9, "split"), [tensor])
 
 
+def test_renamed_and_permuted_tensors_are_transposed_by_transformers() -> None:
+    pairs = {"tf.blocks.0.conv.kernel": ("blocks.0.conv.weight", (3, 2, 0, 1), (2, 3, 4, 5)),
+             "tf.blocks.0.fc.kernel": ("blocks.0.fc.weight", (1, 0), (6, 7))}
+    suggestions = tuple(Suggestion(s, t, 0.9, "tf", "permute", axes)
+                        for s, (t, axes, _) in pairs.items())
+    rules = (Rule(r"^tf\.", "", 2), Rule(r"\.kernel$", ".weight", 2))
+    mapping = build_mapping(rules, suggestions, (), list(pairs), [t for t, _, _ in pairs.values()])
+    assert not mapping.refused and len(mapping.converters) == 2
+    renamings = [loading.WeightRenaming(s, t) for s, t in mapping.renamings]
+    converters = [loading.WeightConverter(list(c.sources), list(c.targets),
+                                          operations=[eval(op, vars(loading))  # noqa: S307
+                                                      for op in c.operations])
+                  for c in mapping.converters]
+    for source, (target, axes, shape) in pairs.items():
+        name, pattern = loading.rename_source_key(source, renamings, converters)
+        assert name == target and pattern is not None
+        converter = next(c for c in converters if pattern in c.source_patterns)
+        tensor = torch.randn(*shape, generator=torch.Generator().manual_seed(2))
+        converter.collected_tensors[pattern] = [lambda t=tensor: t]
+        (value,) = converter.convert(target).values()
+        assert torch.equal(value, tensor.permute(*axes))
+    # a permuted tensor no pattern singles out: nothing at all rather than an untransposed load
+    crowded = build_mapping(rules, suggestions, (), [*pairs, "keep.conv.weight"],
+                            [*(t for t, _, _ in pairs.values()), "keep.conv.weight"])
+    assert not crowded.renamings and not crowded.converters
+    assert "dimensions reordered" in crowded.refused[-1]
+
+
 @pytest.fixture
 def registry() -> Iterator[None]:
     """transformers' conversion registry, restored after the test registered a mapping."""

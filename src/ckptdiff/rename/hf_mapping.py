@@ -16,7 +16,7 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from ckptdiff.rename.hf_ops import Converted, operations
+from ckptdiff.rename.hf_ops import Converted, operations, reordered
 from ckptdiff.rename.hf_patterns import Transform, natural_key, rename_all, target_text
 from ckptdiff.rename.results import Conversion, Rule, Suggestion
 
@@ -52,14 +52,24 @@ def build_mapping(rules: Sequence[Rule], suggestions: Sequence[Suggestion],
             renamings = []
     compiled = [Transform((s,), (t,)) for s, t in renamings]
     renamed = {key: rename_all(key, compiled) for key in keys}
+    # renamed tensors whose dimensions are reordered: a converter transposes them once renamed
+    permuted = [c for c in map(reordered, suggestions) if c is not None]
     converters: list[Converted] = []
-    for conversion in conversions:
+    made_for: list[Converted | None] = []
+    for conversion in (*conversions, *permuted):
         made = operations(conversion, [renamed[k] for k in conversion.sources])
         if isinstance(made, str):
             refused.append(f"{conversion.targets[0]}: {made}")
         elif made not in converters:
             converters.append(made)
-    converters = _checked(converters, conversions, renamed, set(target_keys), refused)
+        made_for.append(None if isinstance(made, str) else made)
+    converters = _checked(converters, (*conversions, *permuted), renamed, set(target_keys),
+                          refused)
+    if any(made not in converters for made in made_for[len(conversions):]):
+        # renamed but not transposed would load wrong values (silently, if square): nothing
+        refused.append(f"{len(permuted)} renamed tensors have their dimensions reordered, which "
+                       "no transformers pattern singles out (`ckptdiff remap` can)")
+        return HfMapping((), (), tuple(refused))
     return HfMapping(tuple(renamings), tuple(converters), tuple(refused))
 
 

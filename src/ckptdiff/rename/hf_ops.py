@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ckptdiff.rename.results import Conversion, ConversionOp
+from ckptdiff.rename.results import Conversion, ConversionOp, Suggestion
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,23 @@ def operations(conversion: Conversion, renamed: list[str]) -> Converted | str:
     return Converted(patterns[0], patterns[1], tuple(ops))
 
 
+def reordered(suggestion: Suggestion) -> Conversion | None:
+    """A rename whose tensor's dimensions are reordered, as a conversion of transposes (the
+    permutation as swaps: transformers' ``Transpose`` swaps two dimensions)."""
+    if suggestion.axes is None:
+        return None
+    order, swaps = list(range(len(suggestion.axes))), []
+    for position, axis in enumerate(suggestion.axes):
+        at = order.index(axis)
+        if at != position:
+            order[position], order[at] = order[at], order[position]
+            swaps.append(ConversionOp("transpose", dims=(position, at)))
+    if not swaps:
+        return None
+    return Conversion((suggestion.source_key,), (suggestion.target_key,), tuple(swaps),
+                      suggestion.confidence, suggestion.rule)
+
+
 def _swap(dim: int, pair: tuple[int, int]) -> int:
     a, b = pair
     return b if dim == a else a if dim == b else dim
@@ -69,6 +86,8 @@ def _join(ops: tuple[ConversionOp, ...], count: int) -> tuple[int, list[str]] | 
             return f"{op.op} has no transformers operation in a join"
     transposes = [f"Transpose(dim0={a}, dim1={b})" for a, b in pending]
     kinds = [op.op for op in core]
+    if not kinds and transposes and count == 1:
+        return 1, transposes
     if kinds == ["stack"]:
         return 1, [f"MergeModulelist(dim={core[0].dim})", *transposes]
     if kinds == ["concat"] and core[0].parts == count:
