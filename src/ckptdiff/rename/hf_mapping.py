@@ -4,10 +4,11 @@ Rules become renamings when transformers' pattern language performs them exactly
 ``re.sub`` group becomes a lookahead: transformers substitutes only ``\\1``); otherwise each
 suggestion gets one literal renaming. A conversion becomes a converter with transformers' own
 operations (``MergeModulelist`` stacks, ``Concatenate`` joins, ``Chunk``/``Split`` split,
-``Transpose`` swaps; transposes are moved to where transformers can run them). Everything is
-checked on every source key of the report as :mod:`ckptdiff.rename.hf_patterns` re-enacts
-transformers: keys land where the rules put them, converters collect exactly their tensors in
-their order, and no other key is touched. What cannot be expressed is said, never emitted.
+``Transpose`` swaps; transposes are moved to where transformers can run them), and so does a
+rename whose tensor is permuted (its swaps, once renamed). Everything is checked on every source
+key of the report as :mod:`ckptdiff.rename.hf_patterns` re-enacts transformers: keys land where
+the rules put them, converters collect exactly their tensors in their order, and no other key is
+touched. What cannot be expressed is said, never emitted.
 """
 
 from __future__ import annotations
