@@ -10,7 +10,7 @@ import html
 from collections.abc import Sequence
 
 from ckptdiff.diffing.report import Report
-from ckptdiff.rename.snippet import conversion_lines, conversion_snippet
+from ckptdiff.rename.snippet import conversion_lines, conversion_snippet, python_snippet
 from ckptdiff.render.grouping import by_rule
 from ckptdiff.render.rows import (
     finding_rows,
@@ -57,6 +57,10 @@ def _rename_lines(report: Report) -> list[str]:
         lines.append(f"- {plain(rule)}: {len(members)} keys (confidence {best:.2f})")
     lines.extend(f"- `re.sub({r.pattern!r}, {r.replacement!r}, key)` fixes {r.matches} keys"
                  for r in report.rules)
+    if report.rules:
+        lines += ["", "<details>", "<summary>as code: <code>revise(state_dict)</code></summary>",
+                  "", "```python", *python_snippet(report.rules, report.suggestions), "```", "",
+                  "</details>"]
     return lines
 
 
