@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from ckptdiff.rename.hf_mapping import build_mapping
+from ckptdiff.rename.hf_mapping import MAX_LITERAL_RENAMINGS, build_mapping
 from ckptdiff.rename.hf_ops import operations
 from ckptdiff.rename.hf_patterns import Transform
 from ckptdiff.rename.results import Conversion, ConversionOp, Rule, Suggestion
@@ -182,9 +182,14 @@ def test_renamed_and_permuted_tensors_are_transposed_by_transformers() -> None:
         converter.collected_tensors[pattern] = [lambda t=tensor: t]
         (value,) = converter.convert(target).values()
         assert torch.equal(value, tensor.permute(*axes))
-    # a permuted tensor no pattern singles out: nothing at all rather than an untransposed load
-    crowded = build_mapping(rules, suggestions, (), [*pairs, "keep.conv.weight"],
-                            [*(t for t, _, _ in pairs.values()), "keep.conv.weight"])
+    # each permuted tensor by its own name: a neighbour of the same name keeps its layout
+    assert {c.sources for c in mapping.converters} == {
+        (r"^blocks\.0\.conv\.weight$",), (r"^blocks\.0\.fc\.weight$",)}
+    # too many to list: nothing at all rather than an untransposed (maybe silently wrong) load
+    many = tuple(Suggestion(f"tf.b.{i}.fc.kernel", f"b.{i}.fc.weight", 0.9, "tf", "transpose",
+                            (1, 0)) for i in range(MAX_LITERAL_RENAMINGS + 1))
+    crowded = build_mapping(rules, many, (), [s.source_key for s in many],
+                            [s.target_key for s in many])
     assert not crowded.renamings and not crowded.converters
     assert "dimensions reordered" in crowded.refused[-1]
 

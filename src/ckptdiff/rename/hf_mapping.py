@@ -57,8 +57,10 @@ def build_mapping(rules: Sequence[Rule], suggestions: Sequence[Suggestion],
     permuted = [c for c in map(reordered, suggestions) if c is not None]
     converters: list[Converted] = []
     made_for: list[Converted | None] = []
-    for conversion in (*conversions, *permuted):
-        made = operations(conversion, [renamed[k] for k in conversion.sources])
+    for index, conversion in enumerate((*conversions, *permuted)):
+        # a permuted rename is singled out by its own name: its neighbours keep their layout
+        made = operations(conversion, [renamed[k] for k in conversion.sources],
+                          exact=index >= len(conversions))
         if isinstance(made, str):
             refused.append(f"{conversion.targets[0]}: {made}")
         elif made not in converters:
@@ -66,7 +68,8 @@ def build_mapping(rules: Sequence[Rule], suggestions: Sequence[Suggestion],
         made_for.append(None if isinstance(made, str) else made)
     converters = _checked(converters, (*conversions, *permuted), renamed, set(target_keys),
                           refused)
-    if any(made not in converters for made in made_for[len(conversions):]):
+    if len(permuted) > MAX_LITERAL_RENAMINGS or any(
+            made not in converters for made in made_for[len(conversions):]):
         # renamed but not transposed would load wrong values (silently, if square): nothing
         refused.append(f"{len(permuted)} renamed tensors have their dimensions reordered, which "
                        "no transformers pattern singles out (`ckptdiff remap` can)")

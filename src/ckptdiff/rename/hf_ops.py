@@ -25,9 +25,11 @@ class Converted:
     operations: tuple[str, ...]  # as code: ``MergeModulelist(dim=0)``
 
 
-def operations(conversion: Conversion, renamed: list[str]) -> Converted | str:
+def operations(conversion: Conversion, renamed: list[str], exact: bool = False
+               ) -> Converted | str:
     """The converter of ``conversion`` (its sources as transformers' renamings leave them), or
-    why transformers' operations cannot perform it."""
+    why transformers' operations cannot perform it. ``exact``: for this conversion only (one
+    source, one target), not every one of its kind."""
     if any(d is not None and d < 0 for op in conversion.ops
            for d in (op.dim, *(op.dims or ()))):
         return "negative dimensions are not rewritten"
@@ -38,6 +40,8 @@ def operations(conversion: Conversion, renamed: list[str]) -> Converted | str:
     if isinstance(made, str):
         return made
     parts, ops = made
+    if exact and len(renamed) == 1 and len(conversion.targets) == 1:
+        return Converted((f"^{re.escape(renamed[0])}$",), conversion.targets, tuple(ops))
     patterns = _patterns(renamed, conversion.targets, parts)
     if patterns is None:
         return "its keys differ in more than a stacked index (no one pattern per part)"
