@@ -363,3 +363,18 @@ def test_hub_layouts_load_with_the_emitted_code(name: str, tmp_path: Path,
     ours = {repr(t) for t in namespace.get("MAPPING", ())}
     assert all(repr(t) in ours for t in loaded._weight_conversions
                if isinstance(t, loading.WeightConverter))
+
+
+def test_without_the_class_name_the_code_registers_for_the_one_given(registry: None) -> None:
+    import transformers.conversion_mapping as mapping
+
+    sources = tuple(f"layers.0.experts.{e}.w.weight" for e in range(3))
+    stack = Conversion(sources, ("layers.0.experts.w",), (ConversionOp("stack", dim=0),), 0.9,
+                       "stack experts.{i}")
+    code = "\n".join(transformers_snippet((), (), (stack,), sources, ["layers.0.experts.w"]))
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)  # noqa: S102 (the code under test)
+    namespace["register"]("TinyMoeModel")
+    (converter,) = mapping.get_checkpoint_conversion_mapping("TinyMoeModel")  # type: ignore[no-untyped-call]
+    assert converter.source_patterns == ["experts.*.w.weight"]
+    assert repr(converter.operations) == "[MergeModulelist(dim=0)]"
