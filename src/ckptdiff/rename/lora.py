@@ -161,13 +161,19 @@ def merge_conversion(adapter: Adapter, target: TensorInfo, scale: float, how: st
                      confidence: float, fan_in_fan_out: bool = False) -> Conversion:
     """The ``merge_lora`` conversion ``[W, A, B] → W + scale·B·A`` of one adapter.
 
-    The update is transposed for an embedding, with ``fan_in_fan_out`` (peft's ``Conv1D``), or
-    where only ``(B·A)ᵀ`` has the weight's shape.
+    The update is transposed for an embedding and where the weight is stored ``[in, out]``
+    (transformers' ``Conv1D``): peft decides that by the layer's type, whatever the config says,
+    so the shapes decide here; only a square weight, which fits both ways, takes the config's
+    ``fan_in_fan_out`` (given as ``fan_in_fan_out``).
     """
     assert adapter.base is not None
     b, a = adapter.b.shape, adapter.a.shape
-    transposed = (adapter.kind == "embedding" or fan_in_fan_out
-                  or tuple(target.shape) != (b[0], a[1]))
+    if adapter.kind == "embedding":
+        transposed = True
+    elif b[0] == a[1]:
+        transposed = fan_in_fan_out
+    else:
+        transposed = tuple(target.shape) != (b[0], a[1])
     op = ConversionOp("merge_lora", scale=scale, fan_in_fan_out=transposed or None)
     rule = f"merge LoRA lora_A,lora_B into the base weight (scale {scale:g} = {how})"
     return Conversion((adapter.base.key, adapter.a.key, adapter.b.key), (adapter.target,),
@@ -189,10 +195,11 @@ def plan_adapters(adapters: Sequence[Adapter], targets: Mapping[str, TensorInfo]
                             "merge it with peft's merge_and_unload")
             continue
         if adapter.base is None:
-            notes += _notes(adapter.keys, f"{head}, from an adapter-only file: no base weight "
-                                          "to merge it into here; `ckptdiff remap BASE MODEL "
-                                          "--lora-adapter THIS` merges it into the base "
-                                          "checkpoint")
+            notes += _notes(adapter.keys, f"LoRA adapter (r={adapter.rank}) of a PEFT "
+                                          "adapter-only file: it holds no base weights; peft's "
+                                          "PeftModel.from_pretrained(model, DIR) loads it onto "
+                                          "the model, `ckptdiff remap BASE MODEL --lora-adapter "
+                                          "THIS` merges it into the base checkpoint")
             continue
         if settings is None:
             notes += _notes(adapter.keys, f"LoRA adapter (r={adapter.rank}): its scale "
