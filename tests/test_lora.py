@@ -114,8 +114,8 @@ def _equal_to_truth(state: dict[str, Any], truth: dict[str, Any]) -> None:
 def test_full_state_dict_is_merged_as_peft_merges_it(built: Built, tmp_path: Path) -> None:
     report = diff(built.full, built.model)
     merges = [c for c in report.conversions if c.ops[0].op == "merge_lora"]
-    with safetensors_torch.safe_open(str(built.full), "pt") as stored:
-        halves_a = [k for k in stored.keys() if ".lora_A." in k or ".lora_embedding_A." in k]
+    stored = safetensors_torch.load_file(str(built.full))
+    halves_a = [k for k in stored if ".lora_A." in k or ".lora_embedding_A." in k]
     assert len(merges) == len(halves_a) > 0
     assert all(c.confidence == 0.97 and len(c.sources) == 3 for c in merges)
     assert not [u for u in report.unpaired if u.source_key and "lora_" in u.source_key]
@@ -250,3 +250,29 @@ def test_bfloat16_encoding_rounds_as_torch_does() -> None:
     assert raw == values.to(torch.bfloat16).view(torch.int16).numpy().tobytes()
     back = decode(raw, "bfloat16", (4096,))
     assert torch.equal(torch.from_numpy(back.copy()), values.to(torch.bfloat16).float())
+
+
+def test_bfloat16_base_merges_in_float32_and_stays_bfloat16(tmp_path: Path) -> None:
+    built = _build(tmp_path / "bf16", "Tiny", r=4, lora_alpha=8, target_modules=["q_proj", "out"])
+    state = {k: v.to(torch.bfloat16) for k, v in safetensors_torch.load_file(
+        str(built.full)).items()}
+    half = tmp_path / "half" / "model.safetensors"
+    half.parent.mkdir()
+    safetensors_torch.save_file(state, str(half))
+    shutil.copy(built.full.parent / "adapter_config.json", half.parent)
+    result = remap(half, built.model, tmp_path / "merged.safetensors")
+    assert result.report.compatible and result.converted == 2
+    merged = safetensors_torch.load_file(str(tmp_path / "merged.safetensors"))
+    for module in ("q_proj", "out"):
+        prefix = f"base_model.model.{module}"
+        a = state[f"{prefix}.lora_A.default.weight"].float()
+        b = state[f"{prefix}.lora_B.default.weight"].float()
+        wanted = (state[f"{prefix}.base_layer.weight"].float() + 2.0 * (b @ a)).to(torch.bfloat16)
+        assert merged[f"{module}.weight"].dtype == torch.bfloat16
+        torch.testing.assert_close(merged[f"{module}.weight"].float(), wanted.float(),
+                                   rtol=2 ** -8, atol=0)
+
+
+def test_an_adapter_file_must_hold_an_adapter(built: Built, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="holds no LoRA adapter"):
+        remap(built.base, built.model, tmp_path / "x.safetensors", lora_adapter=built.base)

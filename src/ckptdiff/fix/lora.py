@@ -66,12 +66,12 @@ def without_adapters(outputs: list[Output], adapter_keys: set[str],
 def with_adapter(base: Manifest, adapter: Manifest) -> Manifest:
     """``base``'s tensors and ``adapter``'s as one manifest (an adapter-only file's keys are
     peft's ``base_model.model.…lora_A.weight``, disjoint from a base checkpoint's)."""
+    if not any(is_adapter_key(info.key) for info in adapter.tensors):
+        raise UsageError(f"{adapter.path}: holds no LoRA adapter (lora_A/lora_B) tensors")
     clash = sorted(set(base.by_key) & set(adapter.by_key))
     if clash:
         raise UsageError(f"{adapter.path}: its key {clash[0]} is also in {base.path}: "
                          "not an adapter-only file for it")
-    if not any(is_adapter_key(info.key) for info in adapter.tensors):
-        raise UsageError(f"{adapter.path}: holds no LoRA adapter (lora_A/lora_B) tensors")
     return replace(base, tensors=(*base.tensors, *adapter.tensors))
 
 
