@@ -21,6 +21,7 @@ safetensors_torch = pytest.importorskip("safetensors.torch", reason="safetensors
 from ckptdiff import diff, load_state_dict, remap  # noqa: E402
 from ckptdiff.errors import IncompatibleError, UsageError  # noqa: E402
 from ckptdiff.fix.lora_merge import decode, encode  # noqa: E402
+from ckptdiff.render.rows import outlook  # noqa: E402
 
 ATOL = 1e-6
 MODEL_PY = '''from torch import nn
@@ -119,6 +120,7 @@ def test_full_state_dict_is_merged_as_peft_merges_it(built: Built, tmp_path: Pat
     assert len(merges) == len(halves_a) > 0
     assert all(c.confidence == 0.97 and len(c.sources) == 3 for c in merges)
     assert not [u for u in report.unpaired if u.source_key and "lora_" in u.source_key]
+    assert f"{len(merges)} LoRA adapters merge into their base weights" in str(outlook(report))
     result = remap(built.full, built.model, tmp_path / "merged.safetensors")
     assert result.report.compatible and result.converted == len(merges)
     model = built.fresh()
@@ -179,6 +181,8 @@ def test_unknown_scale_is_said_not_guessed(unconfigured: tuple[Built, Path]) -> 
     text = " ".join(run.stdout.split())
     assert "(8 keys): LoRA adapter (r=4): its scale lora_alpha/r is unknown" in text
     assert "is not guessed" in text
+    assert "8 unexpected keys remain" in text  # the issue's words, now with what to do
+    assert "8 LoRA adapter tensors merge or drop only when told" in text
 
 
 def test_unknown_scale_remap_keeps_the_adapter_until_told(unconfigured: tuple[Built, Path],
@@ -276,3 +280,27 @@ def test_bfloat16_base_merges_in_float32_and_stays_bfloat16(tmp_path: Path) -> N
 def test_an_adapter_file_must_hold_an_adapter(built: Built, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="holds no LoRA adapter"):
         remap(built.base, built.model, tmp_path / "x.safetensors", lora_adapter=built.base)
+
+
+def test_a_model_with_adapters_gets_renames_not_merges(built: Built, tmp_path: Path) -> None:
+    state = safetensors_torch.load_file(str(built.full))
+    other = tmp_path / "other.safetensors"
+    safetensors_torch.save_file({k.replace(".default", ".other"): v for k, v in state.items()},
+                                str(other))
+    report = diff(built.full, other)
+    assert not report.conversions
+    renamed = {s.source_key: s.target_key for s in report.suggestions}
+    lora_keys = [k for k in state if ".lora_" in k and ".default" in k]
+    assert lora_keys and all(renamed[k] == k.replace(".default", ".other") for k in lora_keys)
+
+
+def test_a_config_for_other_modules_is_not_trusted(built: Built, tmp_path: Path) -> None:
+    moved = tmp_path / "moved" / "model.safetensors"
+    moved.parent.mkdir()
+    shutil.copy(built.full, moved)
+    config = json.loads((built.full.parent / "adapter_config.json").read_text())
+    config["target_modules"] = ["k_proj"]
+    (moved.parent / "adapter_config.json").write_text(json.dumps(config))
+    report = diff(moved, built.model)
+    assert not [c for c in report.conversions if c.ops[0].op == "merge_lora"]
+    assert any("target_modules do not name it" in u.reason for u in report.unpaired)

@@ -209,6 +209,11 @@ def plan_adapters(adapters: Sequence[Adapter], targets: Mapping[str, TensorInfo]
                                           "adapter's effect is lost), `remap --lora-scale S` "
                                           "merges W + S·B·A")
             continue
+        if settings.targets(module) is False:
+            notes += _notes(adapter.keys, f"{head}: {settings.path}'s target_modules do not "
+                                          "name it, so the config may be another adapter's; "
+                                          "nothing is merged")
+            continue
         rank, _ = settings.rank_and_alpha(module)
         if rank != adapter.rank:
             notes += _notes(adapter.keys, f"{head}: {settings.path} says r={rank}; the scale "

@@ -51,7 +51,7 @@ class LoraSettings:
     def targets(self, module: str) -> bool | None:
         """Whether ``target_modules`` names ``module`` (None: the config does not say)."""
         wanted = self.target_modules
-        if wanted is None:
+        if wanted is None or wanted == "all-linear":  # peft resolves all-linear by layer type
             return None
         if isinstance(wanted, str):  # peft: a string is a regex on the whole name
             return re.fullmatch(wanted, module) is not None

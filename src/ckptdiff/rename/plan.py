@@ -83,7 +83,9 @@ def _plan(unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo],
           target_all: Sequence[TensorInfo] | None, lora: LoraSettings | None) -> RenamePlan:
     adapters = {info.key for info in unexpected if "lora_" in info.key
                 and is_adapter_key(info.key)}
-    if adapters and not any(is_adapter_key(info.key) for info in target_all or missing):
+    if adapters and any(is_adapter_key(info.key) for info in target_all or missing):
+        adapters = set()  # the model has adapters too: they are renamed, never merged
+    if adapters:
         # A model without adapters takes no adapter tensor under another name: a merge or a
         # drop explains them (below), and a rename would only pair a lora_A with a look-alike.
         source_all = unexpected if source_all is None else source_all
