@@ -36,14 +36,13 @@ def remap_command(
         "--min-confidence", min=0.0, max=1.0,
         help="Skip suggestions below this confidence.")] = 0.0,
     lora_scale: Annotated[float | None, typer.Option(
-        "--lora-scale", help="Merge every LoRA adapter as W + S·B·A at this scale (when no "
-                             "adapter_config.json says lora_alpha/r).")] = None,
+        "--lora-scale", help="Merge each LoRA adapter as W + S·B·A at this scale S.")] = None,
     drop_lora: Annotated[bool, typer.Option(
-        "--drop-lora", help="Leave LoRA adapter tensors out: the base weights load, the "
-                            "adapter's effect is lost.")] = False,
+        "--drop-lora",
+        help="Leave LoRA adapters out: the base weights load without them.")] = False,
     lora_adapter: Annotated[Path | None, typer.Option(
-        "--lora-adapter", help="A PEFT adapter-only file (adapter_model.safetensors) to merge "
-                               "into SOURCE, the base checkpoint.")] = None,
+        "--lora-adapter", help="A PEFT adapter_model.safetensors to merge into SOURCE (the base).")
+    ] = None,
 ) -> None:
     """Write SOURCE with the confident renames, kernel transposes and conversions for TARGET.
 
@@ -54,8 +53,7 @@ def remap_command(
     Examples:
       ckptdiff remap dp.pth mypkg.models:build -o fixed.safetensors
       ckptdiff remap keras.weights.h5 net.py:Net -o net.pth --rules keras_to_torch.json
-      ckptdiff remap base.safetensors net.py:Net -o merged.safetensors \\
-          --lora-adapter adapter/adapter_model.safetensors
+      ckptdiff remap base.safetensors net.py:Net -o out.pth --lora-adapter adapter.safetensors
     """
     from ckptdiff.api import remap
     from ckptdiff.rename.snippet import unpaired_lines
