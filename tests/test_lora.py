@@ -304,3 +304,36 @@ def test_a_config_for_other_modules_is_not_trusted(built: Built, tmp_path: Path)
     report = diff(moved, built.model)
     assert not [c for c in report.conversions if c.ops[0].op == "merge_lora"]
     assert any("target_modules do not name it" in u.reason for u in report.unpaired)
+
+
+@pytest.mark.parametrize(("key", "parsed"), [
+    ("base_model.model.q.lora_A.default.weight", ("base_model.model.q", "linear", "A", "default")),
+    ("base_model.model.q.lora_B.weight", ("base_model.model.q", "linear", "B", None)),
+    ("m.emb.lora_embedding_A.default", ("m.emb", "embedding", "A", "default")),
+    ("m.emb.lora_embedding_B", ("m.emb", "embedding", "B", None)),
+    ("m.q.lora_B.default.bias", None),  # a LoRA bias: no plain merge
+    ("m.q.base_layer.weight", None),
+    ("lora_A.weight", None),  # a top-level name, not a module's adapter
+])
+def test_adapter_keys_parse_as_peft_names_them(key: str, parsed: object) -> None:
+    from ckptdiff.rename.lora import adapter_part
+
+    assert adapter_part(key) == parsed
+
+
+def test_shapes_that_are_no_lora_update_are_said_not_merged() -> None:
+    from tests.helpers import t
+
+    from ckptdiff.rename.lora import find_adapters
+
+    sources = [t("q.base_layer.weight", 8, 6), t("q.lora_A.default.weight", 4, 6),
+               t("q.lora_B.default.weight", 8, 3),  # r 4 vs 3
+               t("k.base_layer.weight", 8, 8), t("k.lora_A.default.weight", 2, 8),
+               t("v.lora_magnitude_vector.default.weight", 8)]  # DoRA without its pair
+    targets = {k: t(k, 8, 6 if k.startswith("q") else 8) for k in ("q.weight", "k.weight")}
+    adapters, notes = find_adapters(sources, targets, {"q.base_layer.weight": "q.weight"})
+    assert not adapters
+    reasons = {n.source_key: n.reason for n in notes}
+    assert "are no [r, in], [out, r] pair" in reasons["q.lora_A.default.weight"]
+    assert "without its other half" in reasons["k.lora_A.default.weight"]
+    assert "without its lora_A/lora_B pair" in reasons["v.lora_magnitude_vector.default.weight"]

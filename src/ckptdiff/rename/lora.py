@@ -125,6 +125,10 @@ def find_adapters(sources: Sequence[TensorInfo], targets: Mapping[str, TensorInf
             notes += _notes(keys, f"a LoRA adapter of {target} that does not fit it: {why}")
             continue
         adapters.append(adapter)
+    paired = {module for module, _ in pairs}
+    for module, orphans in extras.items():
+        if module not in paired:
+            notes += _notes(orphans, "a DoRA magnitude or LoRA bias without its lora_A/lora_B pair")
     return adapters, notes
 
 
