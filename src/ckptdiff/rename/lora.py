@@ -208,10 +208,11 @@ def plan_adapters(adapters: Sequence[Adapter], targets: Mapping[str, TensorInfo]
         if settings is None:
             notes += _notes(adapter.keys, f"LoRA adapter (r={adapter.rank}): its scale "
                                           "lora_alpha/r is unknown (no adapter_config.json "
-                                          "beside the checkpoint) and is not guessed; `remap "
-                                          "--drop-lora` drops it (the base weights load, the "
-                                          "adapter's effect is lost), `remap --lora-scale S` "
-                                          "merges W + S·B·A")
+                                          "beside the checkpoint) and is not guessed; drop it "
+                                          "(remap --drop-lora, load_state_dict(drop_lora=True): "
+                                          "the base weights load, the adapter's effect is lost) "
+                                          "or merge W + S·B·A at a scale you state "
+                                          "(--lora-scale S, lora_scale=S)")
             continue
         if settings.targets(module) is False:
             notes += _notes(adapter.keys, f"{head}: {settings.path}'s target_modules do not "
