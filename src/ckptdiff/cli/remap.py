@@ -35,6 +35,14 @@ def remap_command(
     min_confidence: Annotated[float, typer.Option(
         "--min-confidence", min=0.0, max=1.0,
         help="Skip suggestions below this confidence.")] = 0.0,
+    lora_scale: Annotated[float | None, typer.Option(
+        "--lora-scale", help="Merge each LoRA adapter as W + S·B·A at this scale S.")] = None,
+    drop_lora: Annotated[bool, typer.Option(
+        "--drop-lora",
+        help="Leave LoRA adapters out: the base weights load without them.")] = False,
+    lora_adapter: Annotated[Path | None, typer.Option(
+        "--lora-adapter", help="A PEFT adapter_model.safetensors to merge into SOURCE (the base).")
+    ] = None,
 ) -> None:
     """Write SOURCE with the confident renames, kernel transposes and conversions for TARGET.
 
@@ -45,6 +53,7 @@ def remap_command(
     Examples:
       ckptdiff remap dp.pth mypkg.models:build -o fixed.safetensors
       ckptdiff remap keras.weights.h5 net.py:Net -o net.pth --rules keras_to_torch.json
+      ckptdiff remap base.safetensors net.py:Net -o out.pth --lora-adapter adapter.safetensors
     """
     from ckptdiff.api import remap
     from ckptdiff.rename.snippet import unpaired_lines
@@ -53,7 +62,8 @@ def remap_command(
     kwargs = guarded(lambda: model_kwargs_of(model_kwargs))
     result = guarded(lambda: remap(source, target, output, key=key, target_key=target_key,
                                     model_kwargs=kwargs, rules=rules,
-                                    min_confidence=min_confidence))
+                                    min_confidence=min_confidence, lora_scale=lora_scale,
+                                    drop_lora=drop_lora, lora_adapter=lora_adapter))
     parts = [f"{result.written} tensors", f"{result.renamed} renamed"]
     if result.transformed:
         parts.append(f"{result.transformed} reordered")

@@ -21,6 +21,7 @@ from ckptdiff.diffing.unregistered import unregistered_findings
 from ckptdiff.loaders.judges import choose
 from ckptdiff.loaders.verdict import Judgement, KeyCall
 from ckptdiff.manifest import Manifest, TensorInfo
+from ckptdiff.rename.lora_config import LoraSettings, settings_beside
 from ckptdiff.rename.plan import plan_renames
 
 DEFAULT_LOADER = "default"  # the pair's default loader (``loaders.judges``)
@@ -30,11 +31,13 @@ DEFAULT_LOADER = "default"  # the pair's default loader (``loaders.judges``)
 BEYOND_KEY_CHECKS = (trainable_findings, unregistered_findings, optimizer_group_findings)
 
 
-def diff_manifests(source: Manifest, target: Manifest, loader: str | None = None) -> Report:
+def diff_manifests(source: Manifest, target: Manifest, loader: str | None = None, *,
+                   lora: LoraSettings | None = None) -> Report:
     """Compare ``source`` (what is stored) with ``target`` (what should load it).
 
     ``loader``: ``"default"`` judges by the pair's default loader, a ``--loader`` name by that
-    one, None by key parity (every verdict still listed for a live target).
+    one, None by key parity (every verdict still listed for a live target). ``lora``: how the
+    source's LoRA adapters merge; by default the ``adapter_config.json`` beside the source says.
     """
     judge: Judgement | None = None
     others: list[Judgement] = []
@@ -46,8 +49,10 @@ def diff_manifests(source: Manifest, target: Manifest, loader: str | None = None
     unpairable = unpairable_keys(source)  # an exporter's anonymous names (diffing.exported)
     unexpected = [source.by_key[f.key] for f in findings if f.kind == "unexpected"
                   and f.key not in target.by_key and f.key not in unpairable]
+    if lora is None and any("lora_" in info.key for info in unexpected):
+        lora = settings_beside(source.path)
     plan = plan_renames(unexpected, missing, source_all=source.tensors,
-                        target_all=target.tensors)
+                        target_all=target.tensors, lora=lora)
     findings, unpaired = note_exporter_conventions(source, findings, plan.unpaired)
     verdict = (parity_verdict(findings) if judge is None else judge.verdict).as_default()
     name = None if judge is None else judge.verdict.name

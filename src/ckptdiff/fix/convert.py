@@ -5,7 +5,8 @@ case — experts stacked and their projections joined along dim 0 — is, in C o
 parts' bytes one after another: those outputs stream chunk by chunk from the source, never holding
 more than one chunk. Anything else (a join along a later dim, a transpose, a split) holds one
 output's parts in memory and runs the ops with numpy on raw elements (a void dtype of the
-element's size), so every dtype, bfloat16 and float8 included, moves unchanged.
+element's size), so every dtype, bfloat16 and float8 included, moves unchanged. A LoRA merge
+(``merge_lora``) computes: :mod:`ckptdiff.fix.lora_merge`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from ckptdiff.dtypes import itemsize
 from ckptdiff.errors import MissingDependencyError, UsageError
+from ckptdiff.fix.lora_merge import merge, merged_shape
 from ckptdiff.fix.remap_sources import TensorSource
 from ckptdiff.fix.remap_write import Output
 from ckptdiff.manifest import Manifest
@@ -52,6 +54,10 @@ def result_shapes(shapes: Sequence[Shape], ops: Sequence[ConversionOp]) -> list[
         elif op.op == "transpose":
             a, b = op.dims or (0, 1)
             current = [_swapped(s, a, b) for s in current]
+        elif op.op == "merge_lora":
+            if len(ops) != 1:
+                raise UsageError("remap performs merge_lora only as a conversion's one op")
+            current = [merged_shape(current, op)]
         else:
             raise UsageError(f"remap cannot perform the conversion op {op.op!r}")
     return current
@@ -62,7 +68,8 @@ def conversion_outputs(conversions: Sequence[Conversion], stored: Manifest) -> l
     outputs: list[Output] = []
     for conversion in conversions:
         parts = tuple(stored.by_key[key] for key in conversion.sources)
-        if len({p.dtype for p in parts}) != 1:
+        computed = any(op.op == "merge_lora" for op in conversion.ops)  # in the base's dtype
+        if not computed and len({p.dtype for p in parts}) != 1:
             raise UsageError(f"{conversion.targets[0]}: its parts have different dtypes")
         shapes = result_shapes([p.shape for p in parts], conversion.ops)
         if len(shapes) != len(conversion.targets):
@@ -84,6 +91,10 @@ def converted_bytes(reader: TensorSource, out: Output) -> Iterator[bytes]:
     if streams_in_order(out.ops):
         for part in out.parts:
             yield from reader.chunks(part)
+        return
+    if len(out.ops) == 1 and out.ops[0].op == "merge_lora":
+        raws = [b"".join(reader.chunks(p)) for p in out.parts]
+        yield merge(raws, [p.dtype for p in out.parts], [p.shape for p in out.parts], out.ops[0])
         return
     try:
         import numpy

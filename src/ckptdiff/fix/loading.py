@@ -19,6 +19,7 @@ from ckptdiff.diffing.match import diff_manifests
 from ckptdiff.diffing.report import Report
 from ckptdiff.errors import IncompatibleError, MissingDependencyError, UsageError
 from ckptdiff.fix.convert import conversion_outputs, without_parts
+from ckptdiff.fix.lora import chosen_conversions, without_adapters
 from ckptdiff.fix.remap import plan_outputs, produce
 from ckptdiff.fix.remap_sources import open_source
 from ckptdiff.fix.remap_write import Output
@@ -27,8 +28,13 @@ from ckptdiff.rename.snippet import unpaired_lines
 
 
 def load_state_dict(model: Any, path: str | os.PathLike[str], strict: bool = True, *,
-                    key: str | None = None, min_confidence: float = 0.0) -> Report:
+                    key: str | None = None, min_confidence: float = 0.0,
+                    lora_scale: float | None = None, drop_lora: bool = False) -> Report:
     """Load ``path`` into the torch ``model``, applying ckptdiff's confident renames.
+
+    LoRA adapters merge where the ``adapter_config.json`` beside ``path`` gives their scale;
+    ``lora_scale`` merges every adapter at that scale, ``drop_lora`` leaves them out
+    (:mod:`ckptdiff.fix.lora`).
 
     Returns the report of the fixed checkpoint against the model. With ``strict`` (the default),
     raises :class:`IncompatibleError` (with the grouped report) when the checkpoint still does
@@ -48,8 +54,11 @@ def load_state_dict(model: Any, path: str | os.PathLike[str], strict: bool = Tru
     moves = {s.source_key: (s.target_key, s.axes) for s in report.suggestions
              if s.confidence >= min_confidence}
     outputs, dropped = plan_outputs(stored, expected, moves)
-    confident = [c for c in report.conversions if c.confidence >= min_confidence]
+    chosen, adapter_keys = chosen_conversions(report, stored, expected, lora_scale=lora_scale,
+                                              drop_lora=drop_lora)
+    confident = [c for c in chosen if c.confidence >= min_confidence]
     outputs = without_parts(outputs, conversion_outputs(confident, stored), dropped)
+    outputs = without_adapters(outputs, adapter_keys, dropped)
     non_persistent = set(expected.metadata.get("non_persistent_buffers", ()))
     outputs = [o for o in outputs if o.key not in non_persistent]
     fixed = diff_manifests(_manifest_of(stored, outputs), expected)

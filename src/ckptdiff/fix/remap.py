@@ -22,10 +22,12 @@ from ckptdiff.diffing.report import Report
 from ckptdiff.dtypes import itemsize
 from ckptdiff.errors import MissingDependencyError, UsageError
 from ckptdiff.fix.convert import conversion_outputs, converted_bytes, without_parts
+from ckptdiff.fix.lora import WithAdapter, chosen_conversions, with_adapter, without_adapters
 from ckptdiff.fix.remap_sources import TensorSource, open_source
 from ckptdiff.fix.remap_write import Output, output_format, write
 from ckptdiff.fix.rules_file import from_report, load
 from ckptdiff.manifest import Manifest
+from ckptdiff.rename.lora_config import LoraSettings, settings_beside
 
 _NON_MODEL = ("optimizer_slot", "other")
 
@@ -50,11 +52,16 @@ def remap(source: str | os.PathLike[str], target: Any, output: str | os.PathLike
           key: str | None = None, target_key: str | None = None,
           model_kwargs: Mapping[str, Any] | None = None,
           rules: str | os.PathLike[str] | None = None,
-          min_confidence: float = 0.0) -> RemapResult:
+          min_confidence: float = 0.0, lora_scale: float | None = None,
+          drop_lora: bool = False,
+          lora_adapter: str | os.PathLike[str] | None = None) -> RemapResult:
     """Write ``output``: ``source``'s tensors renamed (and reordered) to fit ``target``.
 
     ``rules`` names a rules file: an existing one is applied instead of the diff's suggestions; a
     missing one is written with the rules found. Suggestions below ``min_confidence`` are skipped.
+    LoRA adapters (:mod:`ckptdiff.fix.lora`): the confident merges are performed; ``drop_lora``
+    leaves every adapter out, ``lora_scale`` merges each at that scale; ``lora_adapter`` names a
+    PEFT adapter-only file to merge into ``source`` (the base checkpoint).
     """
     from ckptdiff.readers import read
     from ckptdiff.targets.resolve import resolve
@@ -64,24 +71,40 @@ def remap(source: str | os.PathLike[str], target: Any, output: str | os.PathLike
     if source_path.resolve() == output_path.resolve():
         raise UsageError(f"{output_path}: would overwrite the source; choose another output")
     stored = read(source_path, key)
+    base_manifest, adapter_manifest = stored, None
+    lora: LoraSettings | None = None  # None: the adapter_config.json beside the source says
+    if lora_adapter is not None:
+        adapter_manifest = read(Path(lora_adapter))
+        stored = with_adapter(stored, adapter_manifest)
+        lora = settings_beside(adapter_manifest.path)
     expected = resolve(target, key=target_key, model_kwargs=model_kwargs)
     rules_path = Path(rules) if rules is not None else None
     action: str | None
     report: Report | None = None
     if rules_path is not None and rules_path.exists():
+        if lora_adapter is not None:
+            raise UsageError("--lora-adapter merges by the diff's plan, not by a rules file")
         plan, action = load(rules_path), "applied"
         moves = {t.key: (plan.rename(t.key), plan.transforms.get(plan.rename(t.key)))
                  for t in stored.tensors}
     else:
-        report = diff_manifests(stored, expected)
+        report = diff_manifests(stored, expected, lora=lora)
         plan, action = from_report(report), ("written" if rules_path is not None else None)
         moves = {s.source_key: (s.target_key, s.axes) for s in report.suggestions
                  if s.confidence >= min_confidence}
     outputs, dropped = plan_outputs(stored, expected, moves)
     if report is not None:
-        confident = [c for c in report.conversions if c.confidence >= min_confidence]
+        chosen, adapter_keys = chosen_conversions(report, stored, expected,
+                                                  lora_scale=lora_scale, drop_lora=drop_lora)
+        confident = [c for c in chosen if c.confidence >= min_confidence]
         outputs = without_parts(outputs, conversion_outputs(confident, stored), dropped)
-    reader = open_source(stored, source_path)
+        outputs = without_adapters(outputs, adapter_keys, dropped)
+    elif lora_scale is not None or drop_lora:
+        raise UsageError("--lora-scale and --drop-lora act on the diff's plan, not a rules file")
+    reader = open_source(base_manifest, source_path)
+    if adapter_manifest is not None:
+        reader = WithAdapter(reader, open_source(adapter_manifest, Path(adapter_manifest.path)),
+                             adapter_manifest.keys())
     try:
         write(output_path, outputs, lambda out: produce(reader, out),
               {"format": "pt", "ckptdiff": "remap"})

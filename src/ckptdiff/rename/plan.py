@@ -21,6 +21,8 @@ from ckptdiff.dtypes import numel
 from ckptdiff.manifest import TensorInfo
 from ckptdiff.rename.explain import describe
 from ckptdiff.rename.fusion import find_conversions
+from ckptdiff.rename.lora import find_adapters, is_adapter_key, plan_adapters
+from ckptdiff.rename.lora_config import LoraSettings
 from ckptdiff.rename.results import Conversion, Rule, Suggestion, Unpaired
 from ckptdiff.rename.rules import synthesize
 from ckptdiff.rename.session import Session
@@ -56,19 +58,21 @@ def plan_renames(
     *,
     source_all: Sequence[TensorInfo] | None = None,
     target_all: Sequence[TensorInfo] | None = None,
+    lora: LoraSettings | None = None,
 ) -> RenamePlan:
     """Pair ``unexpected`` source tensors with ``missing`` target tensors.
 
     ``source_all``/``target_all`` (every tensor of each side) let the engine see keys whose shapes
     differ under the same name (a layer shifted by an insertion), keep rules from touching keys
-    that already load, and align blocks in order.
+    that already load, and align blocks in order. ``lora``: the ``adapter_config.json`` beside
+    the source, which says how its LoRA adapters merge (:mod:`ckptdiff.rename.lora`).
     """
     # The engine allocates many small acyclic objects: the cycle collector would rescan them
     # over and over (a third of the time at 100k keys) and has nothing to free.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _plan(unexpected, missing, source_all, target_all)
+        return _plan(unexpected, missing, source_all, target_all, lora)
     finally:
         if collecting:
             gc.enable()
@@ -76,7 +80,16 @@ def plan_renames(
 
 def _plan(unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo],
           source_all: Sequence[TensorInfo] | None,
-          target_all: Sequence[TensorInfo] | None) -> RenamePlan:
+          target_all: Sequence[TensorInfo] | None, lora: LoraSettings | None) -> RenamePlan:
+    adapters = {info.key for info in unexpected if "lora_" in info.key
+                and is_adapter_key(info.key)}
+    if adapters and any(is_adapter_key(info.key) for info in target_all or missing):
+        adapters = set()  # the model has adapters too: they are renamed, never merged
+    if adapters:
+        # A model without adapters takes no adapter tensor under another name: a merge or a
+        # drop explains them (below), and a rename would only pair a lora_A with a look-alike.
+        source_all = unexpected if source_all is None else source_all
+        unexpected = [info for info in unexpected if info.key not in adapters]
     session = Session.start(unexpected, missing, source_all, target_all)
     for stage in (known_stage, learned_stage, align_stage, structure_stage, vocabulary_stage):
         if (len(session.used_sources) >= len(session.sources)
@@ -88,6 +101,13 @@ def _plan(unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo],
     conversions, notes = _conversions(session)
     if conversions and session.hints:
         confirmed_stage(session, _renames_in(conversions))
+    if adapters:
+        renamed = {c.source.key: c.target.key for c in session.chosen}
+        targets = {info.key: info for info in session.target_all}
+        found, lora_notes = find_adapters(session.source_all, targets, renamed)
+        merges, merge_notes = plan_adapters(found, targets, lora)
+        conversions += merges
+        notes += lora_notes + merge_notes
     # Suggestions in source order; keys outside ``source_all`` (if any) last, by key.
     by_source = {c.source.key: c for c in session.chosen}
     chosen = [by_source.pop(info.key) for info in session.source_all if info.key in by_source]

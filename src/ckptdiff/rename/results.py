@@ -74,7 +74,8 @@ class ConversionOp:
     ``concat``: join each run of ``parts`` consecutive tensors along ``dim`` (``per`` names the
     index the runs go over, for reading); ``stack``: stack the whole list along ``dim``;
     ``chunk``: split the one tensor along ``dim`` into ``parts`` pieces of ``sizes``;
-    ``transpose``: swap ``dims`` of every tensor.
+    ``transpose``: swap ``dims`` of every tensor; ``merge_lora``: ``[W, A, B]`` becomes
+    ``W + scale·B·A`` (``W + scale·(B·A)ᵀ`` with ``fan_in_fan_out``), in the dtype of ``W``.
     """
 
     op: str
@@ -83,6 +84,8 @@ class ConversionOp:
     sizes: tuple[int, ...] | None = None
     per: str | None = None
     dims: tuple[int, int] | None = None
+    scale: float | None = None
+    fan_in_fan_out: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON object of the report schema's conversion op (unset fields left out)."""
@@ -97,6 +100,10 @@ class ConversionOp:
             out["per"] = self.per
         if self.dims is not None:
             out["dims"] = list(self.dims)
+        if self.scale is not None:
+            out["scale"] = self.scale
+        if self.fan_in_fan_out is not None:
+            out["fan_in_fan_out"] = self.fan_in_fan_out
         return out
 
 

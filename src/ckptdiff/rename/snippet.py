@@ -74,14 +74,28 @@ def python_snippet(rules: tuple[Rule, ...], suggestions: tuple[Suggestion, ...])
 
 
 def unpaired_lines(unpaired: tuple[Unpaired, ...], limit: int = 8) -> list[str]:
-    """The first reasons why keys were left unpaired, and how many more there are."""
+    """The first reasons why keys were left unpaired, and how many more there are.
+
+    Consecutive keys of one side with one reason (a LoRA adapter's eight tensors) share a line.
+    """
+    runs: list[list[Unpaired]] = []
+    for entry in unpaired:
+        last = runs[-1][-1] if runs else None
+        if (last is not None and last.reason == entry.reason
+                and bool(last.source_key) == bool(entry.source_key)):
+            runs[-1].append(entry)
+        else:
+            runs.append([entry])
     lines = []
-    for entry in unpaired[:limit]:
-        key = entry.source_key or entry.target_key
-        side = "source" if entry.source_key else "target"
-        lines.append(f"{side} {key}: {entry.reason}")
-    if len(unpaired) > limit:
-        lines.append(f"… and {len(unpaired) - limit} more (see --format json: unpaired)")
+    for run in runs[:limit]:
+        keys = [str(entry.source_key or entry.target_key) for entry in run]
+        side = "source" if run[0].source_key else "target"
+        listed = keys[0] if len(keys) == 1 else (
+            ", ".join(keys) if len(keys) <= 3 else f"{', '.join(keys[:2])}, … ({len(keys)} keys)")
+        lines.append(f"{side} {listed}: {run[0].reason}")
+    if len(runs) > limit:
+        more = sum(len(run) for run in runs[limit:])
+        lines.append(f"… and {more} more (see --format json: unpaired)")
     return lines
 
 
@@ -95,7 +109,17 @@ def _op(op: ConversionOp) -> str:
         return f"('stack', {op.dim}, None)"
     if op.op == "chunk":
         return f"('chunk', {op.dim}, {list(op.sizes or ())})"
+    if op.op == "merge_lora":
+        return f"('merge_lora', {bool(op.fan_in_fan_out)}, {op.scale!r})"
     return f"('transpose', None, {tuple(op.dims or ())})"
+
+
+_MERGE_LORA_LINES = (
+    "            elif op == 'merge_lora':  # W + scale·B·A ((B·A)ᵀ when dim), in W's dtype",
+    "                w, a, b = tensors",
+    "                delta = b.float() @ a.float()",
+    "                tensors = [(w.float() + arg * (delta.T if dim else delta)).to(w.dtype)]",
+)
 
 
 def conversion_snippet(conversions: tuple[Conversion, ...]) -> list[str]:
@@ -125,6 +149,8 @@ def conversion_snippet(conversions: tuple[Conversion, ...]) -> list[str]:
               "                tensors = [torch.stack(tensors, dim)]",
               "            elif op == 'chunk':",
               "                tensors = list(torch.split(tensors[0], arg, dim))",
+              *_MERGE_LORA_LINES * any(op.op == "merge_lora" for c in conversions
+                                       for op in c.ops),
               "            else:",
               "                tensors = [t.transpose(*arg).contiguous() for t in tensors]",
               "        fixed.update(zip(targets, tensors))",

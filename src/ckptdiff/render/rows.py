@@ -116,7 +116,18 @@ def outlook(report: Report) -> str | None:
              for f in after.remaining[:3]]
     more = f", … ({len(after.remaining) - 3} more)" if len(after.remaining) > 3 else ""
     verb = "remains" if len(after.remaining) == 1 else "remain"
-    return f"{head}: {counts} {verb}: {', '.join(shown)}{more}"
+    return f"{head}: {counts} {verb}: {', '.join(shown)}{more}{_lora_tail(report)}"
+
+
+def _lora_tail(report: Report) -> str:
+    """What becomes of LoRA adapter tensors the renames leave: merged below, or the user's call."""
+    merges = sum(1 for c in report.conversions if any(op.op == "merge_lora" for op in c.ops))
+    if merges:
+        return f"; {merges} LoRA adapters merge into their base weights (conversions below)"
+    told = sum(1 for u in report.unpaired if u.reason.startswith("LoRA adapter"))
+    if told:
+        return f"; {told} LoRA adapter tensors merge or drop only when told (see unpaired)"
+    return ""
 
 
 def _plural(noun: str, count: int) -> str:
