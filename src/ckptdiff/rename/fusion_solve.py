@@ -194,8 +194,8 @@ def _ordered(f: Desc, option: _Option, parts: tuple[Desc, ...],
     if tokens is None:
         return "sizes fit, but the parts' names differ in more than one place: not guessing"
     if is_attention(tokens):
-        sizes = [p.shape[option.dim] for p in members]
-        reason, readings = attention_readings(tokens, sizes, option.dim, f.shape[option.dim])
+        widths = [p.shape[option.dim] for p in members]
+        reason, readings = attention_readings(tokens, widths, option.dim, f.shape[option.dim])
         return Note(0, reason, option.parts, readings)
     ranked = order(f.rel, tokens)
     if ranked is None:
