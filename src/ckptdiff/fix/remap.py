@@ -81,6 +81,12 @@ def remap(source: str | os.PathLike[str], target: Any, output: str | os.PathLike
     if report is not None:
         confident = [c for c in report.conversions if c.confidence >= min_confidence]
         outputs = without_parts(outputs, conversion_outputs(confident, stored), dropped)
+    elif plan.conversions:
+        absent = sorted({k for c in plan.conversions for k in c.sources} - stored.by_key.keys())
+        if absent:
+            raise UsageError(f"{rules_path}: a conversion names {absent[0]!r}, which "
+                             f"{source_path} does not hold")
+        outputs = without_parts(outputs, conversion_outputs(plan.conversions, stored), dropped)
     reader = open_source(stored, source_path)
     try:
         write(output_path, outputs, lambda out: produce(reader, out),

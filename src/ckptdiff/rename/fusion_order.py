@@ -49,13 +49,15 @@ def is_attention(tokens: Sequence[str]) -> bool:
 
 
 def attention_readings(tokens: Sequence[str], sizes: Sequence[int], dim: int,
-                       fused_size: int) -> tuple[str, tuple[str, ...]]:
+                       fused_size: int, split: bool) -> tuple[str, tuple[str, ...]]:
     """Why fused q/k/v parts are not ordered, and the two layouts their sizes allow.
 
     Any head count that divides the parts' sizes lets either layout fill the fused tensor:
     *blocked* puts each projection whole, one after another (transformers' ``Chunk(dim=0)`` in
     q, k, v order); *interleaved* repeats q, k, v rows per head (GPT-NeoX ``query_key_value``),
-    or per key/value group when the parts' sizes differ (grouped-query attention).
+    or per key/value group when the parts' sizes differ (grouped-query attention). The blocked
+    reading gives the conversion ``ops`` that perform it (a ``split`` of the fused tensor into
+    the parts, or a join of the parts), listed in q, k, v order, for a rules file.
     """
     rank = {"q": 0, "query": 0, "k": 1, "key": 1, "v": 2, "value": 2}
     by_role = sorted(range(len(tokens)), key=lambda i: min(
@@ -63,8 +65,11 @@ def attention_readings(tokens: Sequence[str], sizes: Sequence[int], dim: int,
     names = ",".join(tokens[i] for i in by_role)
     spans = " + ".join(f"{tokens[i]} {sizes[i]}" for i in by_role)
     unit = "head" if len(set(sizes)) == 1 else "key/value group"
+    ordered_sizes = ", ".join(str(sizes[i]) for i in by_role)
+    ops = (f'[{{"op": "chunk", "dim": {dim}, "parts": {len(tokens)}, "sizes": [{ordered_sizes}]}}]'
+           if split else f'[{{"op": "concat", "dim": {dim}, "parts": {len(tokens)}}}]')
     readings = (f"blocked: {names} one after another along dim {dim} (transformers' "
-                f"Chunk(dim={dim}))",
+                f"Chunk(dim={dim}); conversion ops {ops})",
                 f"interleaved per {unit}: each {unit}'s {names} rows in turn (GPT-NeoX "
                 "query_key_value)")
     reason = (f"{spans} = {fused_size} along dim {dim} fits both q/k/v layouts, blocked and "

@@ -195,7 +195,8 @@ def _ordered(f: Desc, option: _Option, parts: tuple[Desc, ...],
         return "sizes fit, but the parts' names differ in more than one place: not guessing"
     if is_attention(tokens):
         widths = [p.shape[option.dim] for p in members]
-        reason, readings = attention_readings(tokens, widths, option.dim, f.shape[option.dim])
+        reason, readings = attention_readings(tokens, widths, option.dim, f.shape[option.dim],
+                                              not many_to_one)
         return Note(0, reason, option.parts, readings)
     ranked = order(f.rel, tokens)
     if ranked is None:

@@ -203,6 +203,8 @@ def _unpaired(session: Session, conversions: list[Conversion],
               notes: list[Unpaired]) -> tuple[Unpaired, ...]:
     """The renames' notes less the keys conversions explain; a conversion note replaces theirs."""
     explained = {key for c in conversions for key in (*c.sources, *c.targets)}
+    # A fused tensor declined as ambiguous speaks for its parts: their weak rename hints mislead.
+    explained |= {key for n in notes if n.readings for key in n.candidates}
     replaced = {(n.source_key, n.target_key) for n in notes}
     kept = [u for u in session.unpaired()
             if (u.source_key or u.target_key) not in explained
