@@ -133,7 +133,18 @@ def test_wqkv_spells_its_one_letter_parts() -> None:
     assert spells(("Wqkv", "weight"), ["q", "k", "v"])
     assert spells(("qkv", "weight"), ["q", "k", "v"])
     assert not spells(("Wqk", "weight"), ["q", "k", "v"])
+    assert spells(("query_key_value", "weight"), ["q", "k", "v"])
     assert not spells(("wide", "weight"), ["i", "d", "e", "x"])
+
+
+def test_targets_whose_words_order_them_are_not_called_undecided() -> None:
+    source, target = exaone_like(("c_fc_0", "c_fc_1"))
+    renamed = {"gate_proj": "layernorm_before", "up_proj": "layernorm_after"}
+    target = [t(x.key.replace(x.key.split(".")[-2], renamed.get(x.key.split(".")[-2],
+                                                                   x.key.split(".")[-2])),
+                *x.shape) for x in target]
+    result = plan(source, target)
+    assert notes_of(result, "transformer.h.0.mlp.c_fc_0.weight") == []
 
 
 def test_a_fused_qkv_in_a_block_the_renames_moved_is_still_reported() -> None:

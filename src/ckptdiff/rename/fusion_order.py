@@ -21,6 +21,7 @@ SPELLED = 0.98
 NUMBERED = 0.95
 ATTENTION_WORDS = frozenset({"q", "k", "v", "query", "key", "value"})
 _NUMBERED = re.compile(r"^([A-Za-z_]*?)_?(\d+)$")
+_INITIALS = {"query": "q", "key": "k", "value": "v"}
 
 
 def distinguishing(names: Sequence[tuple[str, ...]]) -> list[str] | None:
@@ -122,9 +123,11 @@ def _spelled(fused: tuple[str, ...], tokens: Sequence[str]) -> list[int] | None:
         found = [words.index(k) for k in keys]
         if len(set(found)) == len(found):
             return [sorted(found).index(f) for f in found]
-    # ``qkv`` and ``Wqkv`` spell ``q``, ``k``, ``v``: one-letter words written as one word.
+    # ``qkv`` and ``Wqkv`` spell ``q``, ``k``, ``v``: one-letter words written as one word;
+    # ``query_key_value`` spells them in full.
     if all(len(k) == 1 for k in keys) and len(set(keys)) == len(keys):
-        for word in words:
+        initials = "".join(_INITIALS[w] for w in words if w in _INITIALS)
+        for word in [*words, initials]:
             letters = word[1:] if word.startswith("w") and len(word) == len(keys) + 1 else word
             if len(letters) == len(keys) and set(letters) == set(keys):
                 found = [letters.index(k) for k in keys]

@@ -10,6 +10,7 @@ names every pairing the names and shapes allow, for the user to state the right 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from itertools import permutations
 from typing import NamedTuple
@@ -18,6 +19,10 @@ from ckptdiff.rename.keys import KeyView, fit
 from ckptdiff.rename.vocabulary import ordinal
 
 MAX_SIBLINGS = 3  # beyond this many, the pairings (n!) are too many to list usefully
+# Words that do order a block's tensors (``layernorm_before``/``layernorm_after``): where the
+# targets have them, the engine may not know the order, but the names are not silent on it.
+_ORDER_WORDS = frozenset({"before", "after", "pre", "post", "input", "output", "first",
+                          "second", "last"})
 
 
 class Doubt(NamedTuple):
@@ -46,6 +51,9 @@ def undecided(sources: Sequence[KeyView], targets: Sequence[KeyView]) -> Doubt |
     source_at, target_at = differing(sources), differing(targets)
     if source_at is None or target_at is None:
         return None
+    words = [t.tokens[target_at] for t in targets]
+    if any(_ORDER_WORDS & set(re.split(r"[_\-]", w.lower())) for w in words):
+        return None
     numbered = [ordinal(s.tokens[source_at]) for s in sources]
     if any(n is None for n in numbered) or len({n[0] for n in numbered if n}) != 1:
         return None
@@ -53,7 +61,6 @@ def undecided(sources: Sequence[KeyView], targets: Sequence[KeyView]) -> Doubt |
         return None
     sources = sorted(sources, key=lambda s: ordinal(s.tokens[source_at]) or ("", 0))
     names = [s.tokens[source_at] for s in sources]
-    words = [t.tokens[target_at] for t in targets]
     readings = tuple(", ".join(f"{a} → {b}" for a, b in zip(names, order, strict=True))
                      for order in permutations(words))
     shape = list(sources[0].info.shape)
