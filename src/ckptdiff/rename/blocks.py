@@ -102,13 +102,16 @@ def _tied(sources: list[KeyView], targets: list[KeyView], score: dict[tuple[int,
           found: list[_Proposal]) -> list[Doubt]:
     """Numbered siblings still open that fit exactly as many open targets, all alike."""
     paired = {id(view) for proposal in found for view in proposal[:2]}
+    fitting: dict[int, set[int]] = defaultdict(set)
+    for i, j in score:  # one pass, not one per source
+        if id(sources[i]) not in paired and id(targets[j]) not in paired:
+            fitting[i].add(j)
     fits: dict[frozenset[int], list[int]] = defaultdict(list)
     for i, source in enumerate(sources):
         if id(source) not in paired:
-            fits[frozenset(j for (a, j) in score
-                           if a == i and id(targets[j]) not in paired)].append(i)
-    doubts = [undecided([sources[i] for i in tied], [targets[j] for j in sorted(fitting)])
-              for fitting, tied in fits.items()]
+            fits[frozenset(fitting.get(i, ()))].append(i)
+    doubts = [undecided([sources[i] for i in tied], [targets[j] for j in sorted(over)])
+              for over, tied in fits.items()]
     return [d for d in doubts if d is not None]
 
 
