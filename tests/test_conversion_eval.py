@@ -1,6 +1,6 @@
 """The upstream-derived evaluation: transformers' own hub layouts, truth by values.
 
-Builds every model type of tests/conversion_eval/models.py tiny (about 15 s), diffs its
+Builds every model type of tests/conversion_eval/models.py tiny (about a minute), diffs its
 ``save_pretrained`` file against the live model and remaps it; ``scripts/conversion_eval.py -v``
 prints the same figures with every problem.
 """
@@ -17,7 +17,13 @@ import pytest
 pytest.importorskip("torch", reason="torch builds the evaluation models")
 pytest.importorskip("transformers", reason="transformers writes the hub layouts")
 
-from tests.conversion_eval.evaluate import Score, perform, score, totals  # noqa: E402
+from tests.conversion_eval.evaluate import (  # noqa: E402
+    Score,
+    decidable_recall,
+    perform,
+    score,
+    totals,
+)
 from tests.conversion_eval.models import MODEL_TYPES, build_case  # noqa: E402
 from tests.conversion_eval.truth import derive  # noqa: E402
 
@@ -44,6 +50,26 @@ def test_recall_and_end_to_end_meet_the_floor(scores: list[Score]) -> None:
     assert figures["rename_recall"] >= FLOOR["rename_recall"], figures
     assert figures["conversion_recall"] >= FLOOR["conversion_recall"], figures
     assert figures["fixed"] >= FLOOR["fixed"], figures
+
+
+def test_declined_pairs_are_their_own_category(scores: list[Score]) -> None:
+    by_name = {s.name: s for s in scores}
+    exaone = by_name["exaone"]
+    assert exaone.declined == (4, 0)  # c_fc_0/c_fc_1 over gate_proj/up_proj in both layers
+    assert sum(p.startswith("declined (ambiguous): ") for p in exaone.problems) == 4
+    assert not any(p.startswith("missed") for p in exaone.problems)
+    assert by_name["gte"].declined == (0, 4)  # qkv_proj weight and bias in both layers
+    assert by_name["ernie4_5_moe"].renames == (1, 1, 1)  # the inserted 'gate' segment
+    figures, decidable = totals(scores), decidable_recall(scores)
+    # The goal figures count a declined pair as not found; the second figure leaves it out.
+    assert decidable["rename_recall"] > figures["rename_recall"]
+    assert decidable["conversion_recall"] > figures["conversion_recall"]
+
+
+def test_decidable_recall_leaves_out_only_the_declined() -> None:
+    one = Score("a", (8, 8, 10), (1, 1, 4), False, declined=(2, 1))
+    assert decidable_recall([one]) == {"rename_recall": 1.0, "conversion_recall": 1 / 3}
+    assert totals([one])["rename_recall"] == 0.8
 
 
 def test_reports_validate(scores: list[Score], report_schema: dict[str, Any]) -> None:
@@ -76,5 +102,6 @@ def test_the_oracle_refuses_a_wrong_order(tmp_path: Path) -> None:
     assert not bool((swapped == case.loaded[conversion.targets[0]]).all())
 
 
-# Raised as the engine learns (the goals: 0.95, 0.95, 0.90).
-FLOOR = {"rename_recall": 0.92, "conversion_recall": 0.81, "fixed": 0.72}
+# Raised as the engine learns (the goals: 0.95, 0.95, 0.90). Measured on the 62-type set
+# (0.7677, 0.7973, 0.5806 when it grew from 18 types, where they were 0.93, 0.81, 0.78).
+FLOOR = {"rename_recall": 0.76, "conversion_recall": 0.79, "fixed": 0.58}

@@ -14,8 +14,8 @@ import pytest
 torch = pytest.importorskip("torch", reason="the torch loader is the oracle")
 pytest.importorskip("safetensors", reason="safe_open is the oracle")
 
-from tests.differential.harness import Tally, all_seeds, check_input, make_input, run  # noqa: E402
 from tests.differential.families import write_input  # noqa: E402
+from tests.differential.harness import Tally, all_seeds, check_input, make_input, run  # noqa: E402
 from tests.differential.sides import Loader  # noqa: E402
 
 QUICK_PER_SEED = 80

@@ -5,6 +5,11 @@ target key. A conversion is right when its keys are the truth's parts and its op
 with torch (an oracle independent of ckptdiff's numpy code), give exactly the loaded tensors.
 A case is fixed end to end when ``remap``'s file loads into a fresh model with
 ``load_state_dict(strict=True)`` and every tensor then equals ``from_pretrained``'s.
+
+A true pair that is not suggested is either *missed* or *declined as ambiguous*: declined when an
+``unpaired`` entry of its key gives ``readings`` (the explanations names and shapes allow) and
+names the truth among its candidates (a rename's partner; every part of a join or split). Recall
+is reported both ways: over all true pairs (the goals) and over the pairs not so declined.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ class Score:
     fixed: bool
     problems: list[str] = field(default_factory=list)
     report: Report | None = None
+    # True pairs not suggested but declined as ambiguous with the truth among the candidates.
+    declined: tuple[int, int] = (0, 0)  # renames, conversions
 
 
 def perform(ops: tuple[ConversionOp, ...], tensors: list[Any]) -> list[Any]:
@@ -95,8 +102,15 @@ def score(case: Case, workdir: Path) -> Score:
         else:
             problems.append(f"wrong rename: {s.source_key} -> {s.target_key}")
     suggested = {s.source_key for s in report.suggestions}
-    problems += [f"missed rename: {k} -> {v}" for k, v in truth.renames.items()
-                 if k not in suggested]
+    declined_renames = 0
+    for k, v in truth.renames.items():
+        if k in suggested:
+            continue
+        why = _declined(report, k, v, frozenset({v})) or _declined(report, None, v,
+                                                                   frozenset({k}))
+        declined_renames += why is not None
+        problems.append(f"declined (ambiguous): {k} -> {v}: {why}" if why
+                        else f"missed rename: {k} -> {v}")
     right_conversions = 0
     for conversion in report.conversions:
         if _conversion_right(conversion, truth, case):
@@ -104,14 +118,32 @@ def score(case: Case, workdir: Path) -> Score:
         else:
             problems.append(f"wrong conversion: {conversion.rule} -> {conversion.targets}")
     explained = {k for c in report.conversions for k in c.targets}
-    problems += [f"missed join: {k}" for k in truth.joins if k not in explained]
-    problems += [f"missed split: {k}" for k in truth.splits
-                 if not any(c.sources == (k,) for c in report.conversions)]
+    open_conversions = [("join", None, k, parts) for k, parts in truth.joins.items()
+                        if k not in explained]
+    open_conversions += [("split", k, None, parts) for k, parts in truth.splits.items()
+                         if not any(c.sources == (k,) for c in report.conversions)]
+    declined_conversions = 0
+    for kind, source, target, parts in open_conversions:
+        why = _declined(report, source, target, parts)
+        declined_conversions += why is not None
+        problems.append(f"declined (ambiguous) {kind}: {source or target}: {why}" if why
+                        else f"missed {kind}: {source or target}")
     fixed = _remap_fixes(case, workdir, problems)
     return Score(case.name, (len(report.suggestions), right_renames + constant_right,
                              len(truth.renames) + constant_right),
                  (len(report.conversions), right_conversions,
-                  len(truth.joins) + len(truth.splits)), fixed, problems, report)
+                  len(truth.joins) + len(truth.splits)), fixed, problems, report,
+                 (declined_renames, declined_conversions))
+
+
+def _declined(report: Report, source: str | None, target: str | None,
+              truth: frozenset[str]) -> str | None:
+    """The reason of an ambiguous ``unpaired`` entry of the key that names ``truth``, if any."""
+    for entry in report.unpaired:
+        if (len(entry.readings) >= 2 and truth <= set(entry.candidates)
+                and (entry.source_key, entry.target_key) == (source, target)):
+            return entry.reason
+    return None
 
 
 def _remap_fixes(case: Case, workdir: Path, problems: list[str]) -> bool:
@@ -134,13 +166,24 @@ def _remap_fixes(case: Case, workdir: Path, problems: list[str]) -> bool:
     return not unequal
 
 
-def totals(scores: list[Score]) -> dict[str, float]:
-    """Precision and recall of renames and conversions, and the share fixed end to end."""
-    def ratio(a: int, b: int) -> float:
-        return a / b if b else 1.0
+def _ratio(a: int, b: int) -> float:
+    return a / b if b else 1.0
 
+
+def totals(scores: list[Score]) -> dict[str, float]:
+    """Precision and recall (over all true pairs) of renames and conversions, and the share
+    fixed end to end: the figures the goals are set on."""
     rs, rr, rt = (sum(s.renames[i] for s in scores) for i in range(3))
     cs, cr, ct = (sum(s.conversions[i] for s in scores) for i in range(3))
-    return {"rename_precision": ratio(rr, rs), "rename_recall": ratio(rr, rt),
-            "conversion_precision": ratio(cr, cs), "conversion_recall": ratio(cr, ct),
-            "fixed": ratio(sum(s.fixed for s in scores), len(scores))}
+    return {"rename_precision": _ratio(rr, rs), "rename_recall": _ratio(rr, rt),
+            "conversion_precision": _ratio(cr, cs), "conversion_recall": _ratio(cr, ct),
+            "fixed": _ratio(sum(s.fixed for s in scores), len(scores))}
+
+
+def decidable_recall(scores: list[Score]) -> dict[str, float]:
+    """Recall over the true pairs that names and shapes decide: those not declined as
+    ambiguous (with the truth among the candidates) left out of the count."""
+    rr, rt = (sum(s.renames[i] for s in scores) for i in (1, 2))
+    cr, ct = (sum(s.conversions[i] for s in scores) for i in (1, 2))
+    rd, cd = (sum(s.declined[i] for s in scores) for i in (0, 1))
+    return {"rename_recall": _ratio(rr, rt - rd), "conversion_recall": _ratio(cr, ct - cd)}

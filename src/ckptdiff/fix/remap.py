@@ -101,6 +101,12 @@ def remap(source: str | os.PathLike[str], target: Any, output: str | os.PathLike
         outputs = without_adapters(outputs, adapter_keys, dropped)
     elif lora_scale is not None or drop_lora:
         raise UsageError("--lora-scale and --drop-lora act on the diff's plan, not a rules file")
+    elif plan.conversions:
+        absent = sorted({k for c in plan.conversions for k in c.sources} - stored.by_key.keys())
+        if absent:
+            raise UsageError(f"{rules_path}: a conversion names {absent[0]!r}, which "
+                             f"{source_path} does not hold")
+        outputs = without_parts(outputs, conversion_outputs(plan.conversions, stored), dropped)
     reader = open_source(base_manifest, source_path)
     if adapter_manifest is not None:
         reader = WithAdapter(reader, open_source(adapter_manifest, Path(adapter_manifest.path)),

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from ckptdiff.rename.assign import Candidate
 from ckptdiff.rename.explain import ARBITRARY, Step, merge_parts
 from ckptdiff.rename.keys import KeyView, fit
+from ckptdiff.rename.siblings import Doubt, differing, undecided
 from ckptdiff.rename.vocabulary import (
     GENERIC,
     agreement,
@@ -35,8 +36,10 @@ MAX_GROUP = 40_000  # source × target pairs in one group beyond which it is lef
 _Proposal = tuple[KeyView, KeyView, str, int]  # source, target, how, distinctive concepts
 
 
-def vocabulary_pairs(sources: Sequence[KeyView], targets: Sequence[KeyView]) -> list[Candidate]:
-    """Candidates the vocabulary and block order establish among open keys."""
+def vocabulary_pairs(sources: Sequence[KeyView], targets: Sequence[KeyView]
+                     ) -> tuple[list[Candidate], list[Doubt]]:
+    """Candidates the vocabulary and block order establish among open keys, and the numbered
+    siblings left tied in groups where they established most pairs (:mod:`siblings`)."""
     groups: dict[tuple[object, ...], tuple[list[KeyView], list[KeyView]]] = {}
     for view in targets:
         groups.setdefault(_group(view), ([], []))[1].append(view)
@@ -45,20 +48,23 @@ def vocabulary_pairs(sources: Sequence[KeyView], targets: Sequence[KeyView]) -> 
         if group is not None:
             group[0].append(view)
     proposals: list[_Proposal] = []
+    doubts: list[Doubt] = []
     for group_sources, group_targets in groups.values():
         if group_sources and len(group_sources) * len(group_targets) <= MAX_GROUP:
-            found = _propose(group_sources, group_targets)
+            found, tied = _propose(group_sources, group_targets)
             # Two different models share a word here and there; one model renamed shares most.
             if 2 * len(found) >= min(len(group_sources), len(group_targets)):
                 proposals += found
-    return _consistent(proposals, sources, targets)
+                doubts += tied
+    return _consistent(proposals, sources, targets), doubts
 
 
 def _group(view: KeyView) -> tuple[object, ...]:
     return (tuple(t for t in view.tokens if t.isdigit()), view.tokens[-1] == "bias")
 
 
-def _propose(sources: list[KeyView], targets: list[KeyView]) -> list[_Proposal]:
+def _propose(sources: list[KeyView], targets: list[KeyView]
+             ) -> tuple[list[_Proposal], list[Doubt]]:
     source_concepts = [key_concepts(s.tokens) for s in sources]
     target_concepts = [key_concepts(t.tokens) for t in targets]
     places = places_decide(source_concepts, target_concepts)
@@ -89,7 +95,24 @@ def _propose(sources: list[KeyView], targets: list[KeyView]) -> list[_Proposal]:
             siblings[fitting].append(i)
     for fitting, tied in siblings.items():
         found += _by_block_order([sources[i] for i in tied], [targets[j] for j in fitting])
-    return found
+    return found, _tied(sources, targets, score, found)
+
+
+def _tied(sources: list[KeyView], targets: list[KeyView], score: dict[tuple[int, int], int],
+          found: list[_Proposal]) -> list[Doubt]:
+    """Numbered siblings still open that fit exactly as many open targets, all alike."""
+    paired = {id(view) for proposal in found for view in proposal[:2]}
+    fitting: dict[int, set[int]] = defaultdict(set)
+    for i, j in score:  # one pass, not one per source
+        if id(sources[i]) not in paired and id(targets[j]) not in paired:
+            fitting[i].add(j)
+    fits: dict[frozenset[int], list[int]] = defaultdict(list)
+    for i, source in enumerate(sources):
+        if id(source) not in paired:
+            fits[frozenset(fitting.get(i, ()))].append(i)
+    doubts = [undecided([sources[i] for i in tied], [targets[j] for j in sorted(over)])
+              for over, tied in fits.items()]
+    return [d for d in doubts if d is not None]
 
 
 def _best(score: dict[tuple[int, int], int], side: int) -> dict[int, set[int]]:
@@ -109,8 +132,8 @@ def _by_block_order(sources: list[KeyView], targets: list[KeyView]) -> list[_Pro
     """Numbered siblings tied over as many targets, paired in the order the targets' words say."""
     if len(sources) < 2 or len(sources) != len(targets):
         return []
-    source_at = _differing(sources)
-    target_at = _differing(targets)
+    source_at = differing(sources)
+    target_at = differing(targets)
     if source_at is None or target_at is None:
         return []
     numbered = [ordinal(s.tokens[source_at]) for s in sources]
@@ -126,14 +149,6 @@ def _by_block_order(sources: list[KeyView], targets: list[KeyView]) -> list[_Pro
     pairs = [(sources[i], targets[j]) for i, j in zip(by_number, by_rank, strict=True)]
     return [(s, t, "order", 1) for s, t in pairs if fit(s, t)[0]] if all(
         fit(s, t)[0] for s, t in pairs) else []
-
-
-def _differing(views: list[KeyView]) -> int | None:
-    """The one position where the keys' segments differ (``None``: not exactly one)."""
-    if len({len(v.tokens) for v in views}) != 1:
-        return None
-    at = [i for i in range(len(views[0].tokens)) if len({v.tokens[i] for v in views}) > 1]
-    return at[0] if len(at) == 1 else None
 
 
 def _pattern(view: KeyView) -> tuple[str, ...]:

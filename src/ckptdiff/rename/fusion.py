@@ -111,8 +111,8 @@ def _run(solved: dict[tuple[object, ...], _Solution], fused: list[Item], parts: 
     for doubt in doubts:
         key = fused[doubt.fused].keys[0]
         candidates = tuple(parts[i].keys[0] for i in doubt.parts)
-        notes.append(Unpaired(None, key, doubt.reason, candidates) if many_to_one
-                     else Unpaired(key, None, doubt.reason, candidates))
+        notes.append(Unpaired(None, key, doubt.reason, candidates, doubt.readings) if many_to_one
+                     else Unpaired(key, None, doubt.reason, candidates, doubt.readings))
     return used
 
 

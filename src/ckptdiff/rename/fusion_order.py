@@ -5,7 +5,7 @@ in which order: a wrong order loads without an error and computes garbage. So an
 claimed on evidence from the names:
 
 - *spelled*: the fused name lists the parts' distinguishing words in order (``gate_up_proj`` ←
-  ``gate_proj``, ``up_proj``; ``w13`` ← ``w1``, ``w3``);
+  ``gate_proj``, ``up_proj``; ``w13`` ← ``w1``, ``w3``; ``Wqkv`` ← ``q``, ``k``, ``v``);
 - *numbered*: the parts are one stem with ascending numbers (``w1``, ``w3``; ``fc1``, ``fc2``).
 
 Attention projections (``q``/``k``/``v``, ``query``/``key``/``value``) are never ordered: fused
@@ -21,6 +21,7 @@ SPELLED = 0.98
 NUMBERED = 0.95
 ATTENTION_WORDS = frozenset({"q", "k", "v", "query", "key", "value"})
 _NUMBERED = re.compile(r"^([A-Za-z_]*?)_?(\d+)$")
+_INITIALS = {"query": "q", "key": "k", "value": "v"}
 
 
 def distinguishing(names: Sequence[tuple[str, ...]]) -> list[str] | None:
@@ -46,6 +47,36 @@ def is_attention(tokens: Sequence[str]) -> bool:
             return False
         found |= words
     return len(found) == len(tokens)
+
+
+def attention_readings(tokens: Sequence[str], sizes: Sequence[int], dim: int,
+                       fused_size: int, split: bool) -> tuple[str, tuple[str, ...]]:
+    """Why fused q/k/v parts are not ordered, and the two layouts their sizes allow.
+
+    Any head count that divides the parts' sizes lets either layout fill the fused tensor:
+    *blocked* puts each projection whole, one after another (transformers' ``Chunk(dim=0)`` in
+    q, k, v order); *interleaved* repeats q, k, v rows per head (GPT-NeoX ``query_key_value``),
+    or per key/value group when the parts' sizes differ (grouped-query attention). The blocked
+    reading gives the conversion ``ops`` that perform it (a ``split`` of the fused tensor into
+    the parts, or a join of the parts), listed in q, k, v order, for a rules file.
+    """
+    rank = {"q": 0, "query": 0, "k": 1, "key": 1, "v": 2, "value": 2}
+    by_role = sorted(range(len(tokens)), key=lambda i: min(
+        rank[w] for w in _words(tokens[i]) if w in rank))
+    names = ",".join(tokens[i] for i in by_role)
+    spans = " + ".join(f"{tokens[i]} {sizes[i]}" for i in by_role)
+    unit = "head" if len(set(sizes)) == 1 else "key/value group"
+    ordered_sizes = ", ".join(str(sizes[i]) for i in by_role)
+    ops = (f'[{{"op": "chunk", "dim": {dim}, "parts": {len(tokens)}, "sizes": [{ordered_sizes}]}}]'
+           if split else f'[{{"op": "concat", "dim": {dim}, "parts": {len(tokens)}}}]')
+    readings = (f"blocked: {names} one after another along dim {dim} (transformers' "
+                f"Chunk(dim={dim}); conversion ops {ops})",
+                f"interleaved per {unit}: each {unit}'s {names} rows in turn (GPT-NeoX "
+                "query_key_value)")
+    reason = (f"{spans} = {fused_size} along dim {dim} fits both q/k/v layouts, blocked and "
+              f"interleaved per {unit} (any head count dividing the sizes): shapes cannot tell "
+              "which; not guessing")
+    return reason, readings
 
 
 def order(fused: tuple[str, ...], tokens: Sequence[str]) -> tuple[list[int], float] | None:
@@ -92,6 +123,15 @@ def _spelled(fused: tuple[str, ...], tokens: Sequence[str]) -> list[int] | None:
         found = [words.index(k) for k in keys]
         if len(set(found)) == len(found):
             return [sorted(found).index(f) for f in found]
+    # ``qkv`` and ``Wqkv`` spell ``q``, ``k``, ``v``: one-letter words written as one word;
+    # ``query_key_value`` spells them in full.
+    if all(len(k) == 1 for k in keys) and len(set(keys)) == len(keys):
+        initials = "".join(_INITIALS[w] for w in words if w in _INITIALS)
+        for word in [*words, initials]:
+            letters = word[1:] if word.startswith("w") and len(word) == len(keys) + 1 else word
+            if len(letters) == len(keys) and set(letters) == set(keys):
+                found = [letters.index(k) for k in keys]
+                return [sorted(found).index(f) for f in found]
     # ``w13`` spells ``w1`` and ``w3``: one stem, the digits written one after another.
     numbered = [_NUMBERED.match(k) for k in keys]
     if all(m is not None for m in numbered):

@@ -20,7 +20,13 @@ from itertools import combinations
 from typing import NamedTuple
 
 from ckptdiff.dtypes import can_convert
-from ckptdiff.rename.fusion_order import distinguishing, is_attention, order, spells
+from ckptdiff.rename.fusion_order import (
+    attention_readings,
+    distinguishing,
+    is_attention,
+    order,
+    spells,
+)
 from ckptdiff.rename.results import ConversionOp
 
 MAX_CANDIDATES = 12  # parts that fit one fused dim; beyond this the subsets are not enumerated
@@ -46,11 +52,15 @@ class Found(NamedTuple):
 
 
 class Note(NamedTuple):
-    """Why fused tensor ``fused`` stays unexplained, and the parts it might have had."""
+    """Why fused tensor ``fused`` stays unexplained, and the parts it might have had.
+
+    ``readings``: the explanations it was declined between, when it was declined as ambiguous.
+    """
 
     fused: int
     reason: str
     parts: tuple[int, ...]
+    readings: tuple[str, ...] = ()
 
 
 class _Option(NamedTuple):
@@ -74,9 +84,11 @@ def solve(fused: tuple[Desc, ...], parts: tuple[Desc, ...],
         if not found:
             continue
         if len(found) > 1:
-            shown = "; ".join(" + ".join(_label(parts[p]) for p in o.parts) for o in found[:4])
+            combinations_ = [" + ".join(_label(parts[p]) for p in o.parts) for o in found]
+            shown = "; ".join(combinations_[:4])
             notes.append(Note(index, f"sizes fit several combinations ({shown}): not guessing",
-                              tuple(sorted({p for o in found for p in o.parts}))))
+                              tuple(sorted({p for o in found for p in o.parts})),
+                              tuple(combinations_)))
             continue
         option = found[0]
         rivals = {u for p in option.parts for u in users[p]} - {index}
@@ -86,7 +98,9 @@ def solve(fused: tuple[Desc, ...], parts: tuple[Desc, ...],
                               option.parts))
             continue
         outcome = _ordered(fused[index], option, parts, many_to_one)
-        if isinstance(outcome, str):
+        if isinstance(outcome, Note):
+            notes.append(outcome._replace(fused=index))
+        elif isinstance(outcome, str):
             notes.append(Note(index, outcome, option.parts))
         else:
             results.append(outcome._replace(fused=index))
@@ -160,8 +174,9 @@ def _label(d: Desc) -> str:
 
 
 def _ordered(f: Desc, option: _Option, parts: tuple[Desc, ...],
-             many_to_one: bool) -> Found | str:
-    """The explanation with its parts in fused order and its ops, or why the order is unknown."""
+             many_to_one: bool) -> Found | Note | str:
+    """The explanation with its parts in fused order and its ops, or why the order is unknown
+    (a note with the readings, where the names allow several)."""
     members = [parts[i] for i in option.parts]
     if len({p.dtype for p in members}) > 1:
         return "sizes fit, but the parts' dtypes differ: not guessing"
@@ -179,8 +194,10 @@ def _ordered(f: Desc, option: _Option, parts: tuple[Desc, ...],
     if tokens is None:
         return "sizes fit, but the parts' names differ in more than one place: not guessing"
     if is_attention(tokens):
-        return (f"{'/'.join(tokens)} concatenated along dim {option.dim} fits, but blocked or "
-                "interleaved per head cannot be told from shapes: not guessing")
+        widths = [p.shape[option.dim] for p in members]
+        reason, readings = attention_readings(tokens, widths, option.dim, f.shape[option.dim],
+                                              not many_to_one)
+        return Note(0, reason, option.parts, readings)
     ranked = order(f.rel, tokens)
     if ranked is None:
         return (f"{', '.join(tokens)} fill it by size, but nothing in the names says in which "

@@ -14,13 +14,15 @@ candidates are equally good neither is suggested; ``unpaired`` says why.
 from __future__ import annotations
 
 import gc
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ckptdiff.dtypes import numel
 from ckptdiff.manifest import TensorInfo
-from ckptdiff.rename.explain import describe
+from ckptdiff.rename.explain import Step, describe
 from ckptdiff.rename.fusion import find_conversions
+from ckptdiff.rename.keys import KeyView, rewritten
 from ckptdiff.rename.lora import find_adapters, is_adapter_key, plan_adapters
 from ckptdiff.rename.lora_config import LoraSettings
 from ckptdiff.rename.results import Conversion, Rule, Suggestion, Unpaired
@@ -32,6 +34,7 @@ from ckptdiff.rename.stages import (
     confirmed_stage,
     known_stage,
     learned_stage,
+    segment_stage,
     structure_stage,
     vocabulary_stage,
 )
@@ -91,7 +94,8 @@ def _plan(unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo],
         source_all = unexpected if source_all is None else source_all
         unexpected = [info for info in unexpected if info.key not in adapters]
     session = Session.start(unexpected, missing, source_all, target_all)
-    for stage in (known_stage, learned_stage, align_stage, structure_stage, vocabulary_stage):
+    for stage in (known_stage, learned_stage, align_stage, structure_stage, vocabulary_stage,
+                  segment_stage):
         if (len(session.used_sources) >= len(session.sources)
                 or len(session.used_targets) >= len(session.targets)):
             break  # one side is fully paired: nothing left to learn
@@ -152,7 +156,47 @@ def _conversions(session: Session) -> tuple[list[Conversion], list[Unpaired]]:
     if not targets or not sources:
         return [], []
     rewrite = Rewriter(session.accepted)
-    return find_conversions([rewrite(v) for v in sources], targets)
+    moved = _moved_scopes(session)
+    views = [rewrite(v) for v in sources]
+    if moved:
+        views = [_in_scope(v, moved) for v in views]
+    return find_conversions(views, targets)
+
+
+def _moved_scopes(session: Session) -> dict[tuple[str, ...], tuple[str, ...]]:
+    """Blocks the chosen renames moved whole (``encoder.layers.3`` → ``layers.3``), so that the
+    keys they left open meet their block's targets (a fused ``attn.Wqkv`` beside renamed norms).
+
+    A block counts when at least two renames left it, all for one other block, and no other
+    block went there; renames by the vocabulary stage carry no learned step to rewrite with.
+    """
+    moves: dict[tuple[str, ...], set[tuple[str, ...]]] = defaultdict(set)
+    support: Counter[tuple[str, ...]] = Counter()
+    for chosen in session.chosen:
+        source, target = _block(chosen.source.tokens), _block(chosen.target.tokens)
+        if source and target:
+            moves[source].add(target)
+            support[source] += 1
+    found = {s: next(iter(t)) for s, t in moves.items() if len(t) == 1 and support[s] >= 2}
+    arrivals = Counter(found.values())
+    return {s: t for s, t in found.items() if s != t and arrivals[t] == 1 and t not in moves}
+
+
+def _block(tokens: tuple[str, ...]) -> tuple[str, ...]:
+    """The key's segments up to its last index (empty when it has none)."""
+    for position in range(len(tokens) - 1, -1, -1):
+        if tokens[position].isdigit():
+            return tokens[:position + 1]
+    return ()
+
+
+def _in_scope(view: KeyView, moved: dict[tuple[str, ...], tuple[str, ...]]) -> KeyView:
+    block = _block(view.tokens)
+    target = moved.get(block)
+    if target is None:
+        return view
+    step = Step("prefix", ".".join(block) + ".", ".".join(target) + ".")
+    return rewritten(view, target + view.tokens[len(block):], step)
 
 
 def _renames_in(conversions: list[Conversion]) -> dict[tuple[str, str], int]:
@@ -179,6 +223,8 @@ def _unpaired(session: Session, conversions: list[Conversion],
               notes: list[Unpaired]) -> tuple[Unpaired, ...]:
     """The renames' notes less the keys conversions explain; a conversion note replaces theirs."""
     explained = {key for c in conversions for key in (*c.sources, *c.targets)}
+    # A fused tensor declined as ambiguous speaks for its parts: their weak rename hints mislead.
+    explained |= {key for n in notes if n.readings for key in n.candidates}
     replaced = {(n.source_key, n.target_key) for n in notes}
     kept = [u for u in session.unpaired()
             if (u.source_key or u.target_key) not in explained

@@ -53,18 +53,23 @@ class Unpaired:
     """A key the rename engine deliberately left unpaired, and why (a tie, a shape, weak evidence).
 
     One of ``source_key``/``target_key`` is set; ``candidates`` lists the keys it could have been
-    paired with.
+    paired with. ``readings`` is set when the key was declined as *ambiguous*: each entry is one
+    whole explanation the names and shapes allow (``c_fc_0 → gate_proj, c_fc_1 → up_proj``;
+    ``blocked q,k,v``), so a user who knows which holds can state it. Empty when the key was
+    declined for another reason (too little evidence, shapes that differ).
     """
 
     source_key: str | None
     target_key: str | None
     reason: str
     candidates: tuple[str, ...] = ()
+    readings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON object of the report schema's ``unpaired`` entry."""
         return {"source_key": self.source_key, "target_key": self.target_key,
-                "reason": self.reason, "candidates": list(self.candidates)}
+                "reason": self.reason, "candidates": list(self.candidates),
+                "readings": list(self.readings)}
 
 
 @dataclass(frozen=True, slots=True)

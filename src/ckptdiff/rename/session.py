@@ -120,23 +120,30 @@ class Session:
                 if k not in self.used_targets and (False, k) in self.notes]
         return out
 
+    def declined(self, is_source: bool, key: str, reason: str, candidates: tuple[str, ...],
+                 readings: tuple[str, ...]) -> None:
+        """A key declined as ambiguous between ``readings`` (reported unless it pairs later)."""
+        self._note(is_source, key, (_TIE,), reason, candidates, readings)
+
     def _tie(self, tie: Tie) -> None:
         others = ", ".join(f"'{k}'" for k in tie.candidates[:6])
         more = f" and {len(tie.candidates) - 6} more" if len(tie.candidates) > 6 else ""
         if len(tie.candidates) > 1:
             reason = f"equally good candidates: {others}{more}; not guessing"
+            readings = tuple(f"{tie.key} → {other}" for other in tie.candidates)
         else:
             rivals = ", ".join(f"'{k}'" for k in tie.rivals[:6])
             reason = f"its candidate {others} fits {rivals} equally well; not guessing"
-        self._note(tie.is_source, tie.key, (_TIE,), reason, tie.candidates)
+            readings = tuple(f"{key} → {tie.candidates[0]}" for key in (tie.key, *tie.rivals))
+        self._note(tie.is_source, tie.key, (_TIE,), reason, tie.candidates, readings)
 
     def _note(self, is_source: bool, key: str, rank: tuple[int, ...], reason: str,
-              candidates: tuple[str, ...]) -> None:
+              candidates: tuple[str, ...], readings: tuple[str, ...] = ()) -> None:
         held = self.notes.get((is_source, key))
         if held is not None and held[0] >= rank:
             return
-        entry = (Unpaired(key, None, reason, candidates) if is_source
-                 else Unpaired(None, key, reason, candidates))
+        entry = (Unpaired(key, None, reason, candidates, readings) if is_source
+                 else Unpaired(None, key, reason, candidates, readings))
         self.notes[(is_source, key)] = (rank, entry)
 
 

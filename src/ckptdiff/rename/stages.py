@@ -6,7 +6,8 @@
 3. Shifted indices: order-preserving block alignment by shape.
 4. Cross-framework layers that no name explains: pairing by kind, order and shape.
 5. The field's vocabulary and block order, for renames too few keys support (:mod:`blocks`).
-6. (After the conversions) renames too weak alone that the conversions' paths confirm.
+6. One inserted or dropped segment, the rest identical, alike in every block (:mod:`segments`).
+7. (After the conversions) renames too weak alone that the conversions' paths confirm.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ckptdiff.rename.explain import (
 )
 from ckptdiff.rename.keys import KeyView, fit, make_view, rewritten
 from ckptdiff.rename.learn import grade, learn
+from ckptdiff.rename.segments import segment_pairs
 from ckptdiff.rename.session import Session
 from ckptdiff.rename.structure import structure
 
@@ -108,8 +110,22 @@ def structure_stage(session: Session) -> None:
 
 def vocabulary_stage(session: Session) -> None:
     """Renames the field's naming vocabulary establishes, consistently in every block."""
-    session.commit(vocabulary_pairs(session.open_sources(learnable=True),
-                                    session.open_targets(learnable=True)))
+    candidates, doubts = vocabulary_pairs(session.open_sources(learnable=True),
+                                          session.open_targets(learnable=True))
+    session.commit(candidates)
+    for doubt in doubts:
+        for view in doubt.sources:
+            session.declined(True, view.key, doubt.reason, tuple(t.key for t in doubt.targets),
+                             doubt.readings)
+        for view in doubt.targets:
+            session.declined(False, view.key, doubt.reason, tuple(s.key for s in doubt.sources),
+                             doubt.readings)
+
+
+def segment_stage(session: Session) -> None:
+    """One segment inserted or dropped, the rest identical, alike in every block (too few keys
+    for the learned stage: one MoE layer's router statistics)."""
+    session.commit(segment_pairs(session, Rewriter(session.accepted)))
 
 
 def confirmed_stage(session: Session, renames: dict[tuple[str, str], int]) -> None:

@@ -10,7 +10,12 @@ import html
 from collections.abc import Sequence
 
 from ckptdiff.diffing.report import Report
-from ckptdiff.rename.snippet import conversion_lines, conversion_snippet, python_snippet
+from ckptdiff.rename.snippet import (
+    ambiguous_lines,
+    conversion_lines,
+    conversion_snippet,
+    python_snippet,
+)
 from ckptdiff.render.grouping import by_rule
 from ckptdiff.render.rows import (
     finding_rows,
@@ -103,6 +108,11 @@ def render_section(report: Report, heading: str = "###") -> list[str]:
     if hf_code:
         lines += ["", "<details>", "<summary>for transformers 5.x <code>from_pretrained</code>"
                   "</summary>", "", "```python", *hf_code, "```", "", "</details>"]
+    ambiguous = ambiguous_lines(report.unpaired)
+    if ambiguous:
+        lines += ["", "**Declined as ambiguous** (names and shapes allow each reading):", ""]
+        lines += [f"  - {plain(line.strip())}" if line.startswith("  ") else f"- {plain(line)}"
+                  for line in ambiguous]
     return lines
 
 

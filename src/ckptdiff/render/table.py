@@ -6,6 +6,7 @@ import io
 
 from ckptdiff.diffing.report import Report
 from ckptdiff.rename.snippet import (
+    ambiguous_lines,
     conversion_lines,
     conversion_snippet,
     python_snippet,
@@ -96,9 +97,16 @@ class TableRenderer:
                           "checked on every key):", style="bold")
             for line in hf_code:
                 console.print(f"    {line}", style="green", markup=False, soft_wrap=True)
-        if report.unpaired:
+        ambiguous = ambiguous_lines(report.unpaired)
+        if ambiguous:
+            console.print("\nDeclined as ambiguous (names and shapes allow each reading):",
+                          style="bold")
+            for line in ambiguous:
+                console.print(f"  {line}", markup=False)
+        others = tuple(u for u in report.unpaired if len(u.readings) < 2)
+        if others:
             console.print("\nLeft unpaired on purpose:", style="bold")
-            for line in unpaired_lines(report.unpaired):
+            for line in unpaired_lines(others):
                 console.print(f"  {line}", style="dim", markup=False)
         return buffer.getvalue()
 
