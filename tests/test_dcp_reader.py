@@ -82,8 +82,11 @@ def test_model_and_optimizer_match_torch_load(saved: dict[str, Path]) -> None:
     assert kinds["optim.state.0.exp_avg"] == "optimizer_slot"
     meta = manifest.metadata
     assert meta["storage_files"] == ["__0_0.distcp"]
+    # .metadata, and the first 4 and last 22 bytes of each range DCP's load reads (one per
+    # chunk and per non-tensor value: each a torch.save archive)
+    ranges = meta["chunks"] + meta["non_tensor_entries"]
     assert meta["non_tensor_entries"] > 0 and meta["bytes_read"] == (
-        saved["full"] / ".metadata").stat().st_size
+        saved["full"] / ".metadata").stat().st_size + 26 * ranges
     json.dumps(meta)
 
 
@@ -112,9 +115,12 @@ def test_diff_against_the_live_model(saved: dict[str, Path]) -> None:
     assert not diff(saved["plain"], wrong).compatible
 
 
-def _write_sharded(folder: Path) -> None:
+def _write_sharded(folder: Path) -> int:
     """A .metadata as two ranks would write it for a row-sharded weight, built from torch's
-    own metadata classes; storage files are sparse files of the sizes it names."""
+    own metadata classes; each storage file is the torch.save archive of one rank's chunk (as
+    DCP writes it). The length of each file."""
+    import io
+
     from torch.distributed.checkpoint.filesystem import _StorageInfo
     from torch.distributed.checkpoint.metadata import (
         ChunkStorageMetadata,
@@ -125,6 +131,9 @@ def _write_sharded(folder: Path) -> None:
     )
 
     folder.mkdir()
+    buffer = io.BytesIO()
+    torch.save(torch.zeros(4, 8, dtype=torch.float16), buffer)
+    size = len(buffer.getvalue())
     props = TensorProperties(dtype=torch.float16)
     chunks = [ChunkStorageMetadata(torch.Size([0, 0]), torch.Size([4, 8])),
               ChunkStorageMetadata(torch.Size([4, 0]), torch.Size([4, 8]))]
@@ -132,16 +141,16 @@ def _write_sharded(folder: Path) -> None:
         state_dict_metadata={"w": TensorStorageMetadata(props, torch.Size([8, 8]), chunks)},
         planner_data={"w": ("w",)},
         storage_data={
-            MetadataIndex("w", torch.Size([0, 0]), 0): _StorageInfo("__0_0.distcp", 0, 64),
-            MetadataIndex("w", torch.Size([4, 0]), 0): _StorageInfo("__1_0.distcp", 0, 64)})
+            MetadataIndex("w", torch.Size([0, 0]), 0): _StorageInfo("__0_0.distcp", 0, size),
+            MetadataIndex("w", torch.Size([4, 0]), 0): _StorageInfo("__1_0.distcp", 0, size)})
     (folder / ".metadata").write_bytes(pickle.dumps(meta))
     for name in ("__0_0.distcp", "__1_0.distcp"):
-        with open(folder / name, "wb") as handle:
-            handle.truncate(64)
+        (folder / name).write_bytes(buffer.getvalue())
+    return size
 
 
 def test_sharded_tensor_reports_its_chunks(tmp_path: Path) -> None:
-    _write_sharded(tmp_path / "ckpt")
+    size = _write_sharded(tmp_path / "ckpt")
     manifest = registry.read(tmp_path / "ckpt")
     (tensor,) = manifest.tensors
     assert (tensor.key, tensor.shape, tensor.dtype, tensor.storage) == ("w", (8, 8), "float16",
@@ -152,7 +161,7 @@ def test_sharded_tensor_reports_its_chunks(tmp_path: Path) -> None:
         {"offsets": [4, 0], "sizes": [4, 8], "file": "__1_0.distcp"}]
     (tmp_path / "ckpt" / "__1_0.distcp").write_bytes(b"x" * 10)
     with pytest.raises(CorruptFileError, match=r"__1_0\.distcp is 10 bytes but .metadata "
-                                               r"needs 64: truncated copy\?"):
+                                               rf"needs {size:,}: truncated copy\?"):
         registry.read(tmp_path / "ckpt")
     (tmp_path / "ckpt" / "__1_0.distcp").unlink()
     with pytest.raises(CorruptFileError, match="missing"):

@@ -99,7 +99,7 @@ def _load_state_dict(path: str) -> dict[str, Any]:
                         loaded)
 
     # read_metadata logs a traceback for every refused .metadata before it re-raises
-    logging.getLogger("torch.distributed.checkpoint").setLevel(logging.CRITICAL)
+    logging.disable(logging.CRITICAL)
     filesystem.pickle = SimpleNamespace(load=_safe_load, dump=pickle.dump)  # type: ignore[attr-defined]
     state: dict[str, Any] = {}
     _load_state_dict(state_dict=state, storage_reader=filesystem.FileSystemReader(path),

@@ -26,7 +26,13 @@ from ckptdiff.readers.pickle.records import torch_dtype_bits
 from ckptdiff.readers.pickle.unpickler import MAX_PICKLE_BYTES, LoadSession, load_pickle
 from ckptdiff.readers.safety import is_lfs_pointer, lfs_pointer_error, resolve_inside
 from ckptdiff.readers.torch.containers import Found, select_tensors
-from ckptdiff.readers.torch.dcp_layout import DcpTensor, check_storage, nest, tensors_of
+from ckptdiff.readers.torch.dcp_layout import (
+    DcpTensor,
+    check_storage,
+    storage_entries,
+    tensors_of,
+)
+from ckptdiff.readers.torch.dcp_plan import plan
 
 METADATA_FILE = ".metadata"
 _BUFFER_NAMES = frozenset(
@@ -58,16 +64,19 @@ class TorchDcpReader:
     def read(self, path: Location, key: str | None = None) -> Manifest:
         """Global shapes and dtypes of every tensor, with how they are chunked and stored."""
         folder = path if path.is_dir() else path.parent
+        display = str(path)
         try:
-            metadata_file = resolve_inside(folder, folder / METADATA_FILE, str(path),
+            metadata_file = resolve_inside(folder, folder / METADATA_FILE, display,
                                            METADATA_FILE)
-            root, bytes_read = _load_metadata(metadata_file, str(path))
-            files = check_storage(root, folder, str(path))
+            root, bytes_read = _load_metadata(metadata_file, display)
+            storage = storage_entries(root, display)
+            tensors, non_tensors = tensors_of(root, storage, display)
+            entries: dict[str, object] = root.get("state_dict_metadata")  # type: ignore[assignment]
+            state, reads = plan(entries, tensors, root.get("planner_data"), display)
+            files, archive_bytes = check_storage(storage, reads, folder, display)
         except OSError as exc:
             raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        tensors, non_tensors = tensors_of(root, str(path))
-        selection = select_tensors(nest(root, tensors, non_tensors), is_dcp_tensor, key,
-                                   str(path))
+        selection = select_tensors(state, is_dcp_tensor, key, display)
         found = [(f, False) for f in selection.model] + [(f, True) for f in selection.optimizer]
         metadata: dict[str, Any] = dict(selection.metadata)
         chunked = {f.key: t.chunk_json() for f, _ in found if len((t := f.tensor).chunks) > 1}
@@ -79,7 +88,7 @@ class TorchDcpReader:
         })
         if chunked:
             metadata["sharded_tensors"] = chunked
-        metadata["bytes_read"] = bytes_read
+        metadata["bytes_read"] = bytes_read + archive_bytes
         return Manifest(path=str(path), format=self.name,
                         tensors=tuple(_info(f, slot) for f, slot in found),
                         container_key=selection.container_key, metadata=metadata)
