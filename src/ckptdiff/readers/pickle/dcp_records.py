@@ -26,6 +26,9 @@ class DcpRecord:
 
     __slots__ = ()
     fields: tuple[str, ...] = ()
+    # torch's classes are dataclasses compared by value, so unhashable (a dict key or set
+    # member that is one is a TypeError there); MetadataIndex, frozen, is the one hashable one
+    __hash__ = None  # type: ignore[assignment]
 
     def __setstate__(self, state: object) -> None:
         if isinstance(state, tuple) and len(state) == 2 and state[0] is None:
@@ -108,6 +111,7 @@ class IndexRecord(DcpRecord):
     """``MetadataIndex``: which chunk of which key a storage entry holds."""
 
     __slots__ = fields = ("fqn", "offset", "index")
+    __hash__ = object.__hash__  # type: ignore[assignment]
 
     def check(self, name: str, value: object) -> object:
         if name == "fqn":
