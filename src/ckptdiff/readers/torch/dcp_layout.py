@@ -21,6 +21,8 @@ from ckptdiff.readers.torch.dcp_archives import check_archives
 from ckptdiff.sources import progress
 
 StorageKey = tuple[str, tuple[int, ...] | None]
+# a storage entry DCP's load reads, and the chunk (sizes, dtype) it reads it into, if a tensor's
+Read = tuple[StorageKey, tuple[tuple[int, ...], str] | None]
 
 
 class _NonTensor:
@@ -108,12 +110,12 @@ def storage_entries(root: MetadataRecord, display: str) -> dict[StorageKey, Stor
     return found
 
 
-def check_storage(entries: dict[StorageKey, StorageInfoRecord], reads: list[StorageKey],
+def check_storage(entries: dict[StorageKey, StorageInfoRecord], reads: list[Read],
                   folder: Location, display: str) -> tuple[list[str], int]:
     """Check the storage files: every name inside the checkpoint, every file there and long
     enough, and each entry DCP's load reads (``reads``) present, a byte range of its own, and
-    a ``torch.save`` archive (a zip from its first byte to its last), as ``torch.load`` of that
-    range needs. The names, and the bytes read."""
+    the ``torch.save`` archive of what it is read into (:mod:`.dcp_archives`). The names, and
+    the bytes read."""
     needed: dict[str, int] = {}
     for info in entries.values():
         name = str(info.get("relative_path"))
@@ -145,10 +147,11 @@ def _span(info: StorageInfoRecord) -> tuple[int, int] | None:
     return (offset, length) if isinstance(offset, int) and isinstance(length, int) else None
 
 
-def _read_ranges(entries: dict[StorageKey, StorageInfoRecord], reads: list[StorageKey],
-                 display: str) -> dict[str, list[tuple[int, int, str]]]:
-    by_file: dict[str, list[tuple[int, int, str]]] = {}
-    for key in dict.fromkeys(reads):
+def _read_ranges(entries: dict[StorageKey, StorageInfoRecord], reads: list[Read],
+                 display: str) -> dict[str, list[tuple[int, int, str, Any]]]:
+    by_file: dict[str, list[tuple[int, int, str, Any]]] = {}
+    spans: dict[str, dict[StorageKey, tuple[int, int]]] = {}
+    for key, chunk in dict.fromkeys(reads):
         info = entries.get(key)
         if info is None:
             where = "" if key[1] is None else f" at offsets {list(key[1])}"
@@ -158,11 +161,12 @@ def _read_ranges(entries: dict[StorageKey, StorageInfoRecord], reads: list[Stora
         if span is None:
             raise CorruptFileError(f"{display}: the storage_data entry of {key[0][:80]!r} has no "
                                    "offset or length")
-        by_file.setdefault(str(info.get("relative_path")), []).append(
-            (span[0], span[0] + span[1], key[0]))
-    for name, ranges in by_file.items():
-        ranges.sort()
-        for (_, end, first), (start, _, second) in zip(ranges, ranges[1:], strict=False):
+        name = str(info.get("relative_path"))
+        by_file.setdefault(name, []).append((span[0], span[0] + span[1], key[0], chunk))
+        spans.setdefault(name, {})[key] = (span[0], span[0] + span[1])
+    for name, ranges in spans.items():
+        ordered = sorted((start, end, key[0]) for key, (start, end) in ranges.items())
+        for (_, end, first), (start, _, second) in zip(ordered, ordered[1:], strict=False):
             if start < end:
                 raise CorruptFileError(
                     f"{display}: {first[:60]!r} and {second[:60]!r} are read from overlapping "

@@ -18,15 +18,7 @@ from typing import Any
 
 from ckptdiff.errors import CorruptFileError
 from ckptdiff.readers.safety import MAX_CONTAINER_DEPTH
-from ckptdiff.readers.torch.dcp_layout import NON_TENSOR, DcpTensor, StorageKey
-
-# Dtypes a saved chunk cannot be copied into (``target.copy_(chunk)`` in ``read_data``): the
-# sub-byte ints and the quantized ones from any source (torch 2.13, CPU), the bit and packed
-# float4 ones from anything but the same dtype, which only the chunk's own pickle (data, not
-# read) says; both refused when a chunk is read.
-_NO_COPY = frozenset({*(f"{u}int{n}" for u in ("", "u") for n in range(1, 8)), "qint8", "qint32",
-                      "quint8", "quint4x2", "quint2x4", "bits8", "bits16", "bits1x8", "bits2x4",
-                      "bits4x2", "float4_e2m1fn_x2"})
+from ckptdiff.readers.torch.dcp_layout import NON_TENSOR, DcpTensor, Read
 
 
 class _Leaf:
@@ -135,9 +127,10 @@ def _rebuild(entries: dict[str, object], tensors: dict[str, DcpTensor], paths: o
 
 
 def plan(entries: dict[str, object], tensors: dict[str, DcpTensor], paths: object,
-         display: str) -> tuple[object, list[StorageKey]]:
+         display: str) -> tuple[object, list[Read]]:
     """The state dict DCP's load returns (tensors as :class:`DcpTensor`, other values as
-    ``NON_TENSOR``), and the ``storage_data`` entries it reads, in order."""
+    ``NON_TENSOR``), and the ``storage_data`` entries it reads, in order, each with the chunk
+    (sizes, dtype) it is read into (None for a non-tensor value)."""
     tree = _rebuild(entries, tensors, paths, display)
     flat = _flatten(tree, False, display)
     missing = set(entries) - set(flat)
@@ -146,14 +139,14 @@ def plan(entries: dict[str, object], tensors: dict[str, DcpTensor], paths: objec
         if missing & set(old):
             flat = old
     values: dict[int, object] = {}
-    reads: list[StorageKey] = []
+    reads: list[Read] = []
     for key, (_, value) in flat.items():
         if key not in entries:
             raise CorruptFileError(f"{display}: DCP's load rebuilds the key {key[:80]!r}, which "
                                    ".metadata has no entry for (planner_data)")
         saved = tensors.get(key)
         if saved is None:  # a non-tensor entry: whatever is there is replaced by its value
-            reads.append((key, None))
+            reads.append(((key, None), None))
             values[id(value)] = NON_TENSOR
             continue
         placed = value.tensor if isinstance(value, _Leaf) else None
@@ -165,13 +158,8 @@ def plan(entries: dict[str, object], tensors: dict[str, DcpTensor], paths: objec
                                    f"{list(placed.shape)} at {key[:80]!r}, saved as "
                                    f"{list(saved.shape)}")
         values[id(value)] = DcpTensor(saved.shape, placed.dtype, saved.chunks)
-        chunks = [(key, c.offsets) for c in saved.chunks
+        reads += [((key, c.offsets), (c.sizes, placed.dtype)) for c in saved.chunks
                   if all(size > 0 for size in c.sizes)]  # the chunks that overlap the tensor
-        if chunks and placed.dtype in _NO_COPY:
-            raise CorruptFileError(f"{display}: {key[:80]!r} is {placed.dtype}, which DCP's load "
-                                   "cannot copy a saved chunk into (unless saved as that dtype, "
-                                   "which ckptdiff does not read)")
-        reads += chunks
     _check_aliases(tree, display)
     return _values(tree, values), reads
 
