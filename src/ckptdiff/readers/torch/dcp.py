@@ -1,10 +1,23 @@
-"""The ``torch-dcp`` reader: ``torch.distributed.checkpoint`` directories, by ``.metadata`` alone.
+"""The ``torch-dcp`` reader: ``torch.distributed.checkpoint`` directories, by their headers.
 
 ``torch.distributed.checkpoint.save`` writes one ``.metadata`` file (a pickle of ``Metadata``) and
 storage files (``__0_0.distcp`` …, one or more per rank). ``.metadata`` lists every key of the
 flattened state dict with its global size, dtype and the chunks each rank saved (offsets, sizes),
-and where each chunk is stored. It is read through the restricted unpickler with the DCP classes
-of :mod:`ckptdiff.readers.pickle.dcp_records` allowed; storage files are only stat-ed.
+and where each chunk is stored (a byte range of a storage file holding a ``torch.save`` archive).
+
+torch reads ``.metadata`` with a plain ``pickle.load`` (``FileSystemReader.read_metadata``): any
+global runs. ckptdiff reads it through the restricted unpickler with only the DCP classes of
+:mod:`ckptdiff.readers.pickle.dcp_records` allowed, so a ``.metadata`` naming anything else is
+refused (torch might load it, after running that code). What torch's own load refuses and the
+headers show is refused too (tests/differential/family_dcp.py compares both on mutated
+checkpoints): state the records' ``__setstate__`` or hashing refuse, a nesting
+``set_element`` cannot build or that rebuilds a key with no entry or of another kind or size
+(:mod:`.dcp_plan`), a chunk read through a missing ``storage_data`` entry, overlapping read
+ranges, or a range that is not the archive of a tensor the chunk can be narrowed and copied from
+(:mod:`.dcp_archives`: only the range's zip directory and ``data.pkl`` are read). Left to the
+data, and not checked: which values a chunk's bytes hold, and non-tensor values (torch unpickles
+them with ``weights_only=False``; ckptdiff never does). Chunks that overlap or leave parts of a
+tensor unsaved load in torch (the rest stays uninitialized) and are reported as they are.
 
 Keys are the ones DCP writes: nested dicts flatten with ``.`` (``{"model": sd, "optim": osd}``
 saves ``model.layer.weight`` and ``optim.state.0.exp_avg``). The nesting DCP recorded
