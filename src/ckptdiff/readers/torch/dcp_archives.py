@@ -91,26 +91,26 @@ def _check_framing(handle: CountingFile, start: int, end: int, what: str) -> Non
 
 def _check_chunk(handle: CountingFile, start: int, end: int, chunk: tuple[tuple[int, ...], str],
                  file: Location, what: str) -> None:
-    from ckptdiff.readers.torch.zip import read_archive
+    from ckptdiff.readers.pickle.records import is_tensor
+    from ckptdiff.readers.torch.zip import load_archive
 
     sizes, dtype = chunk
     try:
-        saved = read_archive(RangeFile(handle, start, end - start), file, None)
+        saved, session, _, _ = load_archive(RangeFile(handle, start, end - start), file)
     except CkptdiffError as exc:
         reason = str(exc).removeprefix(f"{file}: ")
         raise CorruptFileError(f"{what} are not a torch.save archive torch.load reads: "
                                f"{reason[:160]}") from None
-    if saved.metadata.get("weights_only_refuses"):
+    if session.weights_only_refuses:
         raise CorruptFileError(f"{what} hold a pickle torch.load(weights_only=True) refuses")
-    tensor = saved.tensors[0] if len(saved.tensors) == 1 else None
-    if tensor is None or tensor.key != "tensor" or saved.container_key is not None:
-        raise CorruptFileError(f"{what} do not hold one tensor")
-    if len(tensor.shape) != len(sizes) or any(s < n for s, n in zip(tensor.shape, sizes,
-                                                                      strict=True)):
-        raise CorruptFileError(f"{what} hold a tensor of size {list(tensor.shape)}, not the "
+    if not is_tensor(saved):
+        raise CorruptFileError(f"{what} do not hold a tensor")
+    if len(saved.shape) != len(sizes) or any(s < n for s, n in zip(saved.shape, sizes,
+                                                                     strict=True)):
+        raise CorruptFileError(f"{what} hold a tensor of size {list(saved.shape)}, not the "
                                f"chunk's {list(sizes)}")
-    if dtype in _NEVER_COPIED or dtype in _COPIED_FROM_ITSELF and tensor.dtype != dtype:
-        raise CorruptFileError(f"{what} hold {tensor.dtype}, which DCP's load cannot copy into "
+    if dtype in _NEVER_COPIED or dtype in _COPIED_FROM_ITSELF and saved.dtype != dtype:
+        raise CorruptFileError(f"{what} hold {saved.dtype}, which DCP's load cannot copy into "
                                f"a {dtype} tensor")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+from collections.abc import Callable
 from typing import IO, ClassVar, cast
 
 from ckptdiff.errors import CkptdiffError, CorruptFileError, UnknownFormatError
@@ -69,8 +70,16 @@ class TorchZipReader:
 
 def read_archive(raw: CountingFile, path: Location, key: str | None,
                  fmt: str = TorchZipReader.name) -> Manifest:
-    """The manifest of the ``torch.save`` archive open as ``raw`` (a whole file, or the byte
-    range of one that DCP stores an archive in); ``path`` names it in messages."""
+    """The manifest of the ``torch.save`` archive open as ``raw``; ``path`` names it."""
+    obj, session, storage_name, metadata = load_archive(raw, path)
+    return build_manifest(path, fmt, obj, key, session, storage_name, metadata)
+
+
+def load_archive(raw: CountingFile, path: Location) -> tuple[
+        object, LoadSession, Callable[[StorageRecord], str], dict[str, object]]:
+    """The object of the ``torch.save`` archive open as ``raw`` (a whole file, or the byte
+    range of one that DCP stores an archive in), every record and storage checked as torch
+    checks them: the object, its load session, storage names and format metadata."""
     archive = open_torch_archive(cast(IO[bytes], raw), raw.size, str(path))
     members = {info.filename: info for info in archive.infolist()}
     root = _archive_root(archive, path)
@@ -93,7 +102,7 @@ def read_archive(raw: CountingFile, path: Location, key: str | None,
                        storage.nbytes, raw.size, path)
     check_tensor_bounds(session, path, storage_name)
     metadata["bytes_read"] = raw.bytes_read
-    return build_manifest(path, fmt, obj, key, session, storage_name, metadata)
+    return obj, session, storage_name, metadata
 
 
 def _archive_root(archive: zipfile.ZipFile, path: Location) -> str:
