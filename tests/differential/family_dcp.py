@@ -68,12 +68,18 @@ def _safe_globals() -> dict[tuple[str, str], Any]:
     return found
 
 
+_RUNS_CODE: list[str] = []
+
+
 class _SafeUnpickler(pickle.Unpickler):
     allowed: dict[tuple[str, str], Any] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         value = self.allowed.get((module, name))
         if value is None:
+            # DCP's load catches what read_metadata raises (to try a rank's own metadata file)
+            # and raises its own error: the global is kept here for load() to see
+            _RUNS_CODE.append(f"{module}.{name}")
             raise _RunsCode(f"{module}.{name}")
         return value
 
@@ -109,17 +115,16 @@ def _load_state_dict(path: str) -> dict[str, Any]:
 
 def load(path: str) -> Reading:
     """DCP's single-process full load (see the module docstring for the two safe steps)."""
+    _RUNS_CODE.clear()
     try:
         state = _load_state_dict(path)
-    except _RunsCode as exc:
-        return Reading(True, ((f"<would run code: {exc}>", (), "other"),))
     except BaseException as exc:  # every refusal, of any type, is the loader's answer
+        if _RUNS_CODE:  # torch would have run it, and what it loads then is anyone's guess
+            return Reading(True, ((f"<would run code: {_RUNS_CODE[0][:80]}>", (), "other"),))
         # a CheckpointException wraps each rank's error (and its traceback): that error is the
         # loader's reason
         cause = next(iter(getattr(exc, "failures", {}).values()), (exc,))[0]
         text = f"{type(cause).__name__}: {cause}"
-        if isinstance(cause, _RunsCode):
-            return Reading(True, ((f"<would run code: {text[:80]}>", (), "other"),))
         return Reading(False, reason=text[:200], needs_device=any(t in text for t in _NO_MEMORY))
     out: list[tuple[str, tuple[int, ...], str]] = []
     _flatten(state, None, out)
