@@ -82,9 +82,24 @@ def test_model_and_optimizer_match_torch_load(saved: dict[str, Path]) -> None:
     assert kinds["optim.state.0.exp_avg"] == "optimizer_slot"
     meta = manifest.metadata
     assert meta["storage_files"] == ["__0_0.distcp"]
-    assert meta["non_tensor_entries"] > 0 and meta["bytes_read"] == (
-        saved["full"] / ".metadata").stat().st_size
+    # .metadata, and the headers of each range DCP's load reads (one per chunk and per
+    # non-tensor value: each a torch.save archive): its first 4 and last 22 bytes, and for a
+    # chunk the archive's central directory, records and data.pkl
+    ranges = meta["chunks"] + meta["non_tensor_entries"]
+    size = (saved["full"] / ".metadata").stat().st_size
+    assert meta["non_tensor_entries"] > 0
+    assert size + 26 * ranges < meta["bytes_read"] < size + 1_500 * ranges
     json.dumps(meta)
+
+
+def test_chunk_archives_are_read_by_their_headers(tmp_path: Path) -> None:
+    import torch.distributed.checkpoint as dcp
+
+    dcp.save({"w": torch.zeros(1024, 1024)}, checkpoint_id=str(tmp_path / "big"))
+    manifest = registry.read(tmp_path / "big")
+    assert [(t.key, t.shape) for t in manifest.tensors] == [("w", (1024, 1024))]
+    size = (tmp_path / "big" / ".metadata").stat().st_size
+    assert manifest.metadata["bytes_read"] < size + 4_096  # of a 4 MiB storage file
 
 
 def test_plain_state_dict_keys_are_flat(saved: dict[str, Path]) -> None:
@@ -112,9 +127,12 @@ def test_diff_against_the_live_model(saved: dict[str, Path]) -> None:
     assert not diff(saved["plain"], wrong).compatible
 
 
-def _write_sharded(folder: Path) -> None:
+def _write_sharded(folder: Path) -> int:
     """A .metadata as two ranks would write it for a row-sharded weight, built from torch's
-    own metadata classes; storage files are sparse files of the sizes it names."""
+    own metadata classes; each storage file is the torch.save archive of one rank's chunk (as
+    DCP writes it). The length of each file."""
+    import io
+
     from torch.distributed.checkpoint.filesystem import _StorageInfo
     from torch.distributed.checkpoint.metadata import (
         ChunkStorageMetadata,
@@ -125,6 +143,9 @@ def _write_sharded(folder: Path) -> None:
     )
 
     folder.mkdir()
+    buffer = io.BytesIO()
+    torch.save(torch.zeros(4, 8, dtype=torch.float16), buffer)
+    size = len(buffer.getvalue())
     props = TensorProperties(dtype=torch.float16)
     chunks = [ChunkStorageMetadata(torch.Size([0, 0]), torch.Size([4, 8])),
               ChunkStorageMetadata(torch.Size([4, 0]), torch.Size([4, 8]))]
@@ -132,16 +153,16 @@ def _write_sharded(folder: Path) -> None:
         state_dict_metadata={"w": TensorStorageMetadata(props, torch.Size([8, 8]), chunks)},
         planner_data={"w": ("w",)},
         storage_data={
-            MetadataIndex("w", torch.Size([0, 0]), 0): _StorageInfo("__0_0.distcp", 0, 64),
-            MetadataIndex("w", torch.Size([4, 0]), 0): _StorageInfo("__1_0.distcp", 0, 64)})
+            MetadataIndex("w", torch.Size([0, 0]), 0): _StorageInfo("__0_0.distcp", 0, size),
+            MetadataIndex("w", torch.Size([4, 0]), 0): _StorageInfo("__1_0.distcp", 0, size)})
     (folder / ".metadata").write_bytes(pickle.dumps(meta))
     for name in ("__0_0.distcp", "__1_0.distcp"):
-        with open(folder / name, "wb") as handle:
-            handle.truncate(64)
+        (folder / name).write_bytes(buffer.getvalue())
+    return size
 
 
 def test_sharded_tensor_reports_its_chunks(tmp_path: Path) -> None:
-    _write_sharded(tmp_path / "ckpt")
+    size = _write_sharded(tmp_path / "ckpt")
     manifest = registry.read(tmp_path / "ckpt")
     (tensor,) = manifest.tensors
     assert (tensor.key, tensor.shape, tensor.dtype, tensor.storage) == ("w", (8, 8), "float16",
@@ -152,7 +173,7 @@ def test_sharded_tensor_reports_its_chunks(tmp_path: Path) -> None:
         {"offsets": [4, 0], "sizes": [4, 8], "file": "__1_0.distcp"}]
     (tmp_path / "ckpt" / "__1_0.distcp").write_bytes(b"x" * 10)
     with pytest.raises(CorruptFileError, match=r"__1_0\.distcp is 10 bytes but .metadata "
-                                               r"needs 64: truncated copy\?"):
+                                               rf"needs {size:,}: truncated copy\?"):
         registry.read(tmp_path / "ckpt")
     (tmp_path / "ckpt" / "__1_0.distcp").unlink()
     with pytest.raises(CorruptFileError, match="missing"):

@@ -1,5 +1,6 @@
-"""Differential fuzzing: ckptdiff's reading of each mutated torch/safetensors file against the
-framework loader's (tests/differential/harness.py). Quick mode (always): 2,160 inputs, seed 0.
+"""Differential fuzzing: ckptdiff's reading of each mutated torch/safetensors/DCP checkpoint
+against the framework loader's (tests/differential/harness.py). Quick mode (always): 80 inputs
+per seed, seed 0.
 Long mode (``-m slow`` or ``CKPTDIFF_DIFFERENTIAL_INPUTS``): that many inputs, seed
 ``CKPTDIFF_DIFFERENTIAL_SEED`` (default 1). Every differential found is pinned in FOUND."""
 
@@ -89,6 +90,24 @@ FOUND = [
     (1, "st/dtypes", 443),  # F6_E2M3: the library reads the header; torch has no such dtype
     (1, "st/dtypes", 700),  # F4: get_slice's shape, not get_tensor's packed one
     (1, "legacy/nested", 975),  # a container named "": the harness kept its empty segment
+    # torch.distributed.checkpoint directories against DCP's own load (family_dcp.py)
+    (0, "dcp/model_optim", 5),  # a storage_data key's offset changed: the chunk's read misses
+    (0, "dcp/model_optim", 10),  # a tensor entry made BytesStorageMetadata: no such entry
+    (0, "dcp/model_optim", 13),  # a planner_data path None: set_element refuses it
+    (0, "dcp/model_optim", 14),  # a key left without a path: top-level, aliasing optim's path
+    (0, "dcp/model_optim", 18),  # a chunk split in two, the second stored nowhere
+    (0, "dcp/model_optim", 23),  # a storage offset moved: the range is not an archive
+    (0, "dcp/model_optim", 46),  # a key renamed: its chunk's storage entry is not found
+    (0, "dcp/model_optim", 203),  # dtype bits8: a float32 chunk cannot be copied into it
+    (0, "dcp/flat", 17),  # an int step appended to a path: the rebuilt key is no entry
+    (0, "dcp/flat", 45),  # dtype quint4x2: no chunk can be copied into it
+    (0, "dcp/flat", 60),  # a path naming another nesting: the rebuilt key is no entry
+    (0, "dcp/flat", 71),  # two entries given one path: the later one replaces the other
+    (0, "dcp/flat", 243),  # TensorProperties' memory format not an _MEM_FORMAT_ENCODING
+    (0, "dcp/nested", 209),  # a storage file name as bytes (_codecs.encode)
+    (0, "dcp/nested", 222),  # _get_layout of bytes: torch's lookup is a KeyError
+    (1, "dcp/flat", 977),  # an entry's storage moved to another key: it holds a (0, 2) tensor
+    (1, "dcp/flat", 3616),  # a TensorStorageMetadata as a dict key: unhashable in torch
 ]
 
 

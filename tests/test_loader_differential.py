@@ -154,3 +154,44 @@ def test_matrix_covers_what_torch_decides(name: str, loads: bool) -> None:
         pytest.skip("the matrix did not run in this session (select it too)")
     case = next(c for c in ALL_CASES if c.name == name)
     assert [outcome for c, outcome, _ in RESULTS if c is case] == [loads]
+
+
+def _with_weight_dtype(path: Path, code: str, bits: int) -> None:
+    """A Linear(4, 4) checkpoint whose weight is stored as safetensors dtype ``code``."""
+    import json
+    import struct
+
+    weight = 16 * bits // 8
+    header = json.dumps({"weight": {"dtype": code, "shape": [4, 4], "data_offsets": [0, weight]},
+                         "bias": {"dtype": "F32", "shape": [4],
+                                  "data_offsets": [weight, weight + 16]}}).encode()
+    header += b" " * (-len(header) % 8)
+    path.write_bytes(struct.pack("<Q", len(header)) + header + bytes(weight + 16))
+
+
+# F6_*: in the format (safe_open reads their headers) but torch has no such dtype; the F8 codes
+# torch does have load, converted into the float32 weight.
+@pytest.mark.parametrize(("code", "bits", "loads"), [
+    ("F6_E2M3", 6, False), ("F6_E3M2", 6, False), ("F8_E8M0", 8, True),
+    ("F8_E4M3FNUZ", 8, True), ("F8_E5M2", 8, True)])
+def test_load_model_verdict_on_dtypes_torch_lacks(code: str, bits: int, loads: bool,
+                                                   tmp_path: Path) -> None:
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_model
+
+    path = tmp_path / "linear.safetensors"
+    _with_weight_dtype(path, code, bits)
+    with safe_open(str(path), "np") as handle:  # the file itself is well formed
+        assert handle.get_slice("weight").get_dtype() == code
+    model = torch.nn.Linear(4, 4)
+    try:
+        load_model(model, str(path), strict=True)
+        loaded = True
+    except SafetensorError as exc:
+        assert "Dtype not understood" in str(exc)
+        loaded = False
+    assert loaded == loads
+    judged = ckptdiff.diff(path, torch.nn.Linear(4, 4)).verdicts[0]
+    assert judged.name == "safetensors.load_model" and judged.loads == loads, judged.reason
+    if not loads:
+        assert f"torch has no dtype for {code} (weight)" in judged.reason

@@ -120,6 +120,7 @@ def test_missing_code_and_custom_state_are_clear_errors(tmp_path: Path) -> None:
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("m/data.pkl", _module_pickle(b"}X\x08\x00\x00\x00training\x89s"))
         archive.writestr("m/constants.pkl", pickle.dumps((), protocol=2))
+        archive.writestr("m/version", "3\n")
     with pytest.raises(CorruptFileError, match=r"no code for __torch__\.M"):
         registry.read(path)
     custom = tmp_path / "custom.pt"

@@ -61,21 +61,26 @@ def make_input(seed: Seed, others: list[Seed], run_seed: int, index: int) -> tup
     return registry()[seed.family].mutate(seed, others, rng)
 
 
-def in_container(reading: Reading, container: str | None) -> tuple[object, ...]:
-    """The loader's tensors inside ckptdiff's chosen container, keyed as ckptdiff keys them."""
+def in_container(reading: Reading, container: str | None,
+                 optimizers: tuple[str, ...] = ()) -> tuple[object, ...]:
+    """The loader's tensors inside ckptdiff's chosen container, keyed as ckptdiff keys them,
+    and those of the optimizer containers beside it (ckptdiff keys their slots by full path)."""
     if len(reading.tensors) == 1 and reading.tensors[0][0] == "":
         return (("tensor", *reading.tensors[0][1:]),)  # a bare tensor: ckptdiff's key for it
     if container is None:
         return reading.tensors
     prefix = f"{container}."
-    return tuple(sorted((key.removeprefix(prefix), shape, dtype)
-                        for key, shape, dtype in reading.tensors if key.startswith(prefix)))
+    beside = tuple(f"{name}." for name in optimizers)
+    return tuple(sorted((key.removeprefix(prefix) if key.startswith(prefix) else key, shape,
+                         dtype) for key, shape, dtype in reading.tensors
+                        if key.startswith(prefix) or key.startswith(beside)))
 
 
 def classify(ours: Reading, theirs: Reading) -> str:
     """The outcome of one input (see the module docstring)."""
     if ours.accepted and theirs.accepted:
-        return "agree" if ours.tensors == in_container(theirs, ours.container) else "differential"
+        same = ours.tensors == in_container(theirs, ours.container, ours.optimizers)
+        return "agree" if same else "differential"
     if ours.accepted:
         if theirs.needs_device:
             return "needs-device"

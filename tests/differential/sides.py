@@ -25,6 +25,8 @@ class Reading(NamedTuple):
     reason: str = ""
     flagged: bool = False  # ckptdiff accepted, but said the loader refuses the file
     container: str | None = None  # the container ckptdiff chose (``state_dict`` …)
+    # the optimizer containers whose slots ckptdiff lists beside it, keyed by their full path
+    optimizers: tuple[str, ...] = ()
     needs_device: bool = False  # refused only for a device this machine lacks (CUDA …)
 
 
@@ -87,4 +89,7 @@ def ckptdiff_reading(path: str) -> Reading:
     tensors = tuple(sorted((t.key, tuple(t.shape), t.dtype) for t in manifest.tensors))
     refuses = manifest.metadata.get("weights_only_refuses") or any(
         "torch.load cannot read" in w for w in manifest.metadata.get("warnings", []))
-    return Reading(True, tensors, flagged=bool(refuses), container=manifest.container_key)
+    optimizers = tuple(c["key"] for c in manifest.metadata.get("containers", [])
+                       if c.get("role") == "optimizer")
+    return Reading(True, tensors, flagged=bool(refuses), container=manifest.container_key,
+                   optimizers=optimizers)

@@ -22,6 +22,9 @@ from ckptdiff.manifest import Manifest
 
 PICKLE_FORMATS = frozenset({"torch-zip", "torch-legacy", "torch-dcp", "torch-module"})
 SAFETENSORS_FORMATS = frozenset({"safetensors", "safetensors-sharded"})
+# safetensors dtype codes the format has and torch (2.13) does not: safetensors.torch's
+# load_file raises "Dtype not understood" before load_model looks at a key.
+TORCH_LACKS = frozenset({"F6_E2M3", "F6_E3M2"})
 
 
 def applies_to_torch(source: Manifest, target: Manifest) -> bool:
@@ -122,9 +125,17 @@ def judge_load_model(source: Manifest, target: Manifest) -> Judgement:
             f"stored again beside {kept}, which it is tied to: load_model keeps {kept} and "
             "reports this copy unexpected; harmless: drop it from the file"), kept)
     loads = not (load.missing or load.unexpected or load.shape)
+    reason = _reason(load, loads, "load_model")
+    codes = source.metadata.get("dtype_codes") or {}
+    lacking = sorted(k for k, code in codes.items() if code in TORCH_LACKS)
+    if lacking:  # the file never becomes a state dict
+        loads = False
+        kinds = sorted({codes[k] for k in lacking})
+        reason = (f"safetensors.torch.load_file raises first: torch has no dtype for "
+                  f"{', '.join(kinds)} ({listed(lacking, 3)}); then {reason}")
     verdict = Verdict("safetensors.load_model",
                       "safetensors.torch.load_model(model, path, strict=True)", "torch", loads,
-                      _reason(load, loads, "load_model"),
-                      (*load.missing, *load.unexpected, *load.shape))
+                      reason, (*load.missing, *load.unexpected, *load.shape),
+                      refuses_file=bool(lacking))
     return Judgement(verdict, calls, decides_keys=True,
                      extra_unexpected=tuple(load.duplicated))

@@ -79,7 +79,8 @@ def _torch_device(*args: object) -> NamedRecord:
 
 
 def _get_layout(*args: object) -> NamedRecord:
-    name = as_text(args[0], "layout") if len(args) == 1 else ""
+    # torch looks the name up in a dict of str: bytes (BINBYTES, _codecs.encode) is a KeyError
+    name = args[0] if len(args) == 1 and isinstance(args[0], str) else ""
     short = name.removeprefix("torch.")
     if short not in _LAYOUTS:
         raise RecordError(f"unknown layout {name[:40]!r}")

@@ -18,6 +18,7 @@ from ckptdiff.readers.pickle.validate import RecordError, as_shape, as_text, as_
 
 _METADATA = "torch.distributed.checkpoint.metadata"
 _MEMORY_FORMATS = ("contiguous_format", "channels_last", "preserve_format")
+_ENCODING = "memory_format_encoding"
 
 
 class DcpRecord:
@@ -25,6 +26,9 @@ class DcpRecord:
 
     __slots__ = ()
     fields: tuple[str, ...] = ()
+    # torch's classes are dataclasses compared by value, so unhashable (a dict key or set
+    # member that is one is a TypeError there); MetadataIndex, frozen, is the one hashable one
+    __hash__ = None  # type: ignore[assignment]
 
     def __setstate__(self, state: object) -> None:
         if isinstance(state, tuple) and len(state) == 2 and state[0] is None:
@@ -56,20 +60,28 @@ class ChunkRecord(DcpRecord):
 
 
 class PropertiesRecord(DcpRecord):
-    """``TensorProperties``: dtype (and layout, memory format, flags we do not need)."""
+    """``TensorProperties``: dtype (and layout, memory format, flags we do not need).
+
+    torch >= 2.1 pickles it as a 5-tuple whose memory format is an ``_MEM_FORMAT_ENCODING``,
+    and its ``__setstate__`` unpacks exactly that: the dict an older torch wrote (or a memory
+    format given any other way) is refused, as torch 2.13's DCP refuses it."""
 
     __slots__ = fields = ("dtype", "layout", "requires_grad", "memory_format", "pin_memory")
 
     def __setstate__(self, state: object) -> None:
-        if isinstance(state, tuple) and len(state) == 5:  # torch >= 2.1 writes a tuple
-            state = dict(zip(self.fields, state, strict=True))
-        super().__setstate__(state)
+        if not (isinstance(state, tuple) and len(state) == 5):
+            raise RecordError("TensorProperties state is not the 5-tuple torch >= 2.1 writes "
+                              "(torch's DCP cannot read an older one)")
+        super().__setstate__(dict(zip(self.fields, state, strict=True)))
 
     def check(self, name: str, value: object) -> object:
         if name == "dtype" and not isinstance(value, DtypeRecord):
             raise RecordError("TensorProperties dtype is not a torch dtype")
         if name in ("requires_grad", "pin_memory") and not isinstance(value, bool):
             raise RecordError(f"TensorProperties {name} is not a bool")
+        if name == "memory_format" and not (isinstance(value, NamedRecord)
+                                            and value.kind == _ENCODING):
+            raise RecordError("TensorProperties memory format is not an _MEM_FORMAT_ENCODING")
         return value
 
 
@@ -79,8 +91,8 @@ class TensorMetaRecord(DcpRecord):
     __slots__ = fields = ("properties", "size", "chunks")
 
     def check(self, name: str, value: object) -> object:
-        if name == "size":
-            return as_shape(value, "tensor size")
+        if name == "size":  # torch compares it to a torch.Size: a list never equals one
+            return as_shape(_tuple(value, "tensor size"), "tensor size")
         if name == "properties" and not isinstance(value, PropertiesRecord):
             raise RecordError("TensorStorageMetadata properties are not TensorProperties")
         if name == "chunks" and not (isinstance(value, list)
@@ -99,14 +111,16 @@ class IndexRecord(DcpRecord):
     """``MetadataIndex``: which chunk of which key a storage entry holds."""
 
     __slots__ = fields = ("fqn", "offset", "index")
+    __hash__ = object.__hash__  # type: ignore[assignment]
 
     def check(self, name: str, value: object) -> object:
         if name == "fqn":
-            return as_text(value, "MetadataIndex fqn")
+            return _text(value, "MetadataIndex fqn")
         if value is None:
             return None
-        return as_shape(value, "MetadataIndex offset") if name == "offset" else as_uint(
-            value, "MetadataIndex index")
+        if name == "offset":  # a dict key in storage_data: a list is unhashable
+            return as_shape(_tuple(value, "MetadataIndex offset"), "MetadataIndex offset")
+        return as_uint(value, "MetadataIndex index")
 
 
 class StorageInfoRecord(DcpRecord):
@@ -116,7 +130,7 @@ class StorageInfoRecord(DcpRecord):
 
     def check(self, name: str, value: object) -> object:
         if name == "relative_path":
-            return as_text(value, "storage file name")
+            return _text(value, "storage file name")
         if name == "transform_descriptors":
             if value is not None and not (isinstance(value, (list, tuple))
                                           and all(isinstance(v, str) for v in value)):
@@ -149,15 +163,29 @@ class MetadataRecord(DcpRecord):
         return value
 
 
+def _text(value: object, what: str) -> str:
+    # DCP is Python 3 only: bytes are never text here (torch would look up, join or open them
+    # as bytes, and fail), unlike the Python 2 strings torch.save pickles may hold
+    if not isinstance(value, str):
+        raise RecordError(f"{what} must be text")
+    return as_text(value, what)
+
+
+def _tuple(value: object, what: str) -> object:
+    if not isinstance(value, tuple):
+        raise RecordError(f"{what} must be a torch.Size")
+    return value
+
+
 def _memory_format(*args: object) -> NamedRecord:
     if len(args) != 1 or type(args[0]) is not int or not 0 <= args[0] < len(_MEMORY_FORMATS):
         raise RecordError("_MEM_FORMAT_ENCODING takes one of 0, 1, 2")
-    return NamedRecord("memory_format", _MEMORY_FORMATS[args[0]])
+    return NamedRecord(_ENCODING, _MEMORY_FORMATS[args[0]])
 
 
 def _path_text(*args: object) -> str:
     # StorageMeta.checkpoint_id is a pathlib path, pickled as its parts: kept as text only.
-    return "/".join(as_text(a, "path part") for a in args)
+    return "/".join(_text(a, "path part") for a in args)
 
 
 def _table() -> dict[tuple[str, str], object]:
@@ -173,8 +201,6 @@ def _table() -> dict[tuple[str, str], object]:
         f"{_METADATA}._MEM_FORMAT_ENCODING", _memory_format)
     for name in ("PosixPath", "WindowsPath", "PurePosixPath", "PureWindowsPath", "Path"):
         table[("pathlib", name)] = Recorder(f"pathlib.{name}", _path_text)
-    for name in (*_MEMORY_FORMATS, "channels_last_3d"):
-        table[("torch", name)] = NamedRecord("memory_format", name)  # torch < 2.1 pickled these
     return table
 
 

@@ -23,6 +23,7 @@ from ckptdiff.readers.safetensors.single import (
     FILE_SUFFIX,
     INDEX_SUFFIX,
     list_directory,
+    other_dtype_codes,
     refuse_key,
     tensor_infos,
 )
@@ -74,6 +75,7 @@ class ShardedSafetensorsReader:
         tensors: list[TensorInfo] = []
         shards: list[dict[str, Any]] = []
         found: dict[str, str] = {}
+        codes: dict[str, str] = {}
         shard_names = sorted(set(weight_map.values()))
         for number, shard in enumerate(shard_names):
             progress.note_step(number, len(shard_names), shard)
@@ -87,14 +89,19 @@ class ShardedSafetensorsReader:
                     )
                 found[entry.key] = shard
             tensors.extend(tensor_infos(header, shard))
+            codes.update(other_dtype_codes(header))
             shards.append({"file": shard, "tensors": len(header.entries),
                            "safetensors": header.metadata})
         check_agreement(index_path, weight_map, found)
+        metadata: dict[str, object] = {"index": index_metadata, "shards": shards}
+        if codes:
+            metadata["dtype_codes"] = codes
+        metadata["bytes_read"] = bytes_read
         return Manifest(
             path=str(path),
             format=self.name,
             tensors=tuple(tensors),
-            metadata={"index": index_metadata, "shards": shards, "bytes_read": bytes_read},
+            metadata=metadata,
         )
 
 

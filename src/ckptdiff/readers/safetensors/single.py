@@ -105,6 +105,12 @@ def tensor_infos(header: SafetensorsHeader, storage: str) -> list[TensorInfo]:
     ]
 
 
+def other_dtype_codes(header: SafetensorsHeader) -> dict[str, str]:
+    """The safetensors dtype code of each tensor whose dtype is outside ckptdiff's vocabulary
+    (``F6_E2M3``, ``F8_E8M0`` …): the manifest says ``other``, and a loader needs the code."""
+    return {e.key: e.dtype_code for e in header.entries if e.dtype_code not in SAFETENSORS_DTYPES}
+
+
 def refuse_key(path: Location, key: str | None) -> None:
     """safetensors has no containers to pick from: a ``key`` is a usage error."""
     if key is not None:
@@ -148,9 +154,14 @@ class SafetensorsReader:
                 )
             file = path / listing.files[0]
         header = read_header(file)
+        metadata: dict[str, object] = {"safetensors": header.metadata}
+        codes = other_dtype_codes(header)
+        if codes:
+            metadata["dtype_codes"] = codes
+        metadata["bytes_read"] = header.bytes_read
         return Manifest(
             path=str(path),
             format=self.name,
             tensors=tuple(tensor_infos(header, file.name)),
-            metadata={"safetensors": header.metadata, "bytes_read": header.bytes_read},
+            metadata=metadata,
         )

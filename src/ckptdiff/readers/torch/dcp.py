@@ -1,10 +1,23 @@
-"""The ``torch-dcp`` reader: ``torch.distributed.checkpoint`` directories, by ``.metadata`` alone.
+"""The ``torch-dcp`` reader: ``torch.distributed.checkpoint`` directories, by their headers.
 
 ``torch.distributed.checkpoint.save`` writes one ``.metadata`` file (a pickle of ``Metadata``) and
 storage files (``__0_0.distcp`` …, one or more per rank). ``.metadata`` lists every key of the
 flattened state dict with its global size, dtype and the chunks each rank saved (offsets, sizes),
-and where each chunk is stored. It is read through the restricted unpickler with the DCP classes
-of :mod:`ckptdiff.readers.pickle.dcp_records` allowed; storage files are only stat-ed.
+and where each chunk is stored (a byte range of a storage file holding a ``torch.save`` archive).
+
+torch reads ``.metadata`` with a plain ``pickle.load`` (``FileSystemReader.read_metadata``): any
+global runs. ckptdiff reads it through the restricted unpickler with only the DCP classes of
+:mod:`ckptdiff.readers.pickle.dcp_records` allowed, so a ``.metadata`` naming anything else is
+refused (torch might load it, after running that code). What torch's own load refuses and the
+headers show is refused too (tests/differential/family_dcp.py compares both on mutated
+checkpoints): state the records' ``__setstate__`` or hashing refuse, a nesting
+``set_element`` cannot build or that rebuilds a key with no entry or of another kind or size
+(:mod:`.dcp_plan`), a chunk read through a missing ``storage_data`` entry, overlapping read
+ranges, or a range that is not the archive of a tensor the chunk can be narrowed and copied from
+(:mod:`.dcp_archives`: only the range's zip directory and ``data.pkl`` are read). Left to the
+data, and not checked: which values a chunk's bytes hold, and non-tensor values (torch unpickles
+them with ``weights_only=False``; ckptdiff never does). Chunks that overlap or leave parts of a
+tensor unsaved load in torch (the rest stays uninitialized) and are reported as they are.
 
 Keys are the ones DCP writes: nested dicts flatten with ``.`` (``{"model": sd, "optim": osd}``
 saves ``model.layer.weight`` and ``optim.state.0.exp_avg``). The nesting DCP recorded
@@ -26,7 +39,13 @@ from ckptdiff.readers.pickle.records import torch_dtype_bits
 from ckptdiff.readers.pickle.unpickler import MAX_PICKLE_BYTES, LoadSession, load_pickle
 from ckptdiff.readers.safety import is_lfs_pointer, lfs_pointer_error, resolve_inside
 from ckptdiff.readers.torch.containers import Found, select_tensors
-from ckptdiff.readers.torch.dcp_layout import DcpTensor, check_storage, nest, tensors_of
+from ckptdiff.readers.torch.dcp_layout import (
+    DcpTensor,
+    check_storage,
+    storage_entries,
+    tensors_of,
+)
+from ckptdiff.readers.torch.dcp_plan import plan
 
 METADATA_FILE = ".metadata"
 _BUFFER_NAMES = frozenset(
@@ -58,16 +77,19 @@ class TorchDcpReader:
     def read(self, path: Location, key: str | None = None) -> Manifest:
         """Global shapes and dtypes of every tensor, with how they are chunked and stored."""
         folder = path if path.is_dir() else path.parent
+        display = str(path)
         try:
-            metadata_file = resolve_inside(folder, folder / METADATA_FILE, str(path),
+            metadata_file = resolve_inside(folder, folder / METADATA_FILE, display,
                                            METADATA_FILE)
-            root, bytes_read = _load_metadata(metadata_file, str(path))
-            files = check_storage(root, folder, str(path))
+            root, bytes_read = _load_metadata(metadata_file, display)
+            storage = storage_entries(root, display)
+            tensors, non_tensors = tensors_of(root, storage, display)
+            entries: dict[str, object] = root.get("state_dict_metadata")  # type: ignore[assignment]
+            state, reads = plan(entries, tensors, root.get("planner_data"), display)
+            files, archive_bytes = check_storage(storage, reads, folder, display)
         except OSError as exc:
             raise CkptdiffError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        tensors, non_tensors = tensors_of(root, str(path))
-        selection = select_tensors(nest(root, tensors, non_tensors), is_dcp_tensor, key,
-                                   str(path))
+        selection = select_tensors(state, is_dcp_tensor, key, display)
         found = [(f, False) for f in selection.model] + [(f, True) for f in selection.optimizer]
         metadata: dict[str, Any] = dict(selection.metadata)
         chunked = {f.key: t.chunk_json() for f, _ in found if len((t := f.tensor).chunks) > 1}
@@ -79,7 +101,7 @@ class TorchDcpReader:
         })
         if chunked:
             metadata["sharded_tensors"] = chunked
-        metadata["bytes_read"] = bytes_read
+        metadata["bytes_read"] = bytes_read + archive_bytes
         return Manifest(path=str(path), format=self.name,
                         tensors=tuple(_info(f, slot) for f, slot in found),
                         container_key=selection.container_key, metadata=metadata)

@@ -17,7 +17,12 @@ from ckptdiff.readers.pickle.dcp_records import (
 )
 from ckptdiff.readers.pickle.records import DtypeRecord
 from ckptdiff.readers.safety import resolve_inside
+from ckptdiff.readers.torch.dcp_archives import check_archives
 from ckptdiff.sources import progress
+
+StorageKey = tuple[str, tuple[int, ...] | None]
+# a storage entry DCP's load reads, and the chunk (sizes, dtype) it reads it into, if a tensor's
+Read = tuple[StorageKey, tuple[tuple[int, ...], str] | None]
 
 
 class _NonTensor:
@@ -61,24 +66,12 @@ class DcpTensor:
                 for c in self.chunks]
 
 
-def _storage_index(root: MetadataRecord) -> dict[tuple[str, tuple[int, ...] | None], str]:
-    storage = root.get("storage_data")
-    if not isinstance(storage, dict):
-        return {}
-    index: dict[tuple[str, tuple[int, ...] | None], str] = {}
-    for where, info in storage.items():
-        assert isinstance(where, IndexRecord) and isinstance(info, StorageInfoRecord)
-        offset = where.get("offset")
-        index[(str(where.get("fqn")), offset if isinstance(offset, tuple) else None)] = str(
-            info.get("relative_path"))
-    return index
-
-
-def tensors_of(root: MetadataRecord, display: str) -> tuple[dict[str, DcpTensor], list[str]]:
+def tensors_of(root: MetadataRecord, storage: dict[StorageKey, StorageInfoRecord],
+               display: str) -> tuple[dict[str, DcpTensor], list[str]]:
     """Every tensor by flattened key (chunks checked against the global shape), and the keys of
     non-tensor entries."""
     entries: dict[str, Any] = root.get("state_dict_metadata")  # type: ignore[assignment]
-    files = _storage_index(root)
+    files = {key: str(info.get("relative_path")) for key, info in storage.items()}
     tensors: dict[str, DcpTensor] = {}
     others: list[str] = []
     for key, meta in entries.items():
@@ -103,19 +96,35 @@ def tensors_of(root: MetadataRecord, display: str) -> tuple[dict[str, DcpTensor]
     return tensors, others
 
 
-def check_storage(root: MetadataRecord, folder: Location, display: str) -> list[str]:
-    """Stat every storage file: it must exist and hold each entry's byte range."""
+def storage_entries(root: MetadataRecord, display: str) -> dict[StorageKey, StorageInfoRecord]:
+    """``storage_data`` keyed as DCP's reads look entries up: ``MetadataIndex`` compares its
+    key and chunk offsets (the ``index`` hint is not compared). DCP asserts it is there."""
     storage = root.get("storage_data")
+    if not isinstance(storage, dict):
+        raise CorruptFileError(f"{display}: .metadata has no storage_data (DCP's load asserts it)")
+    found: dict[StorageKey, StorageInfoRecord] = {}
+    for where, info in storage.items():
+        assert isinstance(where, IndexRecord) and isinstance(info, StorageInfoRecord)
+        offset = where.get("offset")
+        found[(str(where.get("fqn")), offset if isinstance(offset, tuple) else None)] = info
+    return found
+
+
+def check_storage(entries: dict[StorageKey, StorageInfoRecord], reads: list[Read],
+                  folder: Location, display: str) -> tuple[list[str], int]:
+    """Check the storage files: every name inside the checkpoint, every file there and long
+    enough, and each entry DCP's load reads (``reads``) present, a byte range of its own, and
+    the ``torch.save`` archive of what it is read into (:mod:`.dcp_archives`). The names, and
+    the bytes read."""
     needed: dict[str, int] = {}
-    for info in storage.values() if isinstance(storage, dict) else []:
+    for info in entries.values():
         name = str(info.get("relative_path"))
         posix = PurePosixPath(name)
         if (not name or posix.is_absolute() or PureWindowsPath(name).drive
                 or ".." in posix.parts or "\\" in name or "\x00" in name):
             raise CorruptFileError(f"{display}: refused storage file name {name[:80]!r}: it "
                                    "must be a name inside the checkpoint directory")
-        end = int(info.get("offset") or 0) + int(info.get("length") or 0)
-        needed[name] = max(needed.get(name, 0), end)
+        needed[name] = max(needed.get(name, 0), sum(_span(info) or (0, 0)))
     for number, (name, end) in enumerate(sorted(needed.items())):
         progress.note_step(number, len(needed), name)
         file = folder / name
@@ -128,39 +137,38 @@ def check_storage(root: MetadataRecord, folder: Location, display: str) -> list[
         if size < end:
             raise CorruptFileError(f"{display}: storage file {name} is {size:,} bytes but "
                                    f".metadata needs {end:,}: truncated copy?")
-    return sorted(needed)
+    ranges = _read_ranges(entries, reads, display)
+    return sorted(needed), check_archives(ranges, folder, display)
 
 
-def nest(root: MetadataRecord, tensors: dict[str, DcpTensor], others: list[str]) -> object:
-    """The state dict DCP flattened, rebuilt from ``planner_data`` (key -> path of the original
-    nesting); flat when the planner recorded none. Lists come back as lists."""
-    paths = root.get("planner_data")
-    order: dict[str, Any] = root.get("state_dict_metadata")  # type: ignore[assignment]
-    unread = set(others)
-    values: dict[str, object] = {k: NON_TENSOR if k in unread else tensors[k] for k in order}
-    if not isinstance(paths, dict) or set(paths) != set(values) or not all(
-            isinstance(p, tuple) and p and all(isinstance(s, (str, int)) for s in p)
-            for p in paths.values()):
-        return values
-    tree: dict[Any, Any] = {}
-    for key, value in values.items():
-        node = tree
-        *parents, last = paths[key]
-        for step in parents:
-            child = node.setdefault(step, {})
-            if not isinstance(child, dict):
-                return values  # a path runs through a leaf: not a nesting we can rebuild
-            node = child
-        if last in node:
-            return values
-        node[last] = value
-    return _lists(tree)
+def _span(info: StorageInfoRecord) -> tuple[int, int] | None:
+    """(offset, length) of an entry; None when the pickle left one out."""
+    offset, length = info.get("offset"), info.get("length")
+    return (offset, length) if isinstance(offset, int) and isinstance(length, int) else None
 
 
-def _lists(node: object) -> object:
-    if not isinstance(node, dict):
-        return node
-    items = {k: _lists(v) for k, v in node.items()}
-    if items and all(type(k) is int for k in items) and sorted(items) == list(range(len(items))):
-        return [items[i] for i in range(len(items))]
-    return items
+def _read_ranges(entries: dict[StorageKey, StorageInfoRecord], reads: list[Read],
+                 display: str) -> dict[str, list[tuple[int, int, str, Any]]]:
+    by_file: dict[str, list[tuple[int, int, str, Any]]] = {}
+    spans: dict[str, dict[StorageKey, tuple[int, int]]] = {}
+    for key, chunk in dict.fromkeys(reads):
+        info = entries.get(key)
+        if info is None:
+            where = "" if key[1] is None else f" at offsets {list(key[1])}"
+            raise CorruptFileError(f"{display}: .metadata has no storage_data entry for "
+                                   f"{key[0][:80]!r}{where}, which DCP's load reads")
+        span = _span(info)
+        if span is None:
+            raise CorruptFileError(f"{display}: the storage_data entry of {key[0][:80]!r} has no "
+                                   "offset or length")
+        name = str(info.get("relative_path"))
+        by_file.setdefault(name, []).append((span[0], span[0] + span[1], key[0], chunk))
+        spans.setdefault(name, {})[key] = (span[0], span[0] + span[1])
+    for name, ranges in spans.items():
+        ordered = sorted((start, end, key[0]) for key, (start, end) in ranges.items())
+        for (_, end, first), (start, _, second) in zip(ordered, ordered[1:], strict=False):
+            if start < end:
+                raise CorruptFileError(
+                    f"{display}: {first[:60]!r} and {second[:60]!r} are read from overlapping "
+                    f"bytes of {name}: one of them would load the other's data (ambiguous)")
+    return by_file

@@ -31,9 +31,12 @@ from ckptdiff.readers.torch.export_config import (
     Payload,
     parse_config,
 )
+from ckptdiff.readers.torch.zip_records import check_version_record
 from ckptdiff.readers.zip_safety import open_torch_archive, read_member
 
 _FORMAT = re.compile(r"([^/]+)/archive_format")
+# torch/export/pt2_archive/constants.py: ARCHIVE_VERSION_VALUE of torch 2.13
+ARCHIVE_VERSION = b"0"
 _MODEL = re.compile(r"models/([^/]+)\.json")
 PICKLED_NOTE = ("torch.export.load unpickles the weights listed in pickled_weights with "
                 "torch.load(weights_only=False), which runs code from the file: load it only if "
@@ -69,8 +72,11 @@ class TorchExportReader:
             archive = open_torch_archive(cast(IO[bytes], raw), raw.size, str(path))
             members = {info.filename: info for info in archive.infolist()}
             root = _root(members, str(path))
+            check_version_record(lambda info, limit: _member(raw, info, str(path), limit),
+                                 members, root, path)
             if _member(raw, members[f"{root}/archive_format"], str(path), 16) != b"pt2":
                 raise CorruptFileError(f"{path}: {root}/archive_format does not say pt2")
+            _check_archive_version(raw, members, root, str(path))
             model = _model_name(members, root, key, str(path))
             program = _json(raw, members, f"{root}/models/{model}.json", str(path))
             weights = _config(raw, members, f"{root}/data/weights/{model}_weights_config.json",
@@ -127,6 +133,19 @@ def _metadata(program: object, model: str, constants: list[Payload]) -> dict[str
     meta["constants"] = [{"key": c.fqn, "shape": list(c.shape), "dtype": c.dtype}
                          for c in constants]
     return meta
+
+
+def _check_archive_version(raw: CountingFile, members: dict[str, zipfile.ZipInfo], root: str,
+                           path: str) -> None:
+    # torch.export.load reads the record as text and requires exactly its own ARCHIVE_VERSION
+    # ("0" in torch 2.13): no newline, no whitespace; a missing record is refused too
+    info = members.get(f"{root}/archive_version")
+    found = None if info is None else _member(raw, info, path, 16)
+    if found != ARCHIVE_VERSION:
+        said = "has no archive_version record" if found is None else (
+            f"archive_version says {found[:16]!r}")
+        raise CorruptFileError(f"{path}: the .pt2 {said}; torch.export.load reads only "
+                               f"{ARCHIVE_VERSION.decode()!r}")
 
 
 def _root(members: dict[str, zipfile.ZipInfo], path: str) -> str:

@@ -33,6 +33,7 @@ from ckptdiff.readers.pickle.unpickler import MAX_PICKLE_BYTES, LoadSession, loa
 from ckptdiff.readers.torch.manifest import check_tensor_bounds
 from ckptdiff.readers.torch.torchscript_code import MAX_CODE_BYTES, ScriptClassTable
 from ckptdiff.readers.torch.zip_layout import TORCHSCRIPT, archive_kind
+from ckptdiff.readers.torch.zip_records import check_version_record
 from ckptdiff.readers.zip_safety import open_torch_archive, read_member
 
 _DATA_PKL = re.compile(r"([^/]+)/data\.pkl")
@@ -62,6 +63,8 @@ class TorchScriptReader:
             archive = open_torch_archive(cast(IO[bytes], raw), raw.size, str(path))
             members = {info.filename: info for info in archive.infolist()}
             root = _root(archive, str(path))
+            check_version_record(lambda info, limit: _member(raw, info, str(path), limit),
+                                 members, root, path)
             session = LoadSession(legacy=False)
             module = _load(raw, members[f"{root}/data.pkl"], session, str(path))
             if not isinstance(module, ScriptObjectRecord):

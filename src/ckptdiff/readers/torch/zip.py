@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+from collections.abc import Callable
 from typing import IO, ClassVar, cast
 
 from ckptdiff.errors import CkptdiffError, CorruptFileError, UnknownFormatError
@@ -64,29 +65,44 @@ class TorchZipReader:
         """Read ``data.pkl`` into a manifest; check every storage member's declared size."""
         raw = open_counting(path)
         with raw:
-            archive = open_torch_archive(cast(IO[bytes], raw), raw.size, str(path))
-            members = {info.filename: info for info in archive.infolist()}
-            root = _archive_root(archive, path)
-            data = _read_member(raw, members[f"{root}/data.pkl"], path)
-            metadata: dict[str, object] = {}
-            byteorder = members.get(f"{root}/byteorder")
-            if byteorder is not None:
-                metadata["byteorder"] = _byteorder(raw, byteorder, path)
-            _check_torch_records(members, root, path)
-            check_format_records(lambda info, limit: _read_member(raw, info, path, limit),
-                                 members, root, path)
-            session = LoadSession(legacy=False)
-            obj = load_pickle(data, session, str(path), f"{root}/data.pkl", weights_only=True)
+            return read_archive(raw, path, key, self.name)
 
-            def storage_name(storage: StorageRecord) -> str:
-                return f"{root}/data/{storage.root}"
 
-            for storage in session.storages.values():
-                _check_storage(members.get(storage_name(storage)), storage_name(storage),
-                               storage.nbytes, raw.size, path)
-            check_tensor_bounds(session, path, storage_name)
-            metadata["bytes_read"] = raw.bytes_read
-        return build_manifest(path, self.name, obj, key, session, storage_name, metadata)
+def read_archive(raw: CountingFile, path: Location, key: str | None,
+                 fmt: str = TorchZipReader.name) -> Manifest:
+    """The manifest of the ``torch.save`` archive open as ``raw``; ``path`` names it."""
+    obj, session, storage_name, metadata = load_archive(raw, path)
+    return build_manifest(path, fmt, obj, key, session, storage_name, metadata)
+
+
+def load_archive(raw: CountingFile, path: Location) -> tuple[
+        object, LoadSession, Callable[[StorageRecord], str], dict[str, object]]:
+    """The object of the ``torch.save`` archive open as ``raw`` (a whole file, or the byte
+    range of one that DCP stores an archive in), every record and storage checked as torch
+    checks them: the object, its load session, storage names and format metadata."""
+    archive = open_torch_archive(cast(IO[bytes], raw), raw.size, str(path))
+    members = {info.filename: info for info in archive.infolist()}
+    root = _archive_root(archive, path)
+    data = _read_member(raw, members[f"{root}/data.pkl"], path)
+    metadata: dict[str, object] = {}
+    byteorder = members.get(f"{root}/byteorder")
+    if byteorder is not None:
+        metadata["byteorder"] = _byteorder(raw, byteorder, path)
+    _check_torch_records(members, root, path)
+    check_format_records(lambda info, limit: _read_member(raw, info, path, limit),
+                         members, root, path)
+    session = LoadSession(legacy=False)
+    obj = load_pickle(data, session, str(path), f"{root}/data.pkl", weights_only=True)
+
+    def storage_name(storage: StorageRecord) -> str:
+        return f"{root}/data/{storage.root}"
+
+    for storage in session.storages.values():
+        _check_storage(members.get(storage_name(storage)), storage_name(storage),
+                       storage.nbytes, raw.size, path)
+    check_tensor_bounds(session, path, storage_name)
+    metadata["bytes_read"] = raw.bytes_read
+    return obj, session, storage_name, metadata
 
 
 def _archive_root(archive: zipfile.ZipFile, path: Location) -> str:

@@ -47,12 +47,30 @@ def stoull_as_int64(raw: bytes) -> int | None:
 
 def check_format_records(read: ReadRecord, members: dict[str, zipfile.ZipInfo], root: str,
                          path: Location) -> int:
-    """Refuse the archive where torch would refuse its ``version`` or ``.storage_alignment``
-    record; return the file-format version. ``read`` reads one member, at most n bytes."""
+    """Refuse the archive where ``torch.load`` would refuse its ``version`` or
+    ``.storage_alignment`` record; return the file-format version. ``read`` reads one member,
+    at most n bytes."""
+    version = check_version_record(read, members, root, path)
+    alignment = members.get(f"{root}/.storage_alignment")
+    if alignment is not None:
+        text = read(alignment, MAX_RECORD_BYTES)
+        try:
+            int(text)  # torch.serialization._load does exactly this
+        except ValueError:
+            raise CorruptFileError(f"{path}: {alignment.filename} says {text[:16]!r}, not the "
+                                   "integer torch.load requires") from None
+    return version
+
+
+def check_version_record(read: ReadRecord, members: dict[str, zipfile.ZipInfo], root: str,
+                         path: Location) -> int:
+    """Refuse the archive where torch's archive reader refuses its ``version`` record (every
+    torch zip: ``torch.load``, ``torch.jit.load`` and ``torch.export.load`` open it with
+    ``PyTorchStreamReader``, which checks it first); return the file-format version."""
     info = members.get(f"{root}/.data/version") or members.get(f"{root}/version")
     if info is None:
         raise CorruptFileError(f"{path}: the archive has no version record, without which "
-                               "torch.load refuses it")
+                               "torch refuses it")
     raw = read(info, MAX_RECORD_BYTES)
     version = stoull_as_int64(raw)
     if version is None:
@@ -62,12 +80,4 @@ def check_format_records(read: ReadRecord, members: dict[str, zipfile.ZipInfo], 
         raise CorruptFileError(
             f"{path}: {info.filename} says file-format version {version}, outside the "
             f"{MIN_FILE_FORMAT_VERSION} to {MAX_FILE_FORMAT_VERSION} torch reads")
-    alignment = members.get(f"{root}/.storage_alignment")
-    if alignment is not None:
-        text = read(alignment, MAX_RECORD_BYTES)
-        try:
-            int(text)  # torch.serialization._load does exactly this
-        except ValueError:
-            raise CorruptFileError(f"{path}: {alignment.filename} says {text[:16]!r}, not the "
-                                   "integer torch.load requires") from None
     return version
