@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import json.encoder
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 
@@ -33,21 +33,31 @@ def _row_encoder() -> Callable[[Any], str]:
     return lambda value: "".join(encode(value, 0))
 
 
-def dumps(document: Mapping[str, Any], rows: Collection[str], indent: int | None = 2) -> str:
+# One row: ``json.dumps(value, ensure_ascii=False)``, compact (``", "`` and ``": "``).
+encode_row = _row_encoder()
+# One string as ``encode_row`` writes it.
+encode_string: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def dumps(document: Mapping[str, Any], rows: Collection[str], indent: int | None = 2,
+          encoded: Mapping[str, Sequence[str]] | None = None) -> str:
     """``document`` as JSON; the list values under the keys in ``rows`` one element per line.
 
-    With ``indent=None`` the whole document is one compact line.
+    With ``indent=None`` the whole document is one compact line. ``encoded``: rows already
+    written by ``encode_row``, by key, written in place of ``document``'s value under that key
+    (which only keeps the key's place); only with an ``indent``.
     """
     if indent is None:
         return json.dumps(document, ensure_ascii=False)
     pad = " " * indent
-    row = _row_encoder()
     fields = []
     for name, value in document.items():
         label = json.dumps(name, ensure_ascii=False)
-        if name in rows and isinstance(value, list) and value:
-            inner = ",\n".join(pad * 2 + row(item) for item in value)
-            text = f"[\n{inner}\n{pad}]"
+        texts = encoded.get(name) if encoded is not None else None
+        if texts is None and name in rows and isinstance(value, list) and value:
+            texts = [encode_row(item) for item in value]
+        if texts:
+            text = f"[\n{pad * 2}" + f",\n{pad * 2}".join(texts) + f"\n{pad}]"
         else:
             text = json.dumps(value, indent=indent, ensure_ascii=False).replace("\n", "\n" + pad)
         fields.append(f"{pad}{label}: {text}")

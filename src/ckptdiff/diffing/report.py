@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ckptdiff import jsonlines
+from ckptdiff.diffing.report_rows import finding_rows, suggestion_rows
 from ckptdiff.errors import IncompatibleError
 from ckptdiff.loaders.statement import LoadStatement
 from ckptdiff.loaders.verdict import Verdict
@@ -170,6 +171,10 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``ckptdiff.report/1`` JSON document as a dict."""
+        return self._document([f.to_dict() for f in self.findings],
+                              [s.to_dict() for s in self.suggestions])
+
+    def _document(self, findings: list[Any], suggestions: list[Any]) -> dict[str, Any]:
         document: dict[str, Any] = {
             "schema": REPORT_SCHEMA,
             "compatible": self.compatible,
@@ -177,8 +182,8 @@ class Report:
             "source": self.source.to_dict(),
             "target": self.target.to_dict(),
             "summary": self.summary,
-            "findings": [f.to_dict() for f in self.findings],
-            "suggestions": [s.to_dict() for s in self.suggestions],
+            "findings": findings,
+            "suggestions": suggestions,
             "rules": [r.to_dict() for r in self.rules],
             "unpaired": [u.to_dict() for u in self.unpaired],
             "conversions": [c.to_dict() for c in self.conversions],
@@ -191,7 +196,12 @@ class Report:
 
     def to_json(self, indent: int | None = 2) -> str:
         """Serialize to the report JSON schema, one finding (suggestion, rule, …) per line."""
-        return jsonlines.dumps(self.to_dict(), _ROW_LISTS, indent)
+        if indent is None:
+            return jsonlines.dumps(self.to_dict(), _ROW_LISTS, indent)
+        # The two long lists are written as rows directly (``report_rows``), not as dicts.
+        encoded = {"findings": finding_rows(self.findings),
+                   "suggestions": suggestion_rows(self.suggestions)}
+        return jsonlines.dumps(self._document([], []), _ROW_LISTS, indent, encoded)
 
     def to_text(self) -> str:
         """The grouped plain-text report (what ``raise_if_incompatible`` says)."""
