@@ -5,6 +5,7 @@ Exit codes: 0 compatible, 1 incompatible, 2 bad input or usage, 3 unsafe content
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -210,6 +211,10 @@ def diff(
     sides = reading(lambda: resolve_pair(source, target, key=key, target_key=target_key,
                                          model_kwargs=kwargs, loader=loader), source, quiet,
                     verbose)
+    # What is left of this one-shot command (findings, plans, text) holds no reference cycle,
+    # and nothing built while reading is collected later: where the diff paused the collector
+    # (``collector.paused``), each resumption would traverse every object once more.
+    gc.disable()
     report = guarded(lambda: policy.apply(run_diff(*sides, loader=loader)))
     if explain:  # the framework's own load rules, replayed on the two manifests
         from dataclasses import replace
