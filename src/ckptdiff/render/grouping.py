@@ -29,7 +29,7 @@ def fold(keys: Sequence[str]) -> list[tuple[str, list[int]]]:
     members: list[list[int]] = []
     for index, key in enumerate(keys):
         parts = _SEPARATORS.split(key)
-        nodes.append(_Node([(p,) for p in parts[0::2]], tuple(parts[1::2]), index))
+        nodes.append(_Node(list(zip(parts[0::2])), tuple(parts[1::2]), index))  # 1-tuples
         members.append([index])
     for numeric_pass in (True, False):
         changed = True
@@ -53,13 +53,12 @@ def _merge_at(nodes: list[_Node], members: list[list[int]], position: int,
     # 10,000 layers folded in quadratic time.
     gathered: dict[int, dict[str, None]] = {}
     for node, member in zip(nodes, members, strict=True):
-        if position >= len(node.segments) or (
-            numeric_pass and not all(v.isdigit() for v in node.segments[position])
-        ):
+        segments = node.segments
+        if position >= len(segments) or (numeric_pass and not _all_digits(segments[position])):
             out_nodes.append(node)
             out_members.append(member)
             continue
-        rest = tuple(s for i, s in enumerate(node.segments) if i != position)
+        rest = tuple(segments[:position] + segments[position + 1:])
         bucket_key = (len(node.segments), position, node.separators, rest)
         slot = buckets.get(bucket_key)
         if slot is not None:
@@ -77,6 +76,11 @@ def _merge_at(nodes: list[_Node], members: list[list[int]], position: int,
     for slot, seen in gathered.items():
         out_nodes[slot].segments[position] = tuple(seen)
     return out_nodes, out_members, bool(gathered)
+
+
+def _all_digits(values: tuple[str, ...]) -> bool:
+    # (one alternative, the usual case, without a generator per key and position)
+    return values[0].isdigit() if len(values) == 1 else all(v.isdigit() for v in values)
 
 
 def _pattern(node: _Node) -> str:
