@@ -14,7 +14,7 @@ import json.encoder
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
-
+# Rows per piece of ``chunks``: a megabyte or so, small enough to reuse the allocator's memory.
 ROWS_PER_CHUNK = 4096
 
 

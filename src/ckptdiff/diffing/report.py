@@ -43,7 +43,11 @@ class TensorSide:
     @classmethod
     def of(cls, info: TensorInfo | None) -> TensorSide | None:
         """The side of ``info``, or ``None`` when that side lacks the key."""
-        return None if info is None else _shared_side(cls, info.shape, info.dtype, info.device)
+        if info is None:
+            return None
+        if cls is not TensorSide:
+            return cls(info.shape, info.dtype, info.device)
+        return _shared_side(info.shape, info.dtype, info.device)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON object of the report schema's ``tensor``."""
@@ -51,11 +55,10 @@ class TensorSide:
 
 
 @lru_cache(maxsize=4096)
-def _shared_side(cls: type[TensorSide], shape: tuple[int, ...], dtype: str,
-                 device: str | None) -> TensorSide:
+def _shared_side(shape: tuple[int, ...], dtype: str, device: str | None) -> TensorSide:
     """One frozen side per distinct value: a 100,000-key diff's findings share a few, not one
     object each (less memory; the JSON rows encode each once)."""
-    return cls(shape, dtype, device)
+    return TensorSide(shape, dtype, device)
 
 
 @dataclass(frozen=True, slots=True)
