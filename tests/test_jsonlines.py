@@ -40,3 +40,16 @@ def test_a_manifest_snapshot_changes_one_line_per_changed_tensor() -> None:
     after = Manifest("a.pth", "torch_zip", tuple(tensors)).to_json().splitlines()
     changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
     assert len(changed) == 1 and '"layer.2.weight"' in changed[0][1]
+
+
+def test_pieces_and_pre_encoded_rows_give_the_same_text() -> None:
+    rows = [{"key": f"k{i}", "shape": [i]} for i in range(jsonlines.ROWS_PER_CHUNK * 2 + 3)]
+    document = {"schema": "x", "rows": rows, "empty": [], "meta": {"a": 1}}
+    whole = jsonlines.dumps(document, ("rows", "empty"))
+    assert json.loads(whole) == document
+    assert whole.splitlines()[3:-7] == [f"    {jsonlines.encode_row(r)}," for r in rows[:-1]]
+    pieces = list(jsonlines.chunks(document, ("rows", "empty")))
+    assert "".join(pieces) == whole and len(pieces) > 3
+    encoded = {"rows": [jsonlines.encode_row(r) for r in rows]}
+    assert jsonlines.dumps({**document, "rows": []}, ("rows", "empty"), 2, encoded) == whole
+    assert jsonlines.dumps({}, ()) == "{}" == "".join(jsonlines.chunks({}, ()))

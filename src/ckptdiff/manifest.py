@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from ckptdiff import jsonlines
+from ckptdiff import collector, jsonlines
 from ckptdiff.dtypes import DTYPES, numel
 from ckptdiff.errors import CorruptFileError
 
@@ -174,7 +174,7 @@ class Manifest:
         if not isinstance(data, Mapping) or data.get("schema") != MANIFEST_SCHEMA:
             raise CorruptFileError(f"{path or 'input'}: not a {MANIFEST_SCHEMA} document")
         try:
-            tensors = tuple(TensorInfo.from_dict(t) for t in data["tensors"])
+            tensors = tuple(map(TensorInfo.from_dict, data["tensors"]))
             return cls(
                 path=str(data["path"]),
                 format=str(data["format"]),
@@ -188,8 +188,9 @@ class Manifest:
     @classmethod
     def from_json(cls, text: str | bytes, path: str | None = None) -> Manifest:
         """Parse a manifest JSON document."""
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise CorruptFileError(f"{path or 'input'}: invalid JSON: {exc}") from None
-        return cls.from_dict(data, path)
+        with collector.paused():  # a snapshot's 100,000 tensors hold no reference cycle
+            try:
+                data = json.loads(text)
+            except ValueError as exc:
+                raise CorruptFileError(f"{path or 'input'}: invalid JSON: {exc}") from None
+            return cls.from_dict(data, path)

@@ -5,11 +5,12 @@ Exit codes: 0 compatible, 1 incompatible, 2 bad input or usage, 3 unsafe content
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
@@ -57,17 +58,29 @@ def _policy(config: Path | None, fail_on: FailOn | None, ignore: list[str] | Non
         allow_rename=allow_rename, exit_zero=exit_zero)
 
 
-def _emit(render: Callable[[str, bool, int], str], format_name: str,
+Rendered = str | Iterable[str]  # the whole text, or its pieces in order (a large JSON report)
+
+
+def _emit(render: Callable[[str, bool, int], Rendered], format_name: str,
           output: Path | None) -> None:
     """Print ``render(format, color, width)``; with ``output`` write it there, print the table."""
     color, width = terminal()
     if output is not None:
         try:
-            output.write_text(render(format_name, False, width), encoding="utf-8")
+            with output.open("w", encoding="utf-8") as file:
+                _write(file, render(format_name, False, width))
         except OSError as exc:
             raise fail(f"error: {output}: {exc.strerror or exc}", 2) from None
         format_name = "table"
-    sys.stdout.write(render(format_name, color, width))
+    _write(sys.stdout, render(format_name, color, width))
+
+
+def _write(stream: TextIO, text: Rendered) -> None:
+    if isinstance(text, str):
+        stream.write(text)
+        return
+    for piece in text:
+        stream.write(piece)
 
 
 def _unsafe_report(path: str, format: InspectFormat) -> None:
@@ -198,6 +211,10 @@ def diff(
     sides = reading(lambda: resolve_pair(source, target, key=key, target_key=target_key,
                                          model_kwargs=kwargs, loader=loader), source, quiet,
                     verbose)
+    # What is left of this one-shot command (findings, plans, text) holds no reference cycle,
+    # and nothing built while reading is collected later: where the diff paused the collector
+    # (``collector.paused``), each resumption would traverse every object once more.
+    gc.disable()
     report = guarded(lambda: policy.apply(run_diff(*sides, loader=loader)))
     if explain:  # the framework's own load rules, replayed on the two manifests
         from dataclasses import replace
@@ -206,11 +223,15 @@ def diff(
 
         report = replace(report, explain=explain_load(*sides))
 
-    def render(name: str, color: bool, width: int) -> str:
+    def render(name: str, color: bool, width: int) -> Rendered:
         if name == "html" or (tree and name == "table"):
             from ckptdiff.render import render_diff_view
 
             text = render_diff_view(report, *sides, name, color=color, width=width)
+        elif name == "json":  # written piece by piece: 100,000 findings are 75 MB of text
+            from ckptdiff.render.json import JsonRenderer
+
+            return JsonRenderer().render_chunks(report)
         else:
             text = get_renderer(name).render(report, color=color, width=width)
         if report.explain and name in ("table", "text", "markdown"):

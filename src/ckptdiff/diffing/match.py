@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
+from ckptdiff import collector
 from ckptdiff.diffing.exported import note_exporter_conventions, unpairable_keys
 from ckptdiff.diffing.optimizer import TrainingStateJudge, optimizer_group_findings
 from ckptdiff.diffing.outlook import after_fix, parity_verdict
@@ -39,6 +40,11 @@ def diff_manifests(source: Manifest, target: Manifest, loader: str | None = None
     one, None by key parity (every verdict still listed for a live target). ``lora``: how the
     source's LoRA adapters merge; by default the ``adapter_config.json`` beside the source says.
     """
+    with collector.paused():  # findings, views and plans: no reference cycles among them
+        return _diff_manifests(source, target, loader)
+
+
+def _diff_manifests(source: Manifest, target: Manifest, loader: str | None) -> Report:
     judge: Judgement | None = None
     others: list[Judgement] = []
     if loader is not None:

@@ -16,6 +16,8 @@ never makes a diff incompatible on its own.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from ckptdiff.diffing.report import Finding, TensorSide
 from ckptdiff.loaders.frameworks import framework_of
 from ckptdiff.loaders.optimizer_slots import (
@@ -50,13 +52,8 @@ class TrainingStateJudge:
 
     def __init__(self, source: Manifest, target: Manifest) -> None:
         self._source = source
+        self._target = target
         self._live = bool(target.metadata.get("live_model"))
-        self._owners = slot_owners(source, target)
-        self._target_keys = set(target.by_key)
-        # A target keyed as the checkpoint's restore pairs objects (TF object paths) says by key
-        # alone which variables restore; otherwise names are compared across naming schemes.
-        self._target_names = (set() if target.metadata.get("key_space") == "tf-object-graph"
-                              else {t.variable_name or t.key for t in target.tensors})
         framework = framework_of(source)
         # Optimizer state is torch's, Keras' or TensorFlow's; other tools' files hold none.
         self._framework = framework if framework in _ORPHAN_EFFECT else "torch"
@@ -85,8 +82,21 @@ class TrainingStateJudge:
                            "optimizer state: loading the model's weights ignores it")
         return Finding("optimizer", info.key, "info", side, None, bookkeeping_note(info.key))
 
+    # Built on the first tensor of training state: a diff of weights alone (most) needs none.
+    @cached_property
+    def _owners(self) -> dict[str, str]:
+        return slot_owners(self._source, self._target)
+
+    @cached_property
+    def _target_names(self) -> set[str | None]:
+        # A target keyed as the checkpoint's restore pairs objects (TF object paths) says by key
+        # alone which variables restore; otherwise names are compared across naming schemes.
+        if self._target.metadata.get("key_space") == "tf-object-graph":
+            return set()
+        return {t.variable_name or t.key for t in self._target.tensors}
+
     def _has_variable(self, owner: str) -> bool:
-        if owner in self._target_keys:
+        if owner in self._target.by_key:
             return True
         stored = self._source.by_key.get(owner)
         # Across naming schemes (a TF2 checkpoint against a Keras model) the variable's own

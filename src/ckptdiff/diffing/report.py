@@ -6,10 +6,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from ckptdiff import jsonlines
+from ckptdiff import collector, jsonlines
+from ckptdiff.diffing.report_rows import finding_rows, suggestion_rows
 from ckptdiff.errors import IncompatibleError
 from ckptdiff.loaders.statement import LoadStatement
 from ckptdiff.loaders.verdict import Verdict
@@ -40,11 +43,22 @@ class TensorSide:
     @classmethod
     def of(cls, info: TensorInfo | None) -> TensorSide | None:
         """The side of ``info``, or ``None`` when that side lacks the key."""
-        return None if info is None else cls(info.shape, info.dtype, info.device)
+        if info is None:
+            return None
+        if cls is not TensorSide:
+            return cls(info.shape, info.dtype, info.device)
+        return _shared_side(info.shape, info.dtype, info.device)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON object of the report schema's ``tensor``."""
         return {"shape": list(self.shape), "dtype": self.dtype, "device": self.device}
+
+
+@lru_cache(maxsize=4096)
+def _shared_side(shape: tuple[int, ...], dtype: str, device: str | None) -> TensorSide:
+    """One frozen side per distinct value: a 100,000-key diff's findings share a few, not one
+    object each (less memory; the JSON rows encode each once)."""
+    return TensorSide(shape, dtype, device)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +184,10 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """The ``ckptdiff.report/1`` JSON document as a dict."""
+        return self._document([f.to_dict() for f in self.findings],
+                              [s.to_dict() for s in self.suggestions])
+
+    def _document(self, findings: list[Any], suggestions: list[Any]) -> dict[str, Any]:
         document: dict[str, Any] = {
             "schema": REPORT_SCHEMA,
             "compatible": self.compatible,
@@ -177,8 +195,8 @@ class Report:
             "source": self.source.to_dict(),
             "target": self.target.to_dict(),
             "summary": self.summary,
-            "findings": [f.to_dict() for f in self.findings],
-            "suggestions": [s.to_dict() for s in self.suggestions],
+            "findings": findings,
+            "suggestions": suggestions,
             "rules": [r.to_dict() for r in self.rules],
             "unpaired": [u.to_dict() for u in self.unpaired],
             "conversions": [c.to_dict() for c in self.conversions],
@@ -191,7 +209,19 @@ class Report:
 
     def to_json(self, indent: int | None = 2) -> str:
         """Serialize to the report JSON schema, one finding (suggestion, rule, …) per line."""
-        return jsonlines.dumps(self.to_dict(), _ROW_LISTS, indent)
+        if indent is None:
+            return jsonlines.dumps(self.to_dict(), _ROW_LISTS, indent)
+        return "".join(self.json_chunks(indent))
+
+    def json_chunks(self, indent: int = 2) -> Iterator[str]:
+        """The text of ``to_json(indent)`` in pieces, to write a large report without holding
+        it whole."""
+        with collector.paused():  # rows and strings only: nothing cyclic
+            # The two long lists are written as rows directly (``report_rows``), not as dicts.
+            encoded = {"findings": finding_rows(self.findings),
+                       "suggestions": suggestion_rows(self.suggestions)}
+            document = self._document([], [])
+        return jsonlines.chunks(document, _ROW_LISTS, indent, encoded)
 
     def to_text(self) -> str:
         """The grouped plain-text report (what ``raise_if_incompatible`` says)."""

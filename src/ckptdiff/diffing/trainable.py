@@ -28,16 +28,21 @@ class _Change:
 
 def trainable_findings(source: Manifest, target: Manifest) -> list[Finding]:
     """One warning per key whose trainability differs between save time and the target."""
-    slots = trained_variables(source, target)
+    slots: dict[str, list[str]] | None = None  # built when first needed
     judged: list[str] = []
     changes: dict[str, _Change] = {}
+    by_key = source.by_key
     for info in target.tensors:
-        stored = source.by_key.get(info.key)
-        if stored is None or stored.kind not in WEIGHT_KINDS or info.trainable is None:
+        if info.trainable is None:  # (first: most targets record no trainability)
             continue
+        stored = by_key.get(info.key)
+        if stored is None or stored.kind not in WEIGHT_KINDS:
+            continue
+        if stored.trainable is None and slots is None:
+            slots = trained_variables(source, target)
         if stored.trainable is not None:
             was, evidence = stored.trainable, f"the checkpoint records trainable={stored.trainable}"
-        elif info.key in slots:
+        elif slots is not None and info.key in slots:
             was = True
             evidence = f"the checkpoint has optimizer state: {', '.join(slots[info.key])}"
         else:

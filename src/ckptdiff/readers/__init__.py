@@ -71,7 +71,8 @@ _FIRST_BY_SUFFIX: dict[str, tuple[str, ...]] = dict.fromkeys(
     ".pt2": ("ckptdiff.readers.torch.export:TorchExportReader",),
     ".gguf": ("ckptdiff.readers.gguf.reader:GgufReader",),
     ".npy": ("ckptdiff.readers.numpy.npy:NpyReader",),
-    ".npz": ("ckptdiff.readers.numpy.npz:NpzReader",)}
+    ".npz": ("ckptdiff.readers.numpy.npz:NpzReader",),
+    ".json": ("ckptdiff.readers.manifest_json:ManifestReader",)}
 
 
 class ReaderEntry(NamedTuple):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from ckptdiff.diffing.report import Report
 
 
@@ -12,4 +14,10 @@ class JsonRenderer:
 
     def render(self, report: Report, *, color: bool = False, width: int | None = None) -> str:
         """Render ``report`` as indented JSON."""
-        return report.to_json() + "\n"
+        return "".join(self.render_chunks(report))
+
+    def render_chunks(self, report: Report) -> Iterator[str]:
+        """The text of ``render(report)`` in pieces (``Report.json_chunks``), to write a large
+        report without holding it whole."""
+        yield from report.json_chunks()
+        yield "\n"

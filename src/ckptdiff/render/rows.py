@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from ckptdiff.diffing.report import SEVERITIES, Finding, Report, TensorSide
 from ckptdiff.rename.snippet import transformers_snippet
@@ -42,9 +43,12 @@ def describe(side: TensorSide | None) -> str:
 
 
 def _sides(findings: Sequence[Finding], which: str) -> str:
-    sides = {getattr(f, which) for f in findings}
-    if len(sides) == 1:
-        return describe(next(iter(sides)))
+    if not findings:
+        return "various shapes"
+    first = getattr(findings[0], which)
+    # Findings share their sides (``TensorSide.of``): identity settles most without hashing.
+    if all(side is first or side == first for side in map(attrgetter(which), findings)):
+        return describe(first)
     return "various shapes"
 
 
