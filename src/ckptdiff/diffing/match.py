@@ -41,10 +41,11 @@ def diff_manifests(source: Manifest, target: Manifest, loader: str | None = None
     source's LoRA adapters merge; by default the ``adapter_config.json`` beside the source says.
     """
     with collector.paused():  # findings, views and plans: no reference cycles among them
-        return _diff_manifests(source, target, loader)
+        return _diff_manifests(source, target, loader, lora)
 
 
-def _diff_manifests(source: Manifest, target: Manifest, loader: str | None) -> Report:
+def _diff_manifests(source: Manifest, target: Manifest, loader: str | None,
+                    lora: LoraSettings | None) -> Report:
     judge: Judgement | None = None
     others: list[Judgement] = []
     if loader is not None:
