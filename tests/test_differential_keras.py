@@ -36,6 +36,7 @@ KERAS_FOUND = [
     (0, "h5/model", 28),  # weight_names a str scalar: Keras iterates its characters
     (0, "h5/model", 51),  # an array datatype (f4 x 3): numpy cannot read it into (2,)
     (0, "h5/model", 60),  # a null dataspace in a legacy file
+    (1, "h5/model", 523),  # model_config an int: load_model's JSON decoding refuses it
 ]
 
 

@@ -153,6 +153,18 @@ def test_top_level_layers_beside_model_weights_is_ambiguous(tmp_path: Path) -> N
     _refused(path, "ambiguous")
 
 
+@pytest.mark.parametrize("config", [np.int64(1), np.bytes_(b"\xff{}")])
+def test_model_config_must_be_json_text(tmp_path: Path, config: Any) -> None:
+    path = tmp_path / "x.h5"
+    with h5py.File(path, "w") as handle:
+        handle.attrs["model_config"] = config
+        with _legacy(tmp_path / "weights.h5") as weights:
+            weights.copy(weights["/"], handle, "model_weights")
+            for name, value in weights.attrs.items():
+                handle["model_weights"].attrs[name] = value
+    _refused(path, "model_config")
+
+
 def test_weights_file_without_the_model_vars_group(tmp_path: Path) -> None:
     path = tmp_path / "x.weights.h5"
     with _keras3(path) as handle:

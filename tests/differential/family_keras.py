@@ -140,11 +140,11 @@ def _keras3_layers(root: Any) -> list[Any]:
                     raw = None
                 found.append(SavedLayer(path, None if raw is None else as_text(raw),
                                         tuple(read)))
-            elif isinstance(member := group[name], h5py.Group):
-                # the model that saved the file holds no layer inside itself: a hard link
-                # back to a containing group (a cycle) is a path no model asks for
-                if member.id != group.id and member.id not in ancestors:
-                    pending.append((member, (*path, name), (*ancestors, group.id)))
+            # the model that saved the file holds no layer inside itself: a hard link back to
+            # a containing group (a cycle) is a path no model asks for
+            elif isinstance(member := group[name], h5py.Group) and member.id != group.id and (
+                    member.id not in ancestors):
+                pending.append((member, (*path, name), (*ancestors, group.id)))
     return found
 
 

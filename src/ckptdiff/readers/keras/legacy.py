@@ -54,7 +54,7 @@ def legacy_manifest_parts(root: Any, walker: Walker) -> tuple[list[TensorInfo], 
     config = None
     raw_config = read_attribute(root, "model_config", path) if full_model else None
     if raw_config is not None:
-        config = parse_config(as_text(raw_config), path, "the model_config attribute")
+        config = parse_config(_config_text(raw_config, path), path, "the model_config attribute")
     layer_names = read_string_list(group, "layer_names", path)
     if layer_names is None:
         members = ", ".join(sorted(set(root))[:8]) or "none"
@@ -186,6 +186,22 @@ def _optimizer(root: Any, walker: Walker) -> list[TensorInfo]:
             device=None, nbytes=nbytes, storage=f"optimizer_weights/{weight_name}",
             kind="optimizer_slot" if shape else "other", trainable=False))
     return tensors
+
+
+def _config_text(value: Any, path: str) -> str:
+    """The model_config attribute as load_model_from_hdf5 reads it: text, or bytes decoded as
+    strict UTF-8 (anything else makes its JSON decoding fail)."""
+    if hasattr(value, "decode"):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CorruptFileError(f"{path}: the model_config attribute is not UTF-8, which "
+                                   "Keras' load_model cannot decode") from None
+    if not isinstance(value, str):
+        raise CorruptFileError(f"{path}: the model_config attribute is a "
+                               f"{type(value).__name__}, not JSON text: Keras' load_model "
+                               "cannot read it")
+    return value
 
 
 def _attr_text(obj: Any, name: str, path: str) -> str | None:

@@ -59,9 +59,9 @@ def saved_layers(root: Any, walker: Walker, storage_prefix: str = "") -> list[Sa
                                            "dataset; Keras reads a layer's variables from a "
                                            "group there")
                 found.append(_saved_layer(member, path, walker, storage_prefix))
-            elif walker.is_group(member):
-                if member.id != group.id and member.id not in ancestors:
-                    pending.append((member, (*path, name), (*ancestors, group.id)))
+            elif walker.is_group(member) and member.id != group.id and (
+                    member.id not in ancestors):
+                pending.append((member, (*path, name), (*ancestors, group.id)))
     return found
 
 
