@@ -68,7 +68,12 @@ def saved_layers(root: Any, walker: Walker, storage_prefix: str = "") -> list[Sa
 def _saved_layer(vars_group: Any, path: tuple[str, ...], walker: Walker,
                  storage_prefix: str) -> SavedLayer:
     where = "/".join((*path, VARS))
-    raw_name = read_attribute(vars_group, "name", walker.path)
+    try:
+        raw_name = read_attribute(vars_group, "name", walker.path)
+    except (OSError, RuntimeError, ValueError, KeyError):
+        # Keras never reads the name attribute (ckptdiff names the layer by it): a damaged one
+        # leaves the layer named by its saved path, as a file from before Keras 3.15 is
+        raw_name = None
     members = dict(walker.children(vars_group, "/" + where))
     variables = []
     # Layer.load_own_variables: as many variables as vars has members, read as "0", "1", …
