@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from ckptdiff.dtypes import NUMPY_DTYPES
 from ckptdiff.errors import (
     CkptdiffError,
     CorruptFileError,
@@ -145,26 +144,6 @@ class Walker:
             raise ExternalReferenceError(self.path, where, "a dataset stored in external files")
 
 
-def dataset_facts(dataset: Any, path: str) -> tuple[tuple[int, ...], str, int | None]:
-    """Shape, vocabulary dtype and stored byte size of a dataset, from its header only."""
-    shape = tuple(int(d) for d in (dataset.shape or ()))
-    numpy_dtype = dataset.dtype
-    marker = read_attribute(dataset, "dtype", path)
-    # Keras 3 stores bfloat16 as opaque 2-byte values and says so in a "dtype" attribute.
-    if marker is not None and as_text(marker) == "bfloat16":
-        dtype = "bfloat16"
-    elif numpy_dtype.kind in ("S", "U", "O"):
-        dtype = "string"
-    else:
-        dtype = NUMPY_DTYPES.get(numpy_dtype.name, "other")
-    size = None
-    if numpy_dtype.kind != "O" and numpy_dtype.itemsize:
-        size = numpy_dtype.itemsize
-        for dim in shape:
-            size *= dim
-    return shape, dtype, size
-
-
 def read_attribute(obj: Any, name: str, path: str) -> Any:
     """One attribute's value after checking its size, or None when it is absent."""
     if name not in obj.attrs:
@@ -189,24 +168,38 @@ def as_text(value: Any) -> str:
 
 
 def read_string_list(obj: Any, name: str, path: str) -> list[str] | None:
-    """A list-of-strings attribute, joined from Keras' ``name0, name1, …`` chunks if split."""
-    value = read_attribute(obj, name, path)
-    if value is not None:
-        return [as_text(item) for item in _items(value)]
+    """A list-of-strings attribute, joined from Keras' ``name0, name1, …`` chunks if split, read
+    as ``legacy_h5_format.load_attributes_from_hdf5_group`` reads it: the value is iterated (a
+    scalar string gives its characters), bytes entries are decoded as strict UTF-8, and an entry
+    that is not text is refused (Keras fails on it looking the name up)."""
+    if name in obj.attrs:
+        return _text_items(read_attribute(obj, name, path), name, path)
     if f"{name}0" not in obj.attrs:
         return None
     joined: list[str] = []
     chunk = 0
     while f"{name}{chunk}" in obj.attrs and chunk < MAX_ATTRIBUTE_ITEMS:
-        joined.extend(as_text(item) for item in _items(read_attribute(obj, f"{name}{chunk}", path)))
+        joined.extend(_text_items(read_attribute(obj, f"{name}{chunk}", path), name, path))
         chunk += 1
     return joined
 
 
-def _items(value: Any) -> list[Any]:
-    if isinstance(value, (bytes, str)):
-        return [value]
+def _text_items(value: Any, name: str, path: str) -> list[str]:
     try:
-        return list(value)
-    except TypeError:  # a scalar attribute where a list was expected
-        return [value]
+        items = list(value)
+    except TypeError:
+        raise CorruptFileError(f"{path}: attribute {name!r} is a {type(value).__name__}, "
+                               "not a list of names") from None
+    texts = []
+    for item in items:
+        if hasattr(item, "decode"):
+            try:
+                item = item.decode("utf-8")
+            except UnicodeDecodeError:
+                raise CorruptFileError(f"{path}: attribute {name!r} holds a name that is not "
+                                       "UTF-8, which Keras cannot decode") from None
+        if not isinstance(item, str):
+            raise CorruptFileError(f"{path}: attribute {name!r} holds a "
+                                   f"{type(item).__name__}, not a name")
+        texts.append(item)
+    return texts

@@ -16,13 +16,8 @@ from typing import Any
 from ckptdiff.errors import CorruptFileError
 from ckptdiff.manifest import TensorInfo
 from ckptdiff.readers.keras.config import Chain, ConfigIndex, parse_config
-from ckptdiff.readers.keras.hdf5 import (
-    Walker,
-    as_text,
-    dataset_facts,
-    read_attribute,
-    read_string_list,
-)
+from ckptdiff.readers.keras.h5_dataset import Facts, dataset_facts
+from ckptdiff.readers.keras.hdf5 import Walker, as_text, read_attribute, read_string_list
 from ckptdiff.readers.keras.names import (
     VariableName,
     child_class,
@@ -36,11 +31,13 @@ _SUFFIX = re.compile(r":\d+$")  # TensorFlow's output index in tf.keras 2 names
 
 
 @dataclass(frozen=True)
-class _Stored:
+class StoredWeight:
+    """One weight dataset of a legacy file: its layer chain, short name and header facts."""
+
     chain: Chain
     short: str
     weight_name: str
-    facts: tuple[tuple[int, ...], str, int | None]
+    facts: Facts
     storage: str
 
 
@@ -48,18 +45,22 @@ def legacy_manifest_parts(root: Any, walker: Walker) -> tuple[list[TensorInfo], 
     """Tensors and metadata of a legacy Keras HDF5 file (full model or weights only)."""
     path = walker.path
     full_model = "model_weights" in set(root)
+    if full_model and "layer_names" in root.attrs:
+        raise CorruptFileError(
+            f"{path}: ambiguous: the file lists layers at its top and holds model_weights; "
+            "Keras' load_weights reads the top, load_model reads model_weights")
     group = walker.child(root, "model_weights", "/model_weights") if full_model else root
     prefix = "model_weights/" if full_model else ""
     config = None
     raw_config = read_attribute(root, "model_config", path) if full_model else None
     if raw_config is not None:
-        config = parse_config(as_text(raw_config), path, "the model_config attribute")
+        config = parse_config(_config_text(raw_config, path), path, "the model_config attribute")
     layer_names = read_string_list(group, "layer_names", path)
     if layer_names is None:
         members = ", ".join(sorted(set(root))[:8]) or "none"
         raise CorruptFileError(f"{path}: an HDF5 file, but not a Keras one: no 'layer_names' "
                                f"attribute (top-level members: {members})")
-    stored: list[_Stored] = []
+    stored: list[StoredWeight] = []
     with_weights: list[str] = []
     for layer in layer_names:
         layer_group = walker.resolve(group, layer, f"/{prefix}".rstrip("/"))
@@ -70,8 +71,8 @@ def legacy_manifest_parts(root: Any, walker: Walker) -> tuple[list[TensorInfo], 
     if "top_level_model_weights" in set(group):  # Keras 3's own variables of the model
         top = walker.child(group, "top_level_model_weights", f"/{prefix}top_level_model_weights")
         stored.extend(_layer_weights(top, "", (), f"{prefix}top_level_model_weights", walker))
-    tensors = _named(stored, config)
-    if "optimizer_weights" in set(root):
+    tensors = named_tensors(stored, config)
+    if full_model and "optimizer_weights" in set(root):  # only load_model restores them
         tensors.extend(_optimizer(root, walker))
     metadata: dict[str, Any] = {
         "saved": "model" if full_model else "weights",
@@ -87,7 +88,7 @@ def legacy_manifest_parts(root: Any, walker: Walker) -> tuple[list[TensorInfo], 
 
 
 def _layer_weights(layer_group: Any, layer: str, chain: Chain, where: str,
-                   walker: Walker) -> list[_Stored]:
+                   walker: Walker) -> list[StoredWeight]:
     if not walker.is_group(layer_group):
         raise CorruptFileError(f"{walker.path}: /{where} is a dataset, not a layer group")
     found = []
@@ -95,19 +96,28 @@ def _layer_weights(layer_group: Any, layer: str, chain: Chain, where: str,
         dataset = walker.resolve(layer_group, weight_name, f"/{where}")
         if not walker.is_dataset(dataset):
             raise CorruptFileError(f"{walker.path}: /{where}/{weight_name} is not a dataset")
-        parts = _SUFFIX.sub("", weight_name).split("/")
-        # Names hold the scopes the variable was created in: the layer's own (my_lstm/…), after
-        # the model's when a Sequential built it (seq/c1/kernel), or none of the outer layer's
-        # for a nested model built on its own (inner_dense/kernel in group "sub").
-        if layer in parts[:-1]:
-            parts = parts[parts.index(layer) + 1:]
-        found.append(_Stored((*chain, *parts[:-1]), parts[-1], weight_name,
-                             dataset_facts(dataset, walker.path), f"{where}/{weight_name}"))
+        # load_subset_weights_from_hdf5_group: np.asarray, with no bfloat16 conversion
+        facts = dataset_facts(dataset, walker.path, f"/{where}/{weight_name}",
+                              bfloat16_marker=False)
+        found.append(stored_weight(layer, chain, weight_name, facts, f"{where}/{weight_name}"))
     return found
 
 
-def _named(stored: list[_Stored], config: ConfigIndex | None) -> list[TensorInfo]:
-    by_chain: dict[Chain, list[_Stored]] = {}
+def stored_weight(layer: str, chain: Chain, weight_name: str, facts: Facts,
+                  storage: str) -> StoredWeight:
+    """One weight of layer group ``layer`` (at ``chain``), named from its ``weight_names`` entry."""
+    parts = _SUFFIX.sub("", weight_name).split("/")
+    # Names hold the scopes the variable was created in: the layer's own (my_lstm/…), after
+    # the model's when a Sequential built it (seq/c1/kernel), or none of the outer layer's
+    # for a nested model built on its own (inner_dense/kernel in group "sub").
+    if layer in parts[:-1]:
+        parts = parts[parts.index(layer) + 1:]
+    return StoredWeight((*chain, *parts[:-1]), parts[-1], weight_name, facts, storage)
+
+
+def named_tensors(stored: list[StoredWeight], config: ConfigIndex | None) -> list[TensorInfo]:
+    """The tensors of ``stored`` in file order, keyed by their layers' classes (see names)."""
+    by_chain: dict[Chain, list[StoredWeight]] = {}
     for item in stored:
         by_chain.setdefault(item.chain, []).append(item)
     named_items: dict[int, tuple[str, VariableName, bool | None]] = {}  # id(item) -> naming
@@ -167,12 +177,31 @@ def _optimizer(root: Any, walker: Walker) -> list[TensorInfo]:
         if not walker.is_dataset(dataset):
             raise CorruptFileError(f"{walker.path}: /optimizer_weights/{weight_name} "
                                    "is not a dataset")
-        shape, dtype, nbytes = dataset_facts(dataset, walker.path)
+        # optimizer.set_weights converts them; a failure there only warns
+        shape, dtype, nbytes = dataset_facts(dataset, walker.path,
+                                             f"/optimizer_weights/{weight_name}",
+                                             bfloat16_marker=False, values_read=False)
         tensors.append(TensorInfo(
             key=f"optimizer_weights/{_SUFFIX.sub('', weight_name)}", shape=shape, dtype=dtype,
             device=None, nbytes=nbytes, storage=f"optimizer_weights/{weight_name}",
             kind="optimizer_slot" if shape else "other", trainable=False))
     return tensors
+
+
+def _config_text(value: Any, path: str) -> str:
+    """The model_config attribute as load_model_from_hdf5 reads it: text, or bytes decoded as
+    strict UTF-8 (anything else makes its JSON decoding fail)."""
+    if hasattr(value, "decode"):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CorruptFileError(f"{path}: the model_config attribute is not UTF-8, which "
+                                   "Keras' load_model cannot decode") from None
+    if not isinstance(value, str):
+        raise CorruptFileError(f"{path}: the model_config attribute is a "
+                               f"{type(value).__name__}, not JSON text: Keras' load_model "
+                               "cannot read it")
+    return value
 
 
 def _attr_text(obj: Any, name: str, path: str) -> str | None:
