@@ -69,9 +69,9 @@ def write_input(scratch: Path, seed: Seed, data: Data, stem: str = "input") -> P
 
 
 def _modules() -> list[ModuleType]:
-    from tests.differential import family_safetensors, family_torch
+    from tests.differential import family_safetensors, family_tf, family_torch
 
-    return [family_torch, family_safetensors]
+    return [family_torch, family_safetensors, family_tf]
 
 
 @functools.cache

@@ -26,6 +26,7 @@ class Reading(NamedTuple):
     flagged: bool = False  # ckptdiff accepted, but said the loader refuses the file
     container: str | None = None  # the container ckptdiff chose (``state_dict`` …)
     needs_device: bool = False  # refused only for a device this machine lacks (CUDA …)
+    loader_only: bool = False  # refused only on checking tensor bytes a header reader never reads
 
 
 def _start_worker(memory: int, imports: tuple[str, ...]) -> None:
