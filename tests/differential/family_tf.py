@@ -15,7 +15,7 @@ TensorFlow; the naming convention itself is ckptdiff's (tests/test_tf_objectgrap
 
 Loader-only refusals: ckptdiff reads headers only, so it cannot see a CRC-32C mismatch of a
 tensor's bytes (a flipped data byte, an edited ``crc32c`` field, an offset moved inside the
-shard), which TensorFlow finds only when reading the tensor. Such a refusal is returned with
+shard), nor a variant tensor's encoding, which TensorFlow finds only when reading the tensor. Such a refusal is returned with
 ``loader_only`` set and counted as ``loader-only``, not as a differential; every other
 refusal (sizes, shards, table, header, versions) is one ckptdiff must match.
 """
@@ -38,7 +38,7 @@ from tests.differential.sides import Reading
 
 # What get_tensor says when only a checksum over the tensor's bytes fails (tensor_bundle.cc).
 _DATA_CHECKSUM = ("Checksum does not match", "length checksum does not match",
-                  "The checksum after Variant")
+                  "The checksum after Variant", "Unable to parse VariantTensorDataProto")
 
 
 def write_seed_checkpoints(folder: str) -> None:
