@@ -15,14 +15,16 @@ TensorFlow; the naming convention itself is ckptdiff's (tests/test_tf_objectgrap
 
 Loader-only refusals: ckptdiff reads headers only, so it cannot see a CRC-32C mismatch of a
 tensor's bytes (a flipped data byte, an edited ``crc32c`` field, an offset moved inside the
-shard), nor a variant tensor's encoding, which TensorFlow finds only when reading the tensor. Such a refusal is returned with
-``loader_only`` set and counted as ``loader-only``, not as a differential; every other
-refusal (sizes, shards, table, header, versions) is one ckptdiff must match.
+shard) nor a variant tensor's undecodable encoding, which TensorFlow finds only when reading the
+tensor. Such a refusal is returned with ``loader_only`` set and counted as ``loader-only``, not
+as a differential; every other refusal (sizes, shards, table, header, versions, slices, keys,
+an abort of TensorFlow's reader) is one ckptdiff must match, by refusing the file.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 import pickle
@@ -95,7 +97,10 @@ def _seed_files() -> dict[str, tuple[str, tuple[tuple[str, bytes], ...]]]:
 
 def seeds() -> list[Seed]:
     """TF2 variables of many dtypes (scalars, a string, an empty tensor), a Keras model with its
-    Adam optimizer, a two-shard checkpoint and a TF1 ``Saver`` checkpoint."""
+    Adam optimizer, a two-shard checkpoint (one variable partitioned) and a TF1 ``Saver``
+    checkpoint; none where TensorFlow is not installed (there is no loader to compare with)."""
+    if importlib.util.find_spec("tensorflow") is None:
+        return []
     return [Seed(f"tf/{name}", "tf-checkpoint", files, prefix)
             for name, (prefix, files) in _seed_files().items()]
 
@@ -134,16 +139,16 @@ def load(path: str) -> Reading:
         try:
             os.close(read_end)
             try:
-                reading = read_with_tensorflow(path)
+                answer = read_with_tensorflow(path)
             except BaseException as exc:
-                reading = Reading(False, reason=f"{type(exc).__name__}: {str(exc)[:200]}")
+                answer = Reading(False, reason=f"{type(exc).__name__}: {str(exc)[:200]}")
             with os.fdopen(write_end, "wb") as out:
-                pickle.dump(reading, out)
+                pickle.dump(answer, out)
         finally:
             os._exit(0)
     os.close(write_end)
-    with os.fdopen(read_end, "rb") as answer:
-        data = answer.read()
+    with os.fdopen(read_end, "rb") as pipe:
+        data = pipe.read()
     _, status = os.waitpid(pid, 0)
     if not data:
         return Reading(False, reason=f"TensorFlow's reader aborted (wait status {status})")

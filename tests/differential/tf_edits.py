@@ -17,7 +17,7 @@ import random
 import struct
 
 from tests.differential import tf_table
-from tests.differential.tf_table import Entry, Layout
+from tests.differential.tf_table import Layout
 
 from ckptdiff.readers.tf.crc32c import crc32c, mask
 from ckptdiff.readers.tf.proto.tensor_bundle_pb2 import BundleEntryProto, BundleHeaderProto
@@ -154,7 +154,8 @@ def _edit_graph(ckpt: Checkpoint, rng: random.Random) -> str:
     choice = rng.randrange(6)
     if choice == 0 and node.children:
         child = node.children[rng.randrange(len(node.children))]
-        child.local_name = rng.choice(["", "a/b", "a.b", "optimizer", "0", node.children[0].local_name])
+        child.local_name = rng.choice(["", "a/b", "a.b", "optimizer", "0",
+                                       node.children[0].local_name])
     elif choice == 1 and node.children:
         node.children[rng.randrange(len(node.children))].node_id = rng.choice(
             [0, len(nodes) - 1, len(nodes), rng.randrange(len(nodes))])
