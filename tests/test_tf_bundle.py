@@ -33,6 +33,13 @@ def entry(dtype: int, shape: list[int], size: int, offset: int = 0, shard: int =
     return proto
 
 
+def sliced(proto: BundleEntryProto, extents: list[tuple[int, int]]) -> BundleEntryProto:
+    """``proto`` partitioned along its first dimension into ``extents`` (start, length)."""
+    for start, length in extents:
+        proto.slices.add().extent.add(start=start, length=length)
+    return proto
+
+
 def write_bundle(prefix: Path, entries: dict[str, BundleEntryProto], shards: int = 1,
                  big_endian: bool = False, min_consumer: int = 0,
                  data: bytes = b"\x00" * 4096) -> Path:
@@ -41,7 +48,8 @@ def write_bundle(prefix: Path, entries: dict[str, BundleEntryProto], shards: int
     header.version.producer = 1
     header.version.min_consumer = min_consumer
     items = [(b"", header.SerializeToString())]
-    items += sorted((key.encode(), e.SerializeToString()) for key, e in entries.items())
+    items += sorted((key.encode("utf-8", "surrogateescape"), e.SerializeToString())
+                    for key, e in entries.items())
     prefix.with_name(prefix.name + ".index").write_bytes(build_table([items]))
     for shard in range(min(shards, 8)):  # (a header claiming thousands gets a few files)
         prefix.with_name(f"{prefix.name}.data-{shard:05d}-of-{shards:05d}").write_bytes(data)
@@ -81,7 +89,11 @@ def test_object_graph_checksum_must_match(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("entries", "options", "message"), [
     ({}, {"min_consumer": 2}, "tensor-bundle readers of version >= 2"),
     ({}, {"shards": 100_000}, "claims 100,000 data shards"),
-    ({"w": entry(0, [2], 8)}, {}, "invalid dtype code 0"),
+    ({"w": entry(0, [2], 8)}, {}, "dtype code 0 for 'w' is not one TensorFlow can read"),
+    ({"w": entry(200, [3], 7)}, {}, "dtype code 200 for 'w' is not one"),
+    ({"w": entry(20, [], 12)}, {}, "dtype code 20 for 'w' is not one"),  # a resource
+    ({"w": entry(101, [2], 8)}, {}, "dtype code 101 for 'w' is not one"),  # float32_ref
+    ({"w": entry(11, [3], 4)}, {}, r"but other \[3\] needs 3"),  # qint8, one byte each
     ({"w": entry(1, [-1], 8)}, {}, "invalid shape"),
     ({"w": entry(1, [3], 8)}, {}, "needs 12"),
     ({"w": entry(1, [2], 8, shard=1)}, {}, "invalid data location"),
@@ -89,7 +101,11 @@ def test_object_graph_checksum_must_match(tmp_path: Path) -> None:
     ({"w": entry(7, [5], 3)}, {}, "too small for 5 strings"),
     ({"w": entry(1, [1 << 20], 1 << 22)}, {}, "is 4,096 bytes but the index needs 4,194,304"),
     ({GRAPH_KEY: entry(7, [2], 4)}, {}, "not a scalar string tensor"),
-    ({"\x00w\x00\x01\x01\x01\x80\x81": entry(1, [1], 4)}, {}, "slices stored for 'w'"),
+    ({"w": sliced(entry(1, [2], 0), [(0, 1), (1, 1)])}, {}, r"slice \[\(0, 1\)\] is not stored"),
+    ({"w": sliced(entry(1, [2], 0), [(0, 2), (1, 1)])}, {}, "two slices overlap"),
+    ({"w": sliced(entry(1, [2], 0), [(0, 1)])}, {}, "its slices do not cover it"),
+    ({"w": sliced(entry(1, [], 0), [(0, 1)])}, {}, "a slice of rank 1 for a shape of rank 0"),
+    ({"w\udcff": entry(1, [1], 4)}, {}, "is not UTF-8; TensorFlow cannot list it"),
 ])
 def test_entry_rules(tmp_path: Path, entries: dict[str, BundleEntryProto],
                      options: dict[str, int], message: str) -> None:
@@ -100,10 +116,28 @@ def test_entry_rules(tmp_path: Path, entries: dict[str, BundleEntryProto],
 
 def test_header_only_bundle_and_unknown_dtypes(tmp_path: Path) -> None:
     assert len(registry.read(write_bundle(tmp_path / "empty", {}))) == 0
-    odd = {"resource": entry(20, [], 12), "future": entry(200, [3], 7), "q": entry(11, [4], 4)}
+    # Dtypes TensorFlow reads that the vocabulary has no name for, sized as TensorFlow sizes them
+    # (a variant by its own encoding); resource, reference and unknown codes are refused above.
+    odd = {"variant": entry(21, [], 12), "q": entry(11, [4], 4), "f8": entry(26, [3], 3)}
     manifest = registry.read(write_bundle(tmp_path / "odd", odd))
     assert {t.key: (t.dtype, t.nbytes) for t in manifest} == {
-        "resource": ("other", 12), "future": ("other", 7), "q": ("other", 4)}
+        "variant": ("other", 12), "f8": ("other", 3), "q": ("other", 4)}
+
+
+def test_partitioned_tensor_from_its_slices(tmp_path: Path) -> None:
+    from ckptdiff.readers.tf.slices import slice_key
+
+    full = sliced(entry(1, [3], 0), [(0, 1), (1, 2)])
+    parts = {slice_key(b"w", ((0, 1),)): entry(1, [1], 4), slice_key(b"w", ((1, 2),)): entry(
+        1, [2], 8, offset=4)}
+    prefix = write_bundle(tmp_path / "ckpt", {"w": full})
+    index = prefix.with_name("ckpt.index")
+    header = BundleHeaderProto(num_shards=1)
+    items = sorted([(b"", header.SerializeToString()), (b"w", full.SerializeToString())] + [
+        (key, e.SerializeToString()) for key, e in parts.items()])
+    index.write_bytes(build_table([items]))
+    (tensor,) = registry.read(prefix).tensors
+    assert (tensor.key, tensor.shape, tensor.nbytes) == ("w", (3,), 12)
 
 
 def test_object_graph_size_limit(tmp_path: Path) -> None:

@@ -69,9 +69,15 @@ def write_input(scratch: Path, seed: Seed, data: Data, stem: str = "input") -> P
 
 
 def _modules() -> list[ModuleType]:
-    from tests.differential import family_dcp, family_keras, family_safetensors, family_torch
+    from tests.differential import (
+        family_dcp,
+        family_keras,
+        family_safetensors,
+        family_tf,
+        family_torch,
+    )
 
-    return [family_torch, family_safetensors, family_dcp, family_keras]
+    return [family_torch, family_safetensors, family_dcp, family_keras, family_tf]
 
 
 @functools.cache

@@ -11,6 +11,8 @@ so ``(r, s, i)`` reproduces it exactly (:func:`make_input`). Outcomes:
 - ``agree``: both accept the same tensors, or both refuse;
 - ``needs-device``: ckptdiff accepts a file the loader refuses only for a device this machine
   lacks (CUDA, mps, a privateuseone backend), even with ``map_location="cpu"``;
+- ``loader-only``: ckptdiff accepts a file the loader refuses only on reading a tensor's bytes
+  (a tf.train CRC-32C over them), which a reader of headers cannot check;
 - ``crash``: ckptdiff raised something other than a ``CkptdiffError`` (a bug).
 """
 
@@ -84,6 +86,8 @@ def classify(ours: Reading, theirs: Reading) -> str:
     if ours.accepted:
         if theirs.needs_device:
             return "needs-device"
+        if theirs.loader_only:
+            return "loader-only"
         return "flagged" if ours.flagged else "differential"
     return "stricter" if theirs.accepted else "agree"
 

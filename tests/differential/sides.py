@@ -28,6 +28,7 @@ class Reading(NamedTuple):
     # the optimizer containers whose slots ckptdiff lists beside it, keyed by their full path
     optimizers: tuple[str, ...] = ()
     needs_device: bool = False  # refused only for a device this machine lacks (CUDA …)
+    loader_only: bool = False  # refused only on checking tensor bytes a header reader never reads
 
 
 def _start_worker(memory: int, imports: tuple[str, ...]) -> None:

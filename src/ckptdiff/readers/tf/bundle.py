@@ -2,9 +2,10 @@
 
 The ``.index`` table maps each tensor key to a ``BundleEntryProto`` (dtype, shape, shard,
 offset, size, CRC); the empty key holds the ``BundleHeaderProto``. Partitioned variables keep one
-entry with the full shape plus "slices", and one entry per stored slice under an OrderedCode key
-starting with a NUL byte; those are folded into their tensor here, as ``tf.train.list_variables``
-does. Data shards are only stat-ed, except for reading one small string tensor on request.
+entry with the full shape plus "slices", and one entry per stored slice under the OrderedCode key
+its slice list names (slices.py); those are folded into their tensor here, as
+``tf.train.list_variables`` does. Entries are checked as TensorFlow's reader checks them. Data
+shards are only stat-ed, except for reading one small string tensor on request.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
-from ckptdiff.dtypes import DTYPE_BITS, TF_DTYPES
+from ckptdiff.dtypes import TF_DTYPES
 from ckptdiff.errors import CorruptFileError
 from ckptdiff.readers.base import CountingFile, Location
 from ckptdiff.readers.safety import check_lfs_pointer
 from ckptdiff.readers.tf.proto.tensor_bundle_pb2 import BundleEntryProto, BundleHeaderProto
+from ckptdiff.readers.tf.slices import Extents, check_slices, extents, is_full, slice_key
 from ckptdiff.readers.tf.sstable import TableReader
 
 BUNDLE_VERSION = 1  # TensorFlow's kTensorBundleVersion: the newest min_consumer we understand
@@ -83,6 +85,9 @@ class Bundle:
 def _check_header(value: bytes, path: str) -> BundleHeaderProto:
     header = parse_proto(BundleHeaderProto, value, "the bundle header", path)
     version = header.version
+    if version.producer < 0:  # TensorFlow's kTensorBundleMinProducer is 0
+        raise CorruptFileError(f"{path}: bundle written by producer version {version.producer}, "
+                               "below the 0 TensorFlow reads")
     if version.min_consumer > BUNDLE_VERSION or BUNDLE_VERSION in version.bad_consumers:
         raise CorruptFileError(
             f"{path}: written for tensor-bundle readers of version >= "
@@ -92,49 +97,67 @@ def _check_header(value: bytes, path: str) -> BundleHeaderProto:
     return header
 
 
-def _entry(key: str, value: bytes, num_shards: int, path: str) -> BundleEntry:
-    proto = parse_proto(BundleEntryProto, value, f"the entry of {key!r}", path)
+# TensorFlow's DataTypeSize of every dtype code it can read a tensor of (types.proto), by
+# which it checks an entry's size; strings (7) and variants (21) are sized by their own
+# encoding. Others are refused: 0 and unknown codes (the reader's dtype map raises), resource
+# handles (20) and reference types (101+), on which its reader aborts the process.
+TF_ELEMENT_BYTES = {1: 4, 2: 8, 3: 4, 4: 1, 5: 2, 6: 1, 8: 8, 9: 8, 10: 1, 11: 1, 12: 1, 13: 4,
+                    14: 2, 15: 2, 16: 2, 17: 2, 18: 16, 19: 2, 22: 4, 23: 8} | dict.fromkeys(
+                        range(24, 34), 1)
+DT_VARIANT = 21
+INT64_MAX = 2**63 - 1
+
+
+def _valid_shape(dims: tuple[int, ...]) -> bool:
+    """TensorShape::IsValid: no negative dim, and no overflow of the running element count
+    (taken in order, so a 0 dim stops the count growing)."""
+    count = 1
+    for dim in dims:
+        if dim < 0:
+            return False
+        count *= dim
+        if count > INT64_MAX:
+            return False
+    return len(dims) <= MAX_RANK
+
+
+def _entry(key: str, proto: BundleEntryProto, num_shards: int, path: str) -> BundleEntry:
     dims = tuple(d.size for d in proto.shape.dim)
-    if proto.shape.unknown_rank or len(dims) > MAX_RANK or any(d < 0 for d in dims):
+    if proto.shape.unknown_rank:
+        raise CorruptFileError(
+            f"{path}: the shape of {key!r} says its rank is unknown but lists {list(dims)}: "
+            "ambiguous")
+    if not _valid_shape(dims):
         raise CorruptFileError(f"{path}: invalid shape {list(dims)} for {key!r}")
-    if proto.dtype <= 0:
-        raise CorruptFileError(f"{path}: invalid dtype code {proto.dtype} for {key!r}")
+    if proto.dtype not in TF_ELEMENT_BYTES and proto.dtype not in (DT_STRING, DT_VARIANT):
+        raise CorruptFileError(
+            f"{path}: dtype code {proto.dtype} for {key!r} is not one TensorFlow can read")
     if proto.offset < 0 or proto.size < 0 or not 0 <= proto.shard_id < max(num_shards, 1):
         raise CorruptFileError(f"{path}: invalid data location for {key!r}")
     entry = BundleEntry(key, proto.dtype, dims, proto.shard_id, proto.offset, proto.size,
                         proto.crc32c)
-    bits = DTYPE_BITS.get(entry.dtype)
+    element = TF_ELEMENT_BYTES.get(proto.dtype)
     numel = 1
     for dim in dims:
         numel *= dim
-    if not proto.slices and bits is not None and proto.size != numel * bits // 8:
+    sliced = bool(proto.slices) and not (len(proto.slices) == 1 and is_full(
+        extents(proto.slices[0])))  # a single full slice is read from this entry itself
+    if not sliced and element is not None and proto.size != numel * element:
         raise CorruptFileError(
             f"{path}: entry of {key!r} says {proto.size:,} bytes, but {entry.dtype} "
-            f"{list(dims)} needs {numel * bits // 8:,}: corrupt index")
-    if not proto.slices and entry.dtype == "string" and proto.size < numel:
+            f"{list(dims)} needs {numel * element:,}: corrupt index")
+    if not sliced and entry.dtype == "string" and proto.size < numel:
         raise CorruptFileError(f"{path}: entry of {key!r} is too small for {numel:,} strings")
     return entry
 
 
-def slice_owner(raw_key: bytes) -> str | None:
-    """The tensor name inside a slice key (OrderedCode: 0, escaped name, dims…), else None."""
-    if not raw_key.startswith(b"\x00"):
-        return None
-    name = bytearray()
-    pos = 1
-    while pos + 1 < len(raw_key):
-        pair = raw_key[pos:pos + 2]
-        if pair == b"\x00\x01":
-            return name.decode("utf-8", "backslashreplace")
-        if pair in (b"\x00\xff", b"\xff\x00"):
-            name.append(pair[0])
-            pos += 2
-        elif raw_key[pos] in (0, 0xFF):
-            return None
-        else:
-            name.append(raw_key[pos])
-            pos += 1
-    return None
+def _tensor_key(raw_key: bytes, path: str) -> str:
+    try:
+        return raw_key.decode("utf-8")
+    except UnicodeDecodeError:
+        # TensorFlow's Python reader decodes every variable name and fails on this one.
+        raise CorruptFileError(
+            f"{path}: tensor key {raw_key!r} is not UTF-8; TensorFlow cannot list it") from None
 
 
 def read_bundle(index_path: Location, prefix: Location, path: str) -> Bundle:
@@ -151,24 +174,32 @@ def read_bundle(index_path: Location, prefix: Location, path: str) -> Bundle:
             raise CorruptFileError(f"{path}: the index has no bundle header entry: corrupt")
         header = _check_header(first[1], path)
         bundle = Bundle(prefix, header.num_shards, header.endianness == BundleHeaderProto.BIG)
-        slices: dict[str, list[BundleEntry]] = {}
-        for raw_key, value in items:
-            key = raw_key.decode("utf-8", "backslashreplace")
-            owner = slice_owner(raw_key)
-            entry = _entry(key, value, bundle.num_shards, path)
-            if owner is None:
-                bundle.entries[key] = entry
-            else:
-                slices.setdefault(owner, []).append(entry)
+        protos = [(raw_key, parse_proto(BundleEntryProto, value, f"the entry of {raw_key!r}",
+                                        path)) for raw_key, value in items]
         bundle.bytes_read = file.bytes_read
         bundle.compressed_blocks = table.compressed_blocks
-    for owner, parts in slices.items():
-        full = bundle.entries.get(owner)
-        if full is None:
-            raise CorruptFileError(f"{path}: slices stored for {owner!r}, which has no entry")
-        bundle.entries[owner] = BundleEntry(
-            full.key, full.dtype_code, full.shape, full.shard_id, full.offset, full.size,
-            full.crc32c, tuple(parts))
+    # The keys TensorFlow hides as slices: exactly those its entries' slice lists name.
+    slice_keys = {slice_key(raw_key, extents(s)): (raw_key, extents(s))
+                  for raw_key, proto in protos for s in proto.slices}
+    stored: dict[bytes, dict[Extents, BundleEntryProto]] = {}
+    for raw_key, proto in protos:
+        if raw_key in slice_keys:
+            owner, part = slice_keys[raw_key]
+            stored.setdefault(owner, {})[part] = proto
+    for raw_key, proto in protos:
+        if raw_key in slice_keys:
+            continue
+        key = _tensor_key(raw_key, path)
+        entry = _entry(key, proto, bundle.num_shards, path)
+        parts = [extents(s) for s in proto.slices]
+        if parts:
+            check_slices(key, entry.shape, entry.dtype_code, parts, stored.get(raw_key, {}), path)
+            names = {p: slice_key(raw_key, p).decode("utf-8", "backslashreplace") for p in parts}
+            entry = BundleEntry(key, entry.dtype_code, entry.shape, entry.shard_id, entry.offset,
+                                entry.size, entry.crc32c, tuple(
+                                    _entry(names[p], stored[raw_key][p], bundle.num_shards, path)
+                                    for p in parts if not is_full(p)))
+        bundle.entries[key] = entry
     return bundle
 
 
