@@ -117,12 +117,13 @@ def report_differential(stats: dict[str, object]) -> list[bool]:
     """Print the differential harness's figures; return its verdicts."""
     outcomes = stats["outcomes"]
     assert isinstance(outcomes, dict)
-    print(f"differential inputs:     {stats['inputs']:,} (torch zip/legacy, safetensors; each "
-          "read by ckptdiff and by torch.load(weights_only=True) / safe_open)")
+    print(f"differential inputs:     {stats['inputs']:,} (torch zip/legacy, safetensors, DCP, "
+          "Keras HDF5, tf.train; each read by ckptdiff and by its framework's loader)")
     print(f"  differentials:         {stats['differential_count']} (ckptdiff stricter "
           f"{outcomes.get('stricter', 0):,}, flagged as refused by torch "
           f"{outcomes.get('flagged', 0):,}, needs a device here absent "
-          f"{outcomes.get('needs-device', 0):,}, agree {outcomes.get('agree', 0):,})")
+          f"{outcomes.get('needs-device', 0):,}, refused by the loader only on reading tensor "
+          f"bytes {outcomes.get('loader-only', 0):,}, agree {outcomes.get('agree', 0):,})")
     print(f"  code executions:       {stats['executions']}; crashes {stats['crash_count']}")
     ms = {name: float(str(stats[name])) * 1000 for name in ("p50", "p95", "max")}
     rss, baseline = float(str(stats["rss_mib"])), float(str(stats["baseline_rss_mib"]))

@@ -1,8 +1,9 @@
-"""Differential fuzzing: ckptdiff's reading of each mutated torch/safetensors/DCP checkpoint
+"""Differential fuzzing: ckptdiff's reading of each mutated checkpoint of every registered
+family (torch zip/legacy, safetensors, DCP, Keras HDF5, tf.train: tests/differential/families.py)
 against the framework loader's (tests/differential/harness.py). Quick mode (always): 80 inputs
-per seed, seed 0.
-Long mode (``-m slow`` or ``CKPTDIFF_DIFFERENTIAL_INPUTS``): that many inputs, seed
-``CKPTDIFF_DIFFERENTIAL_SEED`` (default 1). Every differential found is pinned in FOUND."""
+per seed, seed 0. Long mode (``-m slow`` or ``CKPTDIFF_DIFFERENTIAL_INPUTS``): that many inputs,
+seed ``CKPTDIFF_DIFFERENTIAL_SEED`` (default 1). Every differential found is pinned in FOUND
+(and the families' own FOUND lists: tests/test_differential_keras.py, test_differential_tf.py)."""
 
 from __future__ import annotations
 
