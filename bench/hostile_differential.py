@@ -35,6 +35,8 @@ def measure_differential(job: dict[str, Any]) -> dict[str, Any]:
     seeds = harness.all_seeds()
     events: list[str] = []
     watching = [False]
+    forks = [0, 0]  # forks, kills: the HDF5 sandbox's own are told from a payload's by count
+    sandbox = audit_child._count_sandbox_runs()  # runs, timeouts
 
     def watched(path: str) -> Reading:
         watching[0] = True
@@ -46,7 +48,11 @@ def measure_differential(job: dict[str, Any]) -> dict[str, Any]:
     def hook(event: str, args: tuple[Any, ...]) -> None:
         if watching[0]:
             description = audit_child._describe(event, args)
-            if description is not None:
+            if description == audit_child.FORK:
+                forks[0] += 1
+            elif description == audit_child.KILL:
+                forks[1] += 1
+            elif description is not None:
                 events.append(description)
 
     loader = Loader()
@@ -58,6 +64,7 @@ def measure_differential(job: dict[str, Any]) -> dict[str, Any]:
             with contextlib.suppress(CkptdiffError):
                 read(warm)
         baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        sandbox[:] = [0, 0]  # the warm-ups' sandbox runs were not watched
         sys.addaudithook(hook)
         harness.ckptdiff_reading = watched  # type: ignore[assignment]
         tally = harness.run(seeds, math.ceil(job["inputs"] / len(seeds)), job["seed"],
@@ -68,7 +75,9 @@ def measure_differential(job: dict[str, Any]) -> dict[str, Any]:
         "inputs": tally.inputs, "outcomes": dict(tally.outcomes),
         "differentials": tally.differentials[:20], "differential_count": len(tally.differentials),
         "crashes": tally.crashes[:20], "crash_count": len(tally.crashes),
-        "events": events[:20], "executions": len(events),
+        "events": events[:20],
+        "executions": len(events) + abs(forks[0] - sandbox[0]) + abs(forks[1] - sandbox[1]),
+        "forks": forks[0], "sandbox_runs": sandbox[0],
         "stricter": tally.stricter.most_common(8),
         "p50": statistics.median(seconds), "p95": seconds[int(0.95 * (len(seconds) - 1))],
         "max": seconds[-1], "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
