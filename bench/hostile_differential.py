@@ -47,13 +47,7 @@ def measure_differential(job: dict[str, Any]) -> dict[str, Any]:
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
         if watching[0]:
-            description = audit_child._describe(event, args)
-            if description == audit_child.FORK:
-                forks[0] += 1
-            elif description == audit_child.KILL:
-                forks[1] += 1
-            elif description is not None:
-                events.append(description)
+            audit_child.record(audit_child._describe(event, args), forks, events)
 
     loader = Loader()
     with tempfile.TemporaryDirectory() as scratch:
@@ -76,7 +70,7 @@ def measure_differential(job: dict[str, Any]) -> dict[str, Any]:
         "differentials": tally.differentials[:20], "differential_count": len(tally.differentials),
         "crashes": tally.crashes[:20], "crash_count": len(tally.crashes),
         "events": events[:20],
-        "executions": len(events) + abs(forks[0] - sandbox[0]) + abs(forks[1] - sandbox[1]),
+        "executions": audit_child.unexplained(events, forks, sandbox),
         "forks": forks[0], "sandbox_runs": sandbox[0],
         "stricter": tally.stricter.most_common(8),
         "p50": statistics.median(seconds), "p95": seconds[int(0.95 * (len(seconds) - 1))],

@@ -44,13 +44,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
     def hook(event: str, args: tuple[Any, ...]) -> None:
         if quiet[0]:
             return
-        description = audit_child._describe(event, args)
-        if description == audit_child.FORK:
-            forks[0] += 1
-        elif description == audit_child.KILL:
-            forks[1] += 1
-        elif description is not None:
-            events.append(description)
+        audit_child.record(audit_child._describe(event, args), forks, events)
 
     sys.addaudithook(hook)
     seconds: list[float] = []
@@ -110,8 +104,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         "inputs": len(seconds),
         "counts": {"pickles": len(job["pickles"]), "files": len(job["files"]),
                    "mutations": mutation_inputs},
-        "executions": (len(events) + int(changed) + abs(forks[0] - sandbox[0])
-                       + abs(forks[1] - sandbox[1])),
+        "executions": audit_child.unexplained(events, forks, sandbox) + int(changed),
         "events": events[:50], "canary_changed": changed, "forks": forks[0],
         "sandbox_runs": sandbox[0], "kills": forks[1], "timeouts": sandbox[1],
         "crashes": crashes, "outcomes": outcomes,

@@ -65,6 +65,23 @@ def _describe(event: str, args: tuple[Any, ...]) -> str | None:
 
 
 FORK, KILL = "FORK", "KILL"
+
+
+def record(description: str | None, forks: list[int], events: list[str]) -> None:
+    """File one described event: the sandbox-like ones (fork, kill) as counts in ``forks``
+    (``[forks, kills]``), any other into ``events``."""
+    if description == FORK:
+        forks[0] += 1
+    elif description == KILL:
+        forks[1] += 1
+    elif description is not None:
+        events.append(description)
+
+
+def unexplained(events: list[str], forks: list[int], sandbox: list[int]) -> int:
+    """What counts as code run by a file: every other event, and each fork or kill beyond the
+    native sandbox's own runs and timeouts (``sandbox`` from :func:`_count_sandbox_runs`)."""
+    return len(events) + abs(forks[0] - sandbox[0]) + abs(forks[1] - sandbox[1])
 ROOTS: list[str] = ["", str(Path(__file__).resolve().parents[2] / "src")]
 
 
