@@ -13,6 +13,7 @@ its growth after warm-up: what reading the inputs cost.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import math
 import resource
 import statistics
@@ -52,6 +53,8 @@ def measure_differential(job: dict[str, Any]) -> dict[str, Any]:
     loader = Loader()
     with tempfile.TemporaryDirectory() as scratch:
         audit_child.ROOTS[0] = scratch
+        # zipfile decodes a member name without the UTF-8 flag by cp437, imported on first use
+        importlib.import_module("encodings.cp437")
         for seed in seeds:  # warm up: the modules each reader imports lazily, before the hook
             ckptdiff_reading(str(write_input(Path(scratch), seed, seed.data, "warm")))
         for warm in job["warmup"]:  # every format, and a file of none (loads the plugins)
