@@ -9,19 +9,28 @@ claimed on evidence from the names:
 - *numbered*: the parts are one stem with ascending numbers (``w1``, ``w3``; ``fc1``, ``fc2``).
 
 Attention projections (``q``/``k``/``v``, ``query``/``key``/``value``) are never ordered: fused
-layouts interleave them per head as often as they block them, and shapes cannot tell which.
+layouts interleave them per head as often as they block them, and shapes cannot tell which. That
+holds as well where other projections share the fused tensor with all three (a per-head output
+gate: ``gqkv_proj`` ← ``gate_proj``, ``q_proj``, ``k_proj``, ``v_proj``).
+
+Where no order is claimed, the note names the orders the sizes allow (:func:`order_readings`),
+so that the user can state the right one in a rules file.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from itertools import permutations
+from math import factorial
 
 SPELLED = 0.98
 NUMBERED = 0.95
 ATTENTION_WORDS = frozenset({"q", "k", "v", "query", "key", "value"})
 _NUMBERED = re.compile(r"^([A-Za-z_]*?)_?(\d+)$")
 _INITIALS = {"query": "q", "key": "k", "value": "v"}
+_ROLE = {"q": 0, "query": 0, "k": 1, "key": 1, "v": 2, "value": 2}
+MAX_ORDERS_LISTED = 3  # parts up to which every order is a reading (3! = 6); beyond, one and "any other"
 
 
 def distinguishing(names: Sequence[tuple[str, ...]]) -> list[str] | None:
@@ -49,8 +58,21 @@ def is_attention(tokens: Sequence[str]) -> bool:
     return len(found) == len(tokens)
 
 
+def with_attention(tokens: Sequence[str]) -> bool:
+    """Whether the tokens hold query, key and value projections (one each) beside others: a
+    fused tensor that holds all three may interleave them per head like a plain ``qkv``."""
+    roles: list[int] = []
+    for token in tokens:
+        words = set(_words(token)) & ATTENTION_WORDS
+        if len(words) > 1:
+            return False
+        roles += [_ROLE[w] for w in words]
+    return sorted(roles) == [0, 1, 2] and len(tokens) > 3
+
+
 def attention_readings(tokens: Sequence[str], sizes: Sequence[int], dim: int,
-                       fused_size: int, split: bool) -> tuple[str, tuple[str, ...]]:
+                       fused_size: int, split: bool,
+                       positions: Sequence[int] | None = None) -> tuple[str, tuple[str, ...]]:
     """Why fused q/k/v parts are not ordered, and the two layouts their sizes allow.
 
     Any head count that divides the parts' sizes lets either layout fill the fused tensor:
@@ -59,24 +81,63 @@ def attention_readings(tokens: Sequence[str], sizes: Sequence[int], dim: int,
     or per key/value group when the parts' sizes differ (grouped-query attention). The blocked
     reading gives the conversion ``ops`` that perform it (a ``split`` of the fused tensor into
     the parts, or a join of the parts), listed in q, k, v order, for a rules file.
+    ``positions``: where the fused name spells the parts' order, their places in it; parts beside
+    q/k/v (a gate) that no name places leave the blocked order unsaid, and its ops unwritten.
     """
-    rank = {"q": 0, "query": 0, "k": 1, "key": 1, "v": 2, "value": 2}
-    by_role = sorted(range(len(tokens)), key=lambda i: min(
-        rank[w] for w in _words(tokens[i]) if w in rank))
+    if positions is not None:
+        by_role = sorted(range(len(tokens)), key=lambda i: positions[i])
+    else:
+        by_role = sorted(range(len(tokens)), key=lambda i: min(
+            (_ROLE[w] for w in _words(tokens[i]) if w in _ROLE), default=len(_ROLE)))
     names = ",".join(tokens[i] for i in by_role)
     spans = " + ".join(f"{tokens[i]} {sizes[i]}" for i in by_role)
     unit = "head" if len(set(sizes)) == 1 else "key/value group"
-    ordered_sizes = ", ".join(str(sizes[i]) for i in by_role)
-    ops = (f'[{{"op": "chunk", "dim": {dim}, "parts": {len(tokens)}, "sizes": [{ordered_sizes}]}}]'
-           if split else f'[{{"op": "concat", "dim": {dim}, "parts": {len(tokens)}}}]')
-    readings = (f"blocked: {names} one after another along dim {dim} (transformers' "
-                f"Chunk(dim={dim}); conversion ops {ops})",
+    if positions is None and not is_attention(tokens):
+        blocked = (f"blocked: {names} each whole, one after another along dim {dim}, in an "
+                   "order the names do not say")
+    else:
+        ops = _ops_text([sizes[i] for i in by_role], dim, split)
+        blocked = (f"blocked: {names} one after another along dim {dim} (transformers' "
+                   f"Chunk(dim={dim}); conversion ops {ops})")
+    readings = (blocked,
                 f"interleaved per {unit}: each {unit}'s {names} rows in turn (GPT-NeoX "
                 "query_key_value)")
     reason = (f"{spans} = {fused_size} along dim {dim} fits both q/k/v layouts, blocked and "
               f"interleaved per {unit} (any head count dividing the sizes): shapes cannot tell "
               "which; not guessing")
     return reason, readings
+
+
+def order_readings(tokens: Sequence[str], sizes: Sequence[int], dim: int,
+                   split: bool) -> tuple[str, tuple[str, ...]]:
+    """Why parts that fill a fused tensor by size are not ordered, and the orders that fit.
+
+    Every order fills it (the sizes add up whichever comes first) and a wrong one loads without
+    an error. The readings list each order, the parts' own order (the model's, for a split)
+    first, with the ops that perform it; beyond :data:`MAX_ORDERS_LISTED` parts, that one and
+    "any other" (24 orders of four parts help nobody).
+    """
+    count = len(tokens)
+    orders = (list(permutations(range(count))) if count <= MAX_ORDERS_LISTED
+              else [tuple(range(count))])
+    readings = [f"{', '.join(tokens[i] for i in o)} in this order along dim {dim} "
+                f"(conversion ops {_ops_text([sizes[i] for i in o], dim, split)})"
+                for o in orders]
+    if count > MAX_ORDERS_LISTED:
+        readings.append(f"any other of the {factorial(count) - 1} orders of "
+                        f"{', '.join(tokens)}")
+    spans = " + ".join(f"{t} {n}" for t, n in zip(tokens, sizes, strict=True))
+    reason = (f"{', '.join(tokens)} fill it by size ({spans} = {sum(sizes)} along dim {dim}), "
+              "but nothing in the names says in which order: not guessing")
+    return reason, tuple(readings)
+
+
+def _ops_text(sizes: Sequence[int], dim: int, split: bool) -> str:
+    """The conversion ops, as a rules file writes them, of parts of ``sizes`` in that order."""
+    if split:
+        listed = ", ".join(str(n) for n in sizes)
+        return f'[{{"op": "chunk", "dim": {dim}, "parts": {len(sizes)}, "sizes": [{listed}]}}]'
+    return f'[{{"op": "concat", "dim": {dim}, "parts": {len(sizes)}}}]'
 
 
 def order(fused: tuple[str, ...], tokens: Sequence[str]) -> tuple[list[int], float] | None:
@@ -124,13 +185,16 @@ def _spelled(fused: tuple[str, ...], tokens: Sequence[str]) -> list[int] | None:
         if len(set(found)) == len(found):
             return [sorted(found).index(f) for f in found]
     # ``qkv`` and ``Wqkv`` spell ``q``, ``k``, ``v``: one-letter words written as one word;
-    # ``query_key_value`` spells them in full.
-    if all(len(k) == 1 for k in keys) and len(set(keys)) == len(keys):
+    # ``query_key_value`` spells them in full. Three or more parts may be spelled by their
+    # initials too (``gqkv`` ← ``gate``, ``q``, ``k``, ``v``): a two-letter word (``up``,
+    # ``in``) spells two initials by chance too often to count.
+    firsts = [k[0] for k in keys]
+    if len(set(firsts)) == len(keys) and (all(len(k) == 1 for k in keys) or len(keys) >= 3):
         initials = "".join(_INITIALS[w] for w in words if w in _INITIALS)
         for word in [*words, initials]:
             letters = word[1:] if word.startswith("w") and len(word) == len(keys) + 1 else word
-            if len(letters) == len(keys) and set(letters) == set(keys):
-                found = [letters.index(k) for k in keys]
+            if len(letters) == len(keys) and set(letters) == set(firsts):
+                found = [letters.index(k) for k in firsts]
                 return [sorted(found).index(f) for f in found]
     # ``w13`` spells ``w1`` and ``w3``: one stem, the digits written one after another.
     numbered = [_NUMBERED.match(k) for k in keys]

@@ -21,11 +21,14 @@ from typing import NamedTuple
 
 from ckptdiff.dtypes import can_convert
 from ckptdiff.rename.fusion_order import (
+    SPELLED,
     attention_readings,
     distinguishing,
     is_attention,
     order,
+    order_readings,
     spells,
+    with_attention,
 )
 from ckptdiff.rename.results import ConversionOp
 
@@ -193,15 +196,19 @@ def _ordered(f: Desc, option: _Option, parts: tuple[Desc, ...],
     tokens = distinguishing([p.rel for p in members])
     if tokens is None:
         return "sizes fit, but the parts' names differ in more than one place: not guessing"
-    if is_attention(tokens):
-        widths = [p.shape[option.dim] for p in members]
+    widths = [p.shape[option.dim] for p in members]
+    if is_attention(tokens) or with_attention(tokens):
+        # A name that spells the parts (``gqkv``) orders the blocked reading; q/k/v's own
+        # order is the role order, and numbers among mixed parts place nothing.
+        spelled = None if is_attention(tokens) else order(f.rel, tokens)
+        positions = spelled[0] if spelled is not None and spelled[1] == SPELLED else None
         reason, readings = attention_readings(tokens, widths, option.dim, f.shape[option.dim],
-                                              not many_to_one)
+                                              not many_to_one, positions)
         return Note(0, reason, option.parts, readings)
     ranked = order(f.rel, tokens)
     if ranked is None:
-        return (f"{', '.join(tokens)} fill it by size, but nothing in the names says in which "
-                "order: not guessing")
+        reason, readings = order_readings(tokens, widths, option.dim, not many_to_one)
+        return Note(0, reason, option.parts, readings)
     positions, confidence = ranked
     by_position = sorted(range(len(members)), key=lambda i: positions[i])
     ordered_parts = tuple(option.parts[i] for i in by_position)

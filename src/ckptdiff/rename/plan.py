@@ -159,7 +159,7 @@ def _conversions(session: Session) -> tuple[list[Conversion], list[Unpaired]]:
     moved = _moved_scopes(session)
     views = [rewrite(v) for v in sources]
     if moved:
-        views = [_in_scope(v, moved) for v in views]
+        views = [_in_scope(v, o.tokens, moved) for v, o in zip(views, sources, strict=True)]
     return find_conversions(views, targets)
 
 
@@ -190,11 +190,20 @@ def _block(tokens: tuple[str, ...]) -> tuple[str, ...]:
     return ()
 
 
-def _in_scope(view: KeyView, moved: dict[tuple[str, ...], tuple[str, ...]]) -> KeyView:
+def _in_scope(view: KeyView, stored: tuple[str, ...],
+              moved: dict[tuple[str, ...], tuple[str, ...]]) -> KeyView:
+    """``view`` (rewritten by the accepted steps) in the block its block moved to.
+
+    The block is looked up as rewritten and, failing that, as stored (``stored``: the key's own
+    segments): a broader accepted prefix (``radio_model.`` stripped) may have rewritten the key
+    before the block's own move (``radio_model.model.blocks.0`` → ``encoder.layer.0``) could.
+    """
     block = _block(view.tokens)
     target = moved.get(block)
     if target is None:
-        return view
+        target = moved.get(_block(stored))
+        if target is None or not block:
+            return view
     step = Step("prefix", ".".join(block) + ".", ".".join(target) + ".")
     return rewritten(view, target + view.tokens[len(block):], step)
 
