@@ -64,7 +64,7 @@ def _diff_manifests(source: Manifest, target: Manifest, loader: str | None,
     verdict = (parity_verdict(findings) if judge is None else judge.verdict).as_default()
     name = None if judge is None else judge.verdict.name
     outlook = after_fix(source, target, plan.rules, plan.suggestions,
-                        lambda fixed: _judged(fixed, target, name))
+                        lambda fixed: _judged(fixed, target, name), plan.conversions)
     return Report(
         source=Side.of(source),
         target=Side.of(target),

@@ -2,9 +2,11 @@
 key parity (no loader).
 
 The confident fix is the report's regex rules applied to every stored key in order, exactly what
-the pasted ``revise()`` snippet does. The fixed key set is judged again by the same loader; what
-still fails is the outlook (``Report.after_fix``): "14 keys only need strip prefix 'module.';
-after that 2 shape mismatches remain in the head".
+the pasted ``revise()`` snippet does, then its confident conversions (experts stacked, fused
+tensors split, LoRA adapters merged), exactly what ``remap`` performs: keys a conversion
+explains are fixed, not left "unexpected". The fixed key set is judged again by the same
+loader; what still fails is the outlook (``Report.after_fix``): "14 keys only need strip
+prefix 'module.'; after that 2 shape mismatches remain in the head".
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from ckptdiff.diffing.report import Finding, FixOutlook, Rule, Suggestion
 from ckptdiff.loaders.common import listed
 from ckptdiff.loaders.verdict import Verdict
 from ckptdiff.manifest import Manifest, TensorInfo
+from ckptdiff.rename.results import Conversion
 
 KEY_PARITY_CALL = "key parity (no loader: same keys, same shapes)"
 Rejudge = Callable[[Manifest], tuple[list[Finding], bool]]
@@ -61,19 +64,45 @@ def _renamed(info: TensorInfo, key: str, aliases: tuple[str, ...]) -> TensorInfo
 
 
 def after_fix(source: Manifest, target: Manifest, rules: Sequence[Rule],
-              suggestions: Sequence[Suggestion], rejudge: Rejudge) -> FixOutlook | None:
-    """The outlook after applying ``rules`` to ``source``; None when there is no rule."""
-    if not rules:
+              suggestions: Sequence[Suggestion], rejudge: Rejudge,
+              conversions: Sequence[Conversion] = ()) -> FixOutlook | None:
+    """The outlook after applying ``rules`` and ``conversions`` to ``source`` (what ``remap``
+    writes); None when there is neither."""
+    if not rules and not conversions:
         return None
     revise = _revise(rules)
+    # A conversion reads stored keys and writes the model's: its parts leave the fixed copy, its
+    # results join it. The solver fitted each result's shape to that target exactly (the sizes
+    # add up), so the target's shape is the result's; the dtype stays the parts' (remap keeps it).
+    consumed = {key for c in conversions for key in c.sources}
     renamed: dict[str, TensorInfo] = {}
     for info in source.tensors:  # a later key wins where two land on one, as revise() does
+        if info.key in consumed:
+            continue
         key = revise(info.key)
         aliases = tuple(revise(a) for a in info.aliases) if info.aliases else ()
         renamed[key] = _renamed(info, key, aliases)
+    for conversion in conversions:
+        part = source.by_key.get(conversion.sources[0])
+        for key in conversion.targets:
+            wanted = target.by_key.get(key)
+            if part is not None and wanted is not None:
+                renamed[key] = _converted(part, key, wanted.shape)
     fixed = replace(source, tensors=tuple(renamed.values()))
     findings, loads = rejudge(fixed)
     remaining = tuple(f for f in findings if f.severity == "error")
     fix = "; ".join(dict.fromkeys(s.rule for s in suggestions)) or "; ".join(
         f"re.sub({r.pattern!r}, {r.replacement!r})" for r in rules)
-    return FixOutlook(fix=fix, renamed=len(suggestions), loads=loads, remaining=remaining)
+    if conversions:
+        done = "; ".join(dict.fromkeys(c.rule for c in conversions))
+        fix = f"{fix}; then {done}" if fix else done
+    return FixOutlook(fix=fix, renamed=len(suggestions), loads=loads, remaining=remaining,
+                      converted=len(conversions))
+
+
+def _converted(part: TensorInfo, key: str, shape: tuple[int, ...]) -> TensorInfo:
+    """A conversion's result under its target ``key``: the first part's record (its dtype,
+    device and file) with the result's ``shape``, copied as :func:`_renamed` copies."""
+    copy = object.__new__(TensorInfo)
+    copy.__dict__.update(part.__dict__, key=key, aliases=(), shape=shape)
+    return copy

@@ -121,11 +121,12 @@ class FixOutlook:
     renamed: int
     loads: bool
     remaining: tuple[Finding, ...]
+    converted: int = 0  # the conversions applied after the rules (their keys are fixed too)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON object of the report schema's ``after_fix``."""
-        return {"fix": self.fix, "renamed": self.renamed, "loads": self.loads,
-                "remaining": [f.to_dict() for f in self.remaining]}
+        return {"fix": self.fix, "renamed": self.renamed, "converted": self.converted,
+                "loads": self.loads, "remaining": [f.to_dict() for f in self.remaining]}
 
 
 @dataclass(frozen=True)

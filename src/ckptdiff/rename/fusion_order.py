@@ -30,7 +30,8 @@ ATTENTION_WORDS = frozenset({"q", "k", "v", "query", "key", "value"})
 _NUMBERED = re.compile(r"^([A-Za-z_]*?)_?(\d+)$")
 _INITIALS = {"query": "q", "key": "k", "value": "v"}
 _ROLE = {"q": 0, "query": 0, "k": 1, "key": 1, "v": 2, "value": 2}
-MAX_ORDERS_LISTED = 3  # parts up to which every order is a reading (3! = 6); beyond, one and "any other"
+# Parts up to which every order is a reading (3! = 6); beyond, the parts' own and "any other".
+MAX_ORDERS_LISTED = 3
 
 
 def distinguishing(names: Sequence[tuple[str, ...]]) -> list[str] | None:

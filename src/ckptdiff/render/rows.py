@@ -108,7 +108,9 @@ def outlook(report: Report) -> str | None:
     after = report.after_fix
     if after is None:
         return None
-    head = f"after {after.fix} ({after.renamed} keys)"
+    converted = (f", {after.converted} {_plural('conversion', after.converted)}"
+                 if after.converted else "")
+    head = f"after {after.fix} ({after.renamed} keys{converted})"
     if not after.remaining:
         return f"{head}: it loads" if after.loads else f"{head}: no error remains"
     kinds: dict[str, int] = {}
