@@ -120,7 +120,10 @@ def test_full_state_dict_is_merged_as_peft_merges_it(built: Built, tmp_path: Pat
     assert len(merges) == len(halves_a) > 0
     assert all(c.confidence == 0.97 and len(c.sources) == 3 for c in merges)
     assert not [u for u in report.unpaired if u.source_key and "lora_" in u.source_key]
-    assert f"{len(merges)} LoRA adapters merge into their base weights" in str(outlook(report))
+    # The outlook performs the merges: no adapter key remains, and the fixed copy loads.
+    headline = str(outlook(report))
+    assert "merge LoRA lora_A,lora_B" in headline
+    assert headline.endswith(f"{len(merges)} conversions): it loads")
     result = remap(built.full, built.model, tmp_path / "merged.safetensors")
     assert result.report.compatible and result.converted == len(merges)
     model = built.fresh()

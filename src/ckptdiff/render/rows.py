@@ -126,10 +126,8 @@ def outlook(report: Report) -> str | None:
 
 
 def _lora_tail(report: Report) -> str:
-    """What becomes of LoRA adapter tensors the renames leave: merged below, or the user's call."""
-    merges = sum(1 for c in report.conversions if any(op.op == "merge_lora" for op in c.ops))
-    if merges:
-        return f"; {merges} LoRA adapters merge into their base weights (conversions below)"
+    """LoRA adapter tensors that remain: the user's call (merge or drop), told in unpaired."""
+    # Merged adapters are no tail: the outlook performs the conversions (their keys are fixed).
     told = sum(1 for u in report.unpaired if u.reason.startswith("LoRA adapter"))
     if told:
         return f"; {told} LoRA adapter tensors merge or drop only when told (see unpaired)"
