@@ -14,6 +14,7 @@ from ckptdiff.diffing.match import diff_manifests
 from ckptdiff.manifest import TensorInfo
 from ckptdiff.rename.fusion_order import spells
 from ckptdiff.rename.plan import RenamePlan
+from ckptdiff.render.rows import outlook as headline
 from ckptdiff.rename.results import Unpaired
 
 INNER = 24
@@ -163,6 +164,7 @@ def test_after_fix_counts_what_conversions_explain(report_schema: dict[str, Any]
     assert outlook["remaining"] == [] and outlook["loads"] is True
     assert outlook["renamed"] == LAYERS and outlook["converted"] == 2 * LAYERS
     assert "stack experts.{i}, concatenate w1,w3" in outlook["fix"]
+    assert str(headline(report)).endswith(f"({LAYERS} keys, {2 * LAYERS} conversions): it loads")
 
 
 def test_after_fix_with_conversions_only_and_one_key_left() -> None:
@@ -173,3 +175,4 @@ def test_after_fix_with_conversions_only_and_one_key_left() -> None:
     assert [f.key for f in report.after_fix.remaining] == [extra.key]
     assert report.after_fix.converted == 2 * LAYERS and report.after_fix.renamed == 0
     assert report.after_fix.loads is False
+    assert f"({2 * LAYERS} conversions): 1 unexpected key remains" in str(headline(report))

@@ -108,9 +108,10 @@ def outlook(report: Report) -> str | None:
     after = report.after_fix
     if after is None:
         return None
-    converted = (f", {after.converted} {_plural('conversion', after.converted)}"
-                 if after.converted else "")
-    head = f"after {after.fix} ({after.renamed} keys{converted})"
+    applied = [f"{after.renamed} keys"] if after.renamed or not after.converted else []
+    if after.converted:
+        applied.append(f"{after.converted} {_plural('conversion', after.converted)}")
+    head = f"after {after.fix} ({', '.join(applied)})"
     if not after.remaining:
         return f"{head}: it loads" if after.loads else f"{head}: no error remains"
     kinds: dict[str, int] = {}
