@@ -14,8 +14,8 @@ from ckptdiff.diffing.match import diff_manifests
 from ckptdiff.manifest import TensorInfo
 from ckptdiff.rename.fusion_order import spells
 from ckptdiff.rename.plan import RenamePlan
-from ckptdiff.render.rows import outlook as headline
 from ckptdiff.rename.results import Unpaired
+from ckptdiff.render.rows import outlook as headline
 
 INNER = 24
 
