@@ -15,6 +15,7 @@ from ckptdiff.manifest import TensorInfo
 from ckptdiff.rename.fusion_order import spells
 from ckptdiff.rename.plan import RenamePlan
 from ckptdiff.rename.results import Unpaired
+from ckptdiff.rename.snippet import ambiguous_lines
 from ckptdiff.render.rows import outlook as headline
 
 INNER = 24
@@ -46,6 +47,9 @@ def test_numbered_fused_mlp_into_gate_and_up_is_declined_with_both_orders() -> N
         assert note.readings[0].startswith("gate_proj, up_proj in this order along dim 0")
         assert note.readings[1].startswith("up_proj, gate_proj in this order along dim 0")
         assert '"sizes": [24, 24]' in note.readings[0]
+    lines = ambiguous_lines(result.unpaired)
+    assert "  reading 1: gate_proj, up_proj in this order along dim 0" in "\n".join(lines)
+    assert not any("interleaved" in line for line in lines)  # an order, not a q/k/v layout
 
 
 def test_names_that_decide_the_order_still_convert() -> None:

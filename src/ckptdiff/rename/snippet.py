@@ -108,9 +108,11 @@ def _how_to_state(readings: tuple[str, ...]) -> str:
         return ("to state which holds: a rename rule per key in a `remap --rules` file, e.g. "
                 f"{json.dumps(rule)} (reading 1)")
     if any("conversion ops" in text for text in readings):
+        interleaved = any(t.startswith("interleaved") for t in readings)  # q/k/v: no op
         return ("to state which holds: add the conversion to a `remap --rules` file's "
-                '"conversions" (sources, targets in the reading\'s order, its ops); an '
-                "interleaved layout has no op yet: convert such a tensor before loading")
+                '"conversions" (sources, targets in the reading\'s order, its ops)' + (
+                    "; an interleaved layout has no op yet: convert such a tensor before "
+                    "loading" if interleaved else ""))
     return "to state which holds: convert the tensors before loading (the readings say how)"
 
 
