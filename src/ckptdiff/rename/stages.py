@@ -19,6 +19,7 @@ from itertools import chain
 from ckptdiff.rename.align import align, indexed
 from ckptdiff.rename.assign import Candidate
 from ckptdiff.rename.blocks import vocabulary_pairs
+from ckptdiff.rename.conventions import meta_feed_forward
 from ckptdiff.rename.explain import (
     ARBITRARY,
     KNOWN,
@@ -111,7 +112,8 @@ def structure_stage(session: Session) -> None:
 def vocabulary_stage(session: Session) -> None:
     """Renames the field's naming vocabulary establishes, consistently in every block."""
     candidates, doubts = vocabulary_pairs(session.open_sources(learnable=True),
-                                          session.open_targets(learnable=True))
+                                          session.open_targets(learnable=True),
+                                          meta_feed_forward(session.sources.values()))
     session.commit(candidates)
     for doubt in doubts:
         for view in doubt.sources:
