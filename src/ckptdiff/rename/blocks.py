@@ -108,11 +108,12 @@ def _propose(sources: list[KeyView], targets: list[KeyView],
                 found.append((sources[i], targets[j], "vocabulary", len(shared - GENERIC)))
                 picked.add(i)
     taken = {id(t) for _, t, _, _ in found}
+    position = {id(v): i for i, v in enumerate(sources)}
     for s, t in sublayer_norm_pairs([v for i, v in enumerate(sources) if i not in picked],
                                     [v for v in targets if id(v) not in taken]):
         found.append((s, t, "order", 1))
         taken.add(id(t))
-        picked.add(next(i for i, v in enumerate(sources) if v is s))
+        picked.add(position[id(s)])
     # The rest, grouped by the targets they fit by shape: numbered siblings may be ordered.
     ranked = [any(block_rank(token) is not None or (not token.isdigit() and ordinal(token))
                   for token in t.tokens[:-1]) for t in targets]
