@@ -68,9 +68,11 @@ def vocabulary_pairs(sources: Sequence[KeyView], targets: Sequence[KeyView],
 
 
 def _group(view: KeyView) -> tuple[object, ...]:
-    # VideoMAE's ``attention.q_bias`` is the bias of ``attention.query``: a bias all the same.
-    return (tuple(t for t in view.tokens if t.isdigit()), view.tokens[-1] == "bias"
-            or view.tokens[-1].endswith("_bias"))
+    # VideoMAE's ``attention.q_bias`` is the bias of ``attention.query``, JAX's ``b`` (beside
+    # ``w``) a module's bias: biases all the same. A table (DeepSeek's ``position_bias``) is not.
+    leaf = view.tokens[-1]
+    return (tuple(t for t in view.tokens if t.isdigit()), leaf in ("bias", "b")
+            or (leaf.endswith("_bias") and len(view.info.shape) == 1))
 
 
 def _names(view: KeyView) -> frozenset[str]:
