@@ -162,3 +162,42 @@ def test_the_nearer_path_breaks_a_tie_of_shared_concepts() -> None:
         "attn.wkv.weight": "self_attn.kv_proj.weight",
         "attn.compressor.wkv.weight": "self_attn.compressor.kv_proj.weight",
         "attn.compressor.wgate.weight": "self_attn.compressor.gate_proj.weight"})
+
+
+def test_jax_leaf_b_is_a_bias_and_a_scale_pairs_with_a_scale() -> None:
+    # Mistral's ssmax_scaling.b/.s beside softmax_scaling.bias/.scale, one shape for both:
+    # once b is read as the bias, the scale is the one scale left.
+    source = blocks("layers", {"attention.ssmax_scaling.b": (2,),
+                               "attention.ssmax_scaling.s": (2,),
+                               "attention.wq.weight": SQUARE})
+    target = blocks("model.layers", {"self_attn.softmax_scaling.bias": (2,),
+                                     "self_attn.softmax_scaling.scale": (2,),
+                                     "self_attn.q_proj.weight": SQUARE})
+    assert pairs(source, target) == expected("layers", "model.layers", {
+        "attention.ssmax_scaling.b": "self_attn.softmax_scaling.bias",
+        "attention.ssmax_scaling.s": "self_attn.softmax_scaling.scale",
+        "attention.wq.weight": "self_attn.q_proj.weight"})
+
+
+def test_layer_scale_words_and_a_position_table_that_is_no_bias() -> None:
+    # Sapiens' attention gamma is the block's layer scale; DeepSeek's ape its position table.
+    source = blocks("blocks", {"attn.gamma.weight": (16,), "attn.compressor.ape": (128, 8),
+                               "attn.wq.weight": SQUARE})
+    target = blocks("model.layer", {"layer_scale1.lambda1": (16,),
+                                    "attention.compressor.position_bias": (128, 8),
+                                    "attention.q_proj.weight": SQUARE})
+    assert pairs(source, target) == expected("blocks", "model.layer", {
+        "attn.gamma.weight": "layer_scale1.lambda1",
+        "attn.compressor.ape": "attention.compressor.position_bias",
+        "attn.wq.weight": "attention.q_proj.weight"})
+
+
+def test_a_scale_and_a_norm_of_one_shape_are_not_taken_for_each_other() -> None:
+    # Two [16] vectors, a layer scale and a norm, each against the other's kind only.
+    source = blocks("blocks", {"attn.gamma.weight": (16,), "attn.wq.weight": SQUARE,
+                               "attn.wk.weight": SQUARE})
+    target = blocks("model.layer", {"norm1.weight": (16,), "attention.q_proj.weight": SQUARE,
+                                    "attention.k_proj.weight": SQUARE})
+    found = pairs(source, target)
+    assert not any("gamma" in key for key in found)
+    assert found["blocks.1.attn.wk.weight"] == "model.layer.1.attention.k_proj.weight"
