@@ -201,3 +201,13 @@ def test_a_scale_and_a_norm_of_one_shape_are_not_taken_for_each_other() -> None:
     found = pairs(source, target)
     assert not any("gamma" in key for key in found)
     assert found["blocks.1.attn.wk.weight"] == "model.layer.1.attention.k_proj.weight"
+
+
+def test_two_targets_as_near_and_as_alike_leave_the_key_unpaired() -> None:
+    source = blocks("layers", {"attn.wkv.weight": (8, 16), "attn.wq.weight": SQUARE})
+    target = blocks("model.layers", {"self_attn.kv_proj.weight": (8, 16),
+                                     "self_attn.kv_b_proj.weight": (8, 16),
+                                     "self_attn.q_proj.weight": SQUARE})
+    found = pairs(source, target)
+    assert not any("wkv" in key for key in found)
+    assert found["layers.2.attn.wq.weight"] == "model.layers.2.self_attn.q_proj.weight"

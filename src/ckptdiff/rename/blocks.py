@@ -3,9 +3,13 @@
 Runs on the keys every earlier stage left open. Keys meet only when they sit at the same indices
 (``transformer.h.3`` and ``model.layers.3``), are both biases or both not, and fit by shape and
 dtype. Within such a group a pair is proposed when the two are each other's one best match by
-shared concepts (:mod:`vocabulary`: ``attn.attention.q_proj`` ~ ``self_attn.q_proj``), or, for
-numbered siblings that tie (``ln_1``, ``ln_2``), when the targets' words order them in a block
-(``input_layernorm`` before ``post_attention_layernorm``).
+shared concepts (:mod:`vocabulary`: ``attn.attention.q_proj`` ~ ``self_attn.q_proj``; between
+as many shared concepts the nearer path, ``attn.compressor.wkv`` ~
+``self_attn.compressor.kv_proj`` rather than ``self_attn.kv_proj``); for norms named after a
+sublayer, by the one reading the targets' places admit (:mod:`conventions`); or, for numbered
+siblings that tie (``ln_1``, ``ln_2``), when the targets' words order them in a block
+(``input_layernorm`` before ``post_attention_layernorm``) or number them alike (``norm1``,
+``norm2``).
 
 A proposal is kept only when it holds in *every* block: its source pattern (indices masked) is
 paired the same way each time it occurs, on both sides; and only from a group where proposals

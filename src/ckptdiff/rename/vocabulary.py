@@ -4,8 +4,10 @@
 ``ln``/``norm``/``LayerNorm``, ``mlp``/``ffn``/``intermediate``, ``emb``/``wte``/``embed_tokens``…
 map onto one *concept*. Two keys' shared concepts are evidence that they hold the same tensor;
 concepts of one exclusive group that differ (``q`` against ``k``, ``up`` against ``down``) are
-evidence that they do not. Numbers inside words (``norm1``, ``ln_2``, ``c_fc_0``) are ordinals,
-kept apart: :func:`block_rank` orders targets by where their words place them in a block.
+evidence that they do not. Meta's ``w``-prefixed names (``wq``, ``wkv_b``, ``wgate``) carry the
+concept of the name after the ``w``. Numbers inside words (``norm1``, ``ln_2``, ``c_fc_0``) are
+ordinals, kept apart: :func:`block_rank` orders targets by where their words place them in a
+block. Where a word sits can change what it names (:func:`key_concepts`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ EXCLUSIVE = (frozenset({"q", "k", "v", "o", "kv"}), frozenset({"up", "down", "ga
 GENERIC = frozenset({"proj"})  # shared by nearly every layer: no evidence alone
 # Concepts that Meta's ``w``-prefixed linear names carry (``wq``, ``wkv_b``, ``wgate``).
 _W_PREFIXED = frozenset({"q", "k", "v", "o", "kv", "up", "down", "gate"})
+# A bare projection's spellings (GPT-2's ``c_proj``: "c" for its Conv1D): ``in_proj`` is not.
+_BARE = frozenset({"proj", "dense", "projection", "c"})
+_QKVO = frozenset({"q", "k", "v", "o", "kv"})
 _SPLIT = re.compile(r"[_\-]|(?<=[a-z])(?=[A-Z])")
 _ORDINAL = re.compile(r"^(?P<stem>[A-Za-z_]*?)_?(?P<number>\d+)$")
 _BLOCK_ORDER = {"input": 0.5, "attn": 1.0, "mlp": 2.0}
@@ -82,11 +87,6 @@ def key_concepts(tokens: tuple[str, ...]) -> frozenset[str]:
             words = frozenset({"proj", "o"})
         found |= words
     return frozenset(found)
-
-
-# A bare projection's spellings (GPT-2's ``c_proj``: "c" for its Conv1D): ``in_proj`` is not.
-_BARE = frozenset({"proj", "dense", "projection", "c"})
-_QKVO = frozenset({"q", "k", "v", "o", "kv"})
 
 
 _PLACES = frozenset({"input", "post"})
