@@ -174,13 +174,17 @@ def test_whole_layout_rename_by_vocabulary_and_block_order() -> None:
     assert "by their place in the block" in rules["transformer.h.1.ln_2.weight"]
 
 
-def test_norms_whose_place_words_disagree_are_not_paired() -> None:
-    # Meta's attention_norm is the norm *before* attention: never post_attention_layernorm.
+def test_norms_named_after_their_sublayer_go_before_it_when_the_targets_say_so() -> None:
+    # Meta's attention_norm is the norm *before* attention: never post_attention_layernorm,
+    # though they share the word; the targets' places (0.5, 1.5) admit the before-reading only.
     source = [t(f"layers.{i}.{n}.weight", 16) for i in range(2)
               for n in ("attention_norm", "ffn_norm")]
     target = [t(f"model.layers.{i}.{n}.weight", 16) for i in range(2)
               for n in ("input_layernorm", "post_attention_layernorm")]
-    assert plan(source, target).suggestions == ()
+    pairs = {s.source_key: s.target_key for s in plan(source, target).suggestions}
+    assert pairs == {f"layers.{i}.{a}.weight": f"model.layers.{i}.{b}.weight" for i in range(2)
+                     for a, b in (("attention_norm", "input_layernorm"),
+                                  ("ffn_norm", "post_attention_layernorm"))}
 
 
 def test_one_block_that_shares_a_word_with_another_model_pairs_nothing() -> None:

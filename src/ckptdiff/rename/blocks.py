@@ -3,9 +3,13 @@
 Runs on the keys every earlier stage left open. Keys meet only when they sit at the same indices
 (``transformer.h.3`` and ``model.layers.3``), are both biases or both not, and fit by shape and
 dtype. Within such a group a pair is proposed when the two are each other's one best match by
-shared concepts (:mod:`vocabulary`: ``attn.attention.q_proj`` ~ ``self_attn.q_proj``), or, for
-numbered siblings that tie (``ln_1``, ``ln_2``), when the targets' words order them in a block
-(``input_layernorm`` before ``post_attention_layernorm``).
+shared concepts (:mod:`vocabulary`: ``attn.attention.q_proj`` ~ ``self_attn.q_proj``; between
+as many shared concepts the nearer path, ``attn.compressor.wkv`` ~
+``self_attn.compressor.kv_proj`` rather than ``self_attn.kv_proj``); for norms named after a
+sublayer, by the one reading the targets' places admit (:mod:`conventions`); or, for numbered
+siblings that tie (``ln_1``, ``ln_2``), when the targets' words order them in a block
+(``input_layernorm`` before ``post_attention_layernorm``) or number them alike (``norm1``,
+``norm2``).
 
 A proposal is kept only when it holds in *every* block: its source pattern (indices masked) is
 paired the same way each time it occurs, on both sides; and only from a group where proposals
@@ -17,9 +21,10 @@ key outside any block (``wte`` → ``embed_tokens``) needs a shared concept beyo
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ckptdiff.rename.assign import Candidate
+from ckptdiff.rename.conventions import sublayer_norm_pairs
 from ckptdiff.rename.explain import ARBITRARY, Step, merge_parts
 from ckptdiff.rename.keys import KeyView, fit
 from ckptdiff.rename.siblings import Doubt, differing, undecided
@@ -27,19 +32,26 @@ from ckptdiff.rename.vocabulary import (
     GENERIC,
     agreement,
     block_rank,
+    concepts,
     key_concepts,
     ordinal,
     places_decide,
 )
 
+_TIE = 64  # a score is shared concepts × _TIE + how near the two paths are (below _TIE)
 MAX_GROUP = 40_000  # source × target pairs in one group beyond which it is left alone
 _Proposal = tuple[KeyView, KeyView, str, int]  # source, target, how, distinctive concepts
 
 
-def vocabulary_pairs(sources: Sequence[KeyView], targets: Sequence[KeyView]
+def vocabulary_pairs(sources: Sequence[KeyView], targets: Sequence[KeyView],
+                     conventions: Mapping[str, frozenset[str]] | None = None
                      ) -> tuple[list[Candidate], list[Doubt]]:
     """Candidates the vocabulary and block order establish among open keys, and the numbered
-    siblings left tied in groups where they established most pairs (:mod:`siblings`)."""
+    siblings left tied in groups where they established most pairs (:mod:`siblings`).
+
+    ``conventions`` adds concepts to source keys that their structure gives them
+    (:func:`conventions.meta_feed_forward`)."""
+    conventions = conventions or {}
     groups: dict[tuple[object, ...], tuple[list[KeyView], list[KeyView]]] = {}
     for view in targets:
         groups.setdefault(_group(view), ([], []))[1].append(view)
@@ -51,7 +63,7 @@ def vocabulary_pairs(sources: Sequence[KeyView], targets: Sequence[KeyView]
     doubts: list[Doubt] = []
     for group_sources, group_targets in groups.values():
         if group_sources and len(group_sources) * len(group_targets) <= MAX_GROUP:
-            found, tied = _propose(group_sources, group_targets)
+            found, tied = _propose(group_sources, group_targets, conventions)
             # Two different models share a word here and there; one model renamed shares most.
             if 2 * len(found) >= min(len(group_sources), len(group_targets)):
                 proposals += found
@@ -60,19 +72,36 @@ def vocabulary_pairs(sources: Sequence[KeyView], targets: Sequence[KeyView]
 
 
 def _group(view: KeyView) -> tuple[object, ...]:
-    return (tuple(t for t in view.tokens if t.isdigit()), view.tokens[-1] == "bias")
+    # VideoMAE's ``attention.q_bias`` is the bias of ``attention.query``, JAX's ``b`` (beside
+    # ``w``) a module's bias: biases all the same. A table (DeepSeek's ``position_bias``) is not.
+    leaf = view.tokens[-1]
+    return (tuple(t for t in view.tokens if t.isdigit()), leaf in ("bias", "b")
+            or (leaf.endswith("_bias") and len(view.info.shape) == 1))
 
 
-def _propose(sources: list[KeyView], targets: list[KeyView]
-             ) -> tuple[list[_Proposal], list[Doubt]]:
-    source_concepts = [key_concepts(s.tokens) for s in sources]
+def _names(view: KeyView) -> frozenset[str]:
+    """The module names on a key's path (no index, no leaf): where in the model it sits."""
+    return frozenset(t for t in view.tokens[:-1] if not t.isdigit())
+
+
+def _propose(sources: list[KeyView], targets: list[KeyView],
+             conventions: Mapping[str, frozenset[str]]) -> tuple[list[_Proposal], list[Doubt]]:
+    source_concepts = [key_concepts(s.tokens) | conventions.get(s.key, frozenset())
+                       for s in sources]
     target_concepts = [key_concepts(t.tokens) for t in targets]
     places = places_decide(source_concepts, target_concepts)
+    source_names = [_names(s) for s in sources]
+    target_names = [_names(t) for t in targets]
     score: dict[tuple[int, int], int] = {}
     for i, s in enumerate(sources):
         for j, t in enumerate(targets):
             if fit(s, t)[0]:
-                score[(i, j)] = agreement(source_concepts[i], target_concepts[j], places)
+                agreed = agreement(source_concepts[i], target_concepts[j], places)
+                if agreed >= 1:  # ties between as many shared concepts: the nearer path wins
+                    near = len(source_names[i] & target_names[j]) - len(
+                        source_names[i] ^ target_names[j])
+                    agreed = agreed * _TIE + max(0, min(_TIE - 1, _TIE // 2 + near))
+                score[(i, j)] = agreed
     best_of_source = _best(score, 0)
     best_of_target = _best(score, 1)
     found: list[_Proposal] = []
@@ -84,14 +113,22 @@ def _propose(sources: list[KeyView], targets: list[KeyView]
                 shared = source_concepts[i] & target_concepts[j]
                 found.append((sources[i], targets[j], "vocabulary", len(shared - GENERIC)))
                 picked.add(i)
-    # The rest, grouped by the targets they fit by shape: numbered siblings may be ordered.
     taken = {id(t) for _, t, _, _ in found}
-    ranked = [any(block_rank(token) is not None for token in t.tokens) for t in targets]
+    position = {id(v): i for i, v in enumerate(sources)}
+    for s, t in sublayer_norm_pairs([v for i, v in enumerate(sources) if i not in picked],
+                                    [v for v in targets if id(v) not in taken]):
+        found.append((s, t, "order", 1))
+        taken.add(id(t))
+        picked.add(position[id(s)])
+    # The rest, grouped by the targets they fit by shape: numbered siblings may be ordered.
+    ranked = [any(block_rank(token) is not None or (not token.isdigit() and ordinal(token))
+                  for token in t.tokens[:-1]) for t in targets]
     siblings: dict[frozenset[int], list[int]] = defaultdict(list)
     for i in range(len(sources)):
-        if i not in picked:
+        if i not in picked:  # among its best by concepts where it has any (norms: the norms)
             fitting = frozenset(j for (a, j) in score if a == i and id(targets[j]) not in taken
-                                and ranked[j])
+                                and ranked[j] and (i not in best_of_source
+                                                   or j in best_of_source[i]))
             siblings[fitting].append(i)
     for fitting, tied in siblings.items():
         found += _by_block_order([sources[i] for i in tied], [targets[j] for j in fitting])
@@ -137,11 +174,15 @@ def _by_block_order(sources: list[KeyView], targets: list[KeyView]) -> list[_Pro
     if source_at is None or target_at is None:
         return []
     numbered = [ordinal(s.tokens[source_at]) for s in sources]
-    ranks = [block_rank(t.tokens[target_at]) for t in targets]
-    if any(n is None for n in numbered) or any(r is None for r in ranks):
+    if any(n is None for n in numbered):
         return []
     stems = {n[0] for n in numbered if n is not None}
     numbers = [n[1] for n in numbered if n is not None]
+    ranks: list[float | None] = [block_rank(t.tokens[target_at]) for t in targets]
+    if any(r is None for r in ranks):
+        ranks = _same_numbers(stems, numbers, [t.tokens[target_at] for t in targets])
+    if any(r is None for r in ranks):
+        return []
     if len(stems) != 1 or len(set(numbers)) != len(numbers) or len(set(ranks)) != len(ranks):
         return []
     by_number = sorted(range(len(sources)), key=lambda i: numbers[i])
@@ -149,6 +190,20 @@ def _by_block_order(sources: list[KeyView], targets: list[KeyView]) -> list[_Pro
     pairs = [(sources[i], targets[j]) for i, j in zip(by_number, by_rank, strict=True)]
     return [(s, t, "order", 1) for s, t in pairs if fit(s, t)[0]] if all(
         fit(s, t)[0] for s, t in pairs) else []
+
+
+def _same_numbers(stems: set[str], numbers: list[int], words: list[str]) -> list[float | None]:
+    """The targets' own numbers as their ranks where they number one name of the same concept
+    with the very same numbers (``ln1``/``ln2`` against ``norm1``/``norm2``); else ``None``s.
+    Other numbers (``c_fc_0``/``c_fc_1`` against ``fc1``/``fc2``) would be a guess."""
+    numbered = [ordinal(word) for word in words]
+    target_stems = {n[0] for n in numbered if n is not None}
+    if (any(n is None for n in numbered) or len(stems) != 1 or len(target_stems) != 1
+            or not concepts(next(iter(stems))) or concepts(next(iter(stems))) != concepts(
+                next(iter(target_stems))) or sorted(n[1] for n in numbered if n) != sorted(
+                numbers)):
+        return [None] * len(words)
+    return [float(n[1]) for n in numbered if n is not None]
 
 
 def _pattern(view: KeyView) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from itertools import chain
 from ckptdiff.rename.align import align, indexed
 from ckptdiff.rename.assign import Candidate
 from ckptdiff.rename.blocks import vocabulary_pairs
+from ckptdiff.rename.conventions import meta_feed_forward
 from ckptdiff.rename.explain import (
     ARBITRARY,
     KNOWN,
@@ -110,8 +111,13 @@ def structure_stage(session: Session) -> None:
 
 def vocabulary_stage(session: Session) -> None:
     """Renames the field's naming vocabulary establishes, consistently in every block."""
-    candidates, doubts = vocabulary_pairs(session.open_sources(learnable=True),
-                                          session.open_targets(learnable=True))
+    sources, targets = session.open_sources(learnable=True), session.open_targets(learnable=True)
+    if not sources or not targets:
+        return
+    # (Meta's w1/w2/w3 need their siblings, paired or not; only the open keys' modules are read.)
+    modules = {v.tokens[:-2] for v in sources}
+    candidates, doubts = vocabulary_pairs(sources, targets, meta_feed_forward(
+        v for v in session.sources.values() if v.tokens[:-2] in modules))
     session.commit(candidates)
     for doubt in doubts:
         for view in doubt.sources:

@@ -4,8 +4,10 @@
 ``ln``/``norm``/``LayerNorm``, ``mlp``/``ffn``/``intermediate``, ``emb``/``wte``/``embed_tokens``…
 map onto one *concept*. Two keys' shared concepts are evidence that they hold the same tensor;
 concepts of one exclusive group that differ (``q`` against ``k``, ``up`` against ``down``) are
-evidence that they do not. Numbers inside words (``norm1``, ``ln_2``, ``c_fc_0``) are ordinals,
-kept apart: :func:`block_rank` orders targets by where their words place them in a block.
+evidence that they do not. Meta's ``w``-prefixed names (``wq``, ``wkv_b``, ``wgate``) carry the
+concept of the name after the ``w``. Numbers inside words (``norm1``, ``ln_2``, ``c_fc_0``) are
+ordinals, kept apart: :func:`block_rank` orders targets by where their words place them in a
+block. Where a word sits can change what it names (:func:`key_concepts`).
 """
 
 from __future__ import annotations
@@ -15,15 +17,18 @@ from functools import lru_cache
 
 _WORDS: dict[str, str] = {
     "q": "q", "query": "q", "k": "k", "key": "k", "v": "v", "value": "v",
-    "o": "o", "out": "o", "output": "o",
+    "o": "o", "out": "o", "output": "o", "kv": "kv",
     "attn": "attn", "attention": "attn",
     "fc": "proj", "dense": "proj", "linear": "proj", "proj": "proj", "projection": "proj",
     "ln": "norm", "norm": "norm", "layernorm": "norm", "rmsnorm": "norm",
     "mlp": "mlp", "ffn": "mlp", "intermediate": "mlp", "moe": "mlp", "sparse": "mlp",
+    "feedforward": "mlp",
     "emb": "emb", "embed": "emb", "embeddings": "emb", "embedding": "emb", "wte": "emb",
-    "wpe": "pos", "position": "pos", "pos": "pos",
+    "wpe": "pos", "position": "pos", "pos": "pos", "ape": "pos",
+    "gamma": "scale", "lambda": "scale", "scale": "scale", "ls": "scale",
     "up": "up", "down": "down", "gate": "gate", "input": "input", "pre": "input",
-    "post": "post", "head": "head",
+    "before": "input", "post": "post", "after": "post", "head": "head",
+    "embedder": "emb", "patch": "patch", "cls": "cls", "token": "token", "tokens": "token",
 }
 # Whole segments spelled as one word in some libraries.
 _SEGMENTS: dict[str, tuple[str, ...]] = {
@@ -32,9 +37,14 @@ _SEGMENTS: dict[str, tuple[str, ...]] = {
     "word_embeddings": ("emb",),
 }
 # Concepts of one group name different tensors of a block: two keys differing there differ.
-EXCLUSIVE = (frozenset({"q", "k", "v", "o"}), frozenset({"up", "down", "gate"}),
+EXCLUSIVE = (frozenset({"q", "k", "v", "o", "kv"}), frozenset({"up", "down", "gate"}),
              frozenset({"emb", "head"}), frozenset({"attn", "mlp"}), frozenset({"pos", "emb"}))
 GENERIC = frozenset({"proj"})  # shared by nearly every layer: no evidence alone
+# Concepts that Meta's ``w``-prefixed linear names carry (``wq``, ``wkv_b``, ``wgate``).
+_W_PREFIXED = frozenset({"q", "k", "v", "o", "kv", "up", "down", "gate"})
+# A bare projection's spellings (GPT-2's ``c_proj``: "c" for its Conv1D): ``in_proj`` is not.
+_BARE = frozenset({"proj", "dense", "projection", "c"})
+_QKVO = frozenset({"q", "k", "v", "o", "kv"})
 _SPLIT = re.compile(r"[_\-]|(?<=[a-z])(?=[A-Z])")
 _ORDINAL = re.compile(r"^(?P<stem>[A-Za-z_]*?)_?(?P<number>\d+)$")
 _BLOCK_ORDER = {"input": 0.5, "attn": 1.0, "mlp": 2.0}
@@ -51,15 +61,31 @@ def concepts(segment: str) -> frozenset[str]:
         word = word.lower().rstrip("0123456789")
         if word in _WORDS:
             found.add(_WORDS[word])
+        elif word[:1] == "w" and _WORDS.get(word[1:]) in _W_PREFIXED:
+            found.add(_WORDS[word[1:]])  # Meta's wq/wk/wv/wo, DeepSeek's wkv/wgate: w + name
     return frozenset(found)
 
 
 def key_concepts(tokens: tuple[str, ...]) -> frozenset[str]:
-    """Concepts of every segment of a key but indices and the ``weight``/``bias`` leaf."""
+    """Concepts of every segment of a key but indices and the ``weight``/``bias`` leaf.
+
+    Two places give a word its meaning: a bare projection right inside an attention module
+    (timm's ``attn.proj``, GPT-2's ``attn.c_proj``, GPT-NeoX's ``attention.dense``) is its
+    output; BERT's ``output`` right inside a block (``layer.3.output.dense``, beside
+    ``attention.output.dense``) is the MLP's second linear, not attention's output.
+    """
     found: set[str] = set()
-    for token in tokens:
-        if not token.isdigit() and token not in ("weight", "bias"):
-            found |= concepts(token)
+    for at, token in enumerate(tokens):
+        if token.isdigit() or token in ("weight", "bias"):
+            continue
+        words = concepts(token)
+        before = tokens[at - 1] if at else ""
+        if token == "output" and before.isdigit():
+            words = frozenset({"mlp"})
+        elif (at == len(tokens) - 2 and {w.lower() for w in _SPLIT.split(token)} <= _BARE
+              and "attn" in concepts(before) and not concepts(before) & _QKVO):
+            words = frozenset({"proj", "o"})
+        found |= words
     return frozenset(found)
 
 
@@ -104,15 +130,15 @@ def ordinal(segment: str) -> tuple[str, int] | None:
 def block_rank(segment: str) -> float | None:
     """Where a segment's words place it in a transformer block (input, attention, mlp, post …).
 
-    ``input_layernorm`` 0.5, ``post_attention_layernorm`` 1.5, ``post_mlp_layernorm`` 2.5;
-    ``None`` when the words place it nowhere.
+    ``input_layernorm`` 0.5, ``post_attention_layernorm`` 1.5, ``post_mlp_layernorm`` 2.5,
+    ``layernorm_before`` 0.5, ``layernorm_after`` 1.5; ``None`` when the words place it nowhere.
     """
     words = concepts(segment)
     base = [_BLOCK_ORDER[w] for w in ("attn", "mlp") if w in words]
     if len(base) > 1:
         return None
-    if "post" in words:
-        return base[0] + 0.5 if base else None
+    if "post" in words:  # alone (ViT's ``layernorm_after``): after the block's attention
+        return base[0] + 0.5 if base else 1.5
     if "input" in words:
         return base[0] - 0.5 if base else 0.5
     return None
