@@ -1,0 +1,259 @@
+"""Leftover pairs: the one open source and the one open target left side by side, alike in name.
+
+Runs last, after the conversions, on the keys nothing else explained (sources as the accepted
+learned steps read them, so ``backbone.embeddings`` meets ``model.embed_tokens`` once
+``backbone.`` → ``model.`` is learned). A model that renamed one parameter of a module leaves
+exactly that pair open: ``self_attn.attention_sink_bias`` beside ``self_attn.sinks``. A pair is
+suggested only when all of these hold:
+
+- *side by side*: both keys sit in the same block (the same indices, the same segments up to the
+  last index), or both outside every block;
+- *alone there*: under the segments the two keys share, no other open key of either side fits
+  either of them by shape and dtype (``self_attn.sinks`` and a ``self_attn.temperature`` of one
+  shape leave nothing to pair);
+- *a word in common*: their differing names share a word that names something (``sink`` in
+  ``learnable_sink_param`` and ``sinks``, ``patch`` in ``patchifier`` and ``patch_embed``), never
+  only ``weight``, ``param``, ``layer`` and the like; a bare parameter leaf pairs only with the
+  same leaf (a ``norm.bias`` never becomes a ``norm.weight``);
+- *unique and consistent*: it is each key's one such pair, and the source's pattern (indices
+  masked) pairs the same way in every block where it is open, onto every open key of the
+  target's pattern.
+
+The evidence is the weakest of the engine's (one key, no learned rule): lower confidence than the
+learned stages, and a key that had a partner of its shape but failed a condition says which.
+Pairs are taken tightest scope first, in rounds, so that a pair inside ``self_attn`` settles
+before a look-alike elsewhere in the block is judged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from ckptdiff.rename.assign import Candidate
+from ckptdiff.rename.explain import STRUCTURE, Step, merge_parts, ordered
+from ckptdiff.rename.keys import KeyView, fit
+from ckptdiff.rename.lexical import SAME, relation
+from ckptdiff.rename.session import Session
+
+CONFIDENCE = 0.7  # below every learned stage's (0.72 and up)
+ROUNDS = 3
+MAX_GROUP = 40_000  # source × target pairs in one block beyond which it is left alone
+# torch parameter leaves: a module's weight is not its bias, whatever the module is called.
+PARAMETER_LEAVES = frozenset({
+    "weight", "bias", "kernel", "gamma", "beta", "running_mean", "running_var",
+    "num_batches_tracked", "moving_mean", "moving_variance", "weight_g", "weight_v",
+})
+# Words that say what kind of thing a tensor is in every model, never which one it is.
+STOP_WORDS = frozenset({
+    "weight", "weights", "param", "params", "parameter", "parameters", "learnable",
+    "trainable", "layer", "layers", "module", "modules", "block", "blocks", "model", "proj",
+    "self", "tensor", "buffer", "kernel",
+})
+_NOT_PLURAL = ("ss", "us", "is", "as")  # bias, axis, status: no plural to undo
+_SPLIT = re.compile(r"[_\-]|(?<=[a-z])(?=[A-Z])")
+
+
+class Refusal(NamedTuple):
+    """A key that had an open partner of its shape, and why it was not paired."""
+
+    is_source: bool
+    key: str
+    reason: str
+    candidates: tuple[str, ...]
+    readings: tuple[str, ...] = ()
+
+
+def leftover_stage(session: Session, sources: Sequence[KeyView], explained: set[str]) -> None:
+    """Pair the leftovers among ``sources`` (the open sources as the learned steps read them)
+    and the open targets, leaving out the keys the conversions ``explained``; note refusals."""
+    views = [v for v in sources if v.key not in explained and v.key not in session.used_sources]
+    targets = [v for v in session.open_targets(learnable=True) if v.key not in explained]
+    if not views or not targets:
+        return
+    candidates, refusals = leftover_pairs(views, targets)
+    session.commit(candidates)
+    for refusal in refusals:
+        session.refused(*refusal)
+
+
+def leftover_pairs(sources: Sequence[KeyView], targets: Sequence[KeyView]
+                   ) -> tuple[list[Candidate], list[Refusal]]:
+    """Leftover pairs among the open ``sources`` and ``targets`` (see module), and refusals."""
+    chosen: list[Candidate] = []
+    refusals: dict[tuple[bool, str], Refusal] = {}
+    open_sources, open_targets = list(sources), list(targets)
+    for _ in range(ROUNDS):
+        found, refused = _round(open_sources, open_targets)
+        refusals.update({(r.is_source, r.key): r for r in refused})
+        if not found:
+            break
+        chosen += found
+        used = {c.source.key for c in found} | {c.target.key for c in found}
+        open_sources = [v for v in open_sources if v.key not in used]
+        open_targets = [v for v in open_targets if v.key not in used]
+    paired = {(True, c.source.key) for c in chosen} | {(False, c.target.key) for c in chosen}
+    return chosen, [r for k, r in refusals.items() if k not in paired]
+
+
+def _round(sources: list[KeyView], targets: list[KeyView]
+           ) -> tuple[list[Candidate], list[Refusal]]:
+    by_block: dict[tuple[str, ...], tuple[list[KeyView], list[KeyView]]] = defaultdict(
+        lambda: ([], []))
+    for view in sources:
+        by_block[_block(view.tokens)][0].append(view)
+    for view in targets:
+        by_block[_block(view.tokens)][1].append(view)
+    proposals: list[tuple[KeyView, KeyView]] = []
+    refusals: list[Refusal] = []
+    for block_sources, block_targets in by_block.values():
+        if block_sources and block_targets and (
+                len(block_sources) * len(block_targets) <= MAX_GROUP):
+            found, refused = _in_block(block_sources, block_targets)
+            proposals += found
+            refusals += refused
+    kept, inconsistent = _consistent(proposals, sources, targets)
+    why = ("'{}' is the one open key of its shape beside it, but the pattern does not pair alike "
+           "in every block: not suggested")
+    for s, t in inconsistent:
+        refusals += [Refusal(True, s.key, why.format(t.key), (t.key,)),
+                     Refusal(False, t.key, why.format(s.key), (s.key,))]
+    return [_candidate(s, t, count) for s, t, count in kept], refusals
+
+
+def _in_block(sources: list[KeyView], targets: list[KeyView]
+              ) -> tuple[list[tuple[KeyView, KeyView]], list[Refusal]]:
+    fits = {(i, j) for i, s in enumerate(sources) for j, t in enumerate(targets)
+            if _leaves_agree(s, t) and fit(s, t)[0]}
+    valid: set[tuple[int, int]] = set()
+    alone: dict[tuple[int, int], bool] = {}
+    for i, j in fits:
+        scope = _shared(sources[i].tokens, targets[j].tokens)
+        rivals = [(a, b) for a, b in fits if (a == i) != (b == j)
+                  and _under(sources[a].tokens, scope) and _under(targets[b].tokens, scope)]
+        alone[(i, j)] = not rivals
+        if not rivals and _words_agree(sources[i], targets[j], len(scope)):
+            valid.add((i, j))
+    of_source: dict[int, set[int]] = defaultdict(set)
+    of_target: dict[int, set[int]] = defaultdict(set)
+    for i, j in valid:
+        of_source[i].add(j)
+        of_target[j].add(i)
+    found = [(sources[i], targets[j]) for i, j in valid
+             if len(of_source[i]) == 1 and len(of_target[j]) == 1]
+    refusals: list[Refusal] = []
+    for i, j in sorted(fits - valid):
+        if alone[(i, j)] and i not in of_source and j not in of_target:
+            s, t = sources[i], targets[j]
+            why = "'{}' is the one open key of its shape beside it, but the names share no word"
+            refusals += [Refusal(True, s.key, why.format(t.key) + ": not suggested", (t.key,)),
+                         Refusal(False, t.key, why.format(s.key) + ": not suggested", (s.key,))]
+    for i, picks in of_source.items():
+        if len(picks) > 1:
+            keys = tuple(sorted(targets[j].key for j in picks))
+            refusals.append(Refusal(True, sources[i].key, _several(keys), keys,
+                                    tuple(f"{sources[i].key} → {k}" for k in keys)))
+    for j, picks in of_target.items():
+        if len(picks) > 1:
+            keys = tuple(sorted(sources[i].key for i in picks))
+            refusals.append(Refusal(False, targets[j].key, _several(keys), keys,
+                                    tuple(f"{k} → {targets[j].key}" for k in keys)))
+    return found, refusals
+
+
+def _several(keys: tuple[str, ...]) -> str:
+    shown = ", ".join(f"'{k}'" for k in keys[:6])
+    return f"open keys {shown} beside it fit its shape and share a word with it: not guessing"
+
+
+def _consistent(proposals: list[tuple[KeyView, KeyView]], sources: Sequence[KeyView],
+                targets: Sequence[KeyView]
+                ) -> tuple[list[tuple[KeyView, KeyView, int]], list[tuple[KeyView, KeyView]]]:
+    """Proposals whose source pattern pairs alike wherever it is open (with their count), and
+    the rest."""
+    source_count = Counter(_pattern(v.tokens) for v in sources)
+    target_count = Counter(_pattern(v.tokens) for v in targets)
+    groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[tuple[KeyView, KeyView]]] = (
+        defaultdict(list))
+    for s, t in proposals:
+        groups[(_pattern(s.tokens), _pattern(t.tokens))].append((s, t))
+    kept: list[tuple[KeyView, KeyView, int]] = []
+    rest: list[tuple[KeyView, KeyView]] = []
+    for (source_pattern, target_pattern), members in groups.items():
+        if len(members) == source_count[source_pattern] == target_count[target_pattern]:
+            kept += [(s, t, len(members)) for s, t in members]
+        else:
+            rest += members
+    return kept, rest
+
+
+def _block(tokens: tuple[str, ...]) -> tuple[str, ...]:
+    """The key's segments up to its last index (empty outside every block)."""
+    for position in range(len(tokens) - 1, -1, -1):
+        if tokens[position].isdigit():
+            return tokens[:position + 1]
+    return ()
+
+
+def _pattern(tokens: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple("#" if t.isdigit() else t for t in tokens)
+
+
+def _shared(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    """The segments both keys start with (never a whole key)."""
+    size = 0
+    while size < min(len(a), len(b)) - 1 and a[size] == b[size]:
+        size += 1
+    return a[:size]
+
+
+def _under(tokens: tuple[str, ...], scope: tuple[str, ...]) -> bool:
+    return tokens[:len(scope)] == scope
+
+
+def _leaves_agree(s: KeyView, t: KeyView) -> bool:
+    a, b = s.tokens[-1], t.tokens[-1]
+    if a in PARAMETER_LEAVES or b in PARAMETER_LEAVES:
+        return a == b or relation(a, b) == SAME
+    return True
+
+
+def _words_agree(s: KeyView, t: KeyView, scope: int) -> bool:
+    """Whether the names below the shared segments have a word in common that names a thing."""
+    source_words, target_words = _words(s.tokens[scope:]), _words(t.tokens[scope:])
+    return any(_same_word(a, b) for a in source_words for b in target_words)
+
+
+def _words(tokens: tuple[str, ...]) -> set[str]:
+    words: set[str] = set()
+    for token in tokens:
+        if token in PARAMETER_LEAVES or token.isdigit():
+            continue
+        for word in _SPLIT.split(token):
+            word = word.lower()
+            if len(word) > 3 and word.endswith("s") and not word.endswith(_NOT_PLURAL):
+                word = word[:-1]  # sinks, embeddings: one word with sink, embedding
+            if len(word) >= 2 and word not in STOP_WORDS:
+                words.add(word)
+    return words
+
+
+def _same_word(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    short, long = sorted((a, b), key=len)
+    return len(short) >= 4 and long.startswith(short)  # patch/patchifier, embed/embedding
+
+
+def _candidate(s: KeyView, t: KeyView, count: int) -> Candidate:
+    a, b = list(s.tokens), list(t.tokens)
+    while len(a) > 1 and len(b) > 1 and a[-1] == b[-1]:
+        a, b = a[:-1], b[:-1]
+    while len(a) > 1 and len(b) > 1 and a[0] == b[0]:
+        a, b = a[1:], b[1:]
+    step = Step("leftover", ".".join(a), ".".join(b))
+    _, transform = fit(s, t)
+    return Candidate(s, t, ordered((*merge_parts(s.parts, t.parts), *s.learned, step)),
+                     transform, CONFIDENCE, STRUCTURE * 64 + min(63, count))
