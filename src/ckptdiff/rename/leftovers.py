@@ -64,6 +64,8 @@ class Refusal(NamedTuple):
     reason: str
     candidates: tuple[str, ...]
     readings: tuple[str, ...] = ()
+    # False when a weak rename hint about the key says as much (it is then left to say it).
+    says_more: bool = True
 
 
 def leftover_stage(session: Session, sources: Sequence[KeyView], explained: set[str]) -> None:
@@ -76,7 +78,9 @@ def leftover_stage(session: Session, sources: Sequence[KeyView], explained: set[
     candidates, refusals = leftover_pairs(views, targets)
     session.commit(candidates)
     for refusal in refusals:
-        session.refused(*refusal)
+        if refusal.says_more or (refusal.is_source, refusal.key) not in session.hints:
+            session.refused(refusal.is_source, refusal.key, refusal.reason, refusal.candidates,
+                            refusal.readings)
 
 
 def leftover_pairs(sources: Sequence[KeyView], targets: Sequence[KeyView]
@@ -147,9 +151,10 @@ def _in_block(sources: list[KeyView], targets: list[KeyView]
     for i, j in sorted(fits - valid):
         if alone[(i, j)] and i not in of_source and j not in of_target:
             s, t = sources[i], targets[j]
-            why = "'{}' is the one open key of its shape beside it, but the names share no word"
-            refusals += [Refusal(True, s.key, why.format(t.key) + ": not suggested", (t.key,)),
-                         Refusal(False, t.key, why.format(s.key) + ": not suggested", (s.key,))]
+            why = ("'{}' is the one open key of its shape beside it, but the names share no word: "
+                   "not suggested")
+            refusals += [Refusal(True, s.key, why.format(t.key), (t.key,), (), False),
+                         Refusal(False, t.key, why.format(s.key), (s.key,), (), False)]
     for i, picks in of_source.items():
         if len(picks) > 1:
             keys = tuple(sorted(targets[j].key for j in picks))
