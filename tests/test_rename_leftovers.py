@@ -133,3 +133,27 @@ def test_a_target_a_conversion_explains_is_no_leftover_partner() -> None:
     result = plan(source, target)
     assert result.conversions
     assert "model.layers.0.mlp.down_proj_stack" not in pairs(result)
+
+
+def test_names_that_oppose_in_place_or_sublayer_are_refused() -> None:
+    # One shared word each, but pre/post and attn/mlp say these are different tensors.
+    for old, new in (("pre_norm.weight", "post_norm.weight"), ("attn_scale", "mlp_scale")):
+        result = plan(attention("model.layers", {old: HIDDEN}, range(1)),
+                      attention("model.layers", {new: HIDDEN}, range(1)))
+        assert result.suggestions == (), (old, new)
+
+
+def test_a_router_bias_renamed_in_its_one_moe_block_pairs() -> None:
+    # HY-V3: a zero buffer renamed; without the pair, remap's output fails strict loading.
+    source = attention("model.layers", {"mlp.expert_bias": 3}, range(1))
+    target = attention("model.layers", {"mlp.e_score_correction_bias": 3}, range(1))
+    assert pairs(plan(source, target)) == {
+        "model.layers.0.mlp.expert_bias": "model.layers.0.mlp.e_score_correction_bias"}
+
+
+def test_a_head_left_under_a_wrapper_the_rest_left_pairs_outside_blocks() -> None:
+    # Fuyu: language_model.model.* moved; language_model.lm_head is the one key left.
+    source = attention("language_model.model.layers", {}) + [
+        t("language_model.lm_head.weight", 64, HIDDEN)]
+    target = attention("model.language_model.layers", {}) + [t("lm_head.weight", 64, HIDDEN)]
+    assert pairs(plan(source, target))["language_model.lm_head.weight"] == "lm_head.weight"

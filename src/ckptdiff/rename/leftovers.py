@@ -27,7 +27,6 @@ before a look-alike elsewhere in the block is judged.
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -35,25 +34,13 @@ from typing import NamedTuple
 from ckptdiff.rename.assign import Candidate
 from ckptdiff.rename.explain import STRUCTURE, Step, merge_parts, ordered
 from ckptdiff.rename.keys import KeyView, fit
-from ckptdiff.rename.lexical import SAME, relation
+from ckptdiff.rename.leftover_names import leaves_agree, names_agree
 from ckptdiff.rename.session import Session
 
 CONFIDENCE = 0.7  # below every learned stage's (0.72 and up)
 ROUNDS = 3
 MAX_GROUP = 40_000  # source × target pairs in one block beyond which it is left alone
-# torch parameter leaves: a module's weight is not its bias, whatever the module is called.
-PARAMETER_LEAVES = frozenset({
-    "weight", "bias", "kernel", "gamma", "beta", "running_mean", "running_var",
-    "num_batches_tracked", "moving_mean", "moving_variance", "weight_g", "weight_v",
-})
-# Words that say what kind of thing a tensor is in every model, never which one it is.
-STOP_WORDS = frozenset({
-    "weight", "weights", "param", "params", "parameter", "parameters", "learnable",
-    "trainable", "layer", "layers", "module", "modules", "block", "blocks", "model", "proj",
-    "self", "tensor", "buffer", "kernel",
-})
-_NOT_PLURAL = ("ss", "us", "is", "as")  # bias, axis, status: no plural to undo
-_SPLIT = re.compile(r"[_\-]|(?<=[a-z])(?=[A-Z])")
+MAX_FITS = 8  # a key with more look-alikes of its shape in its block is no leftover
 
 
 class Refusal(NamedTuple):
@@ -130,15 +117,24 @@ def _round(sources: list[KeyView], targets: list[KeyView]
 def _in_block(sources: list[KeyView], targets: list[KeyView]
               ) -> tuple[list[tuple[KeyView, KeyView]], list[Refusal]]:
     fits = {(i, j) for i, s in enumerate(sources) for j, t in enumerate(targets)
-            if _leaves_agree(s, t) and fit(s, t)[0]}
+            if leaves_agree(s.tokens[-1], t.tokens[-1]) and fit(s, t)[0]}
+    fits_of_source: dict[int, list[int]] = defaultdict(list)
+    fits_of_target: dict[int, list[int]] = defaultdict(list)
+    for i, j in fits:
+        fits_of_source[i].append(j)
+        fits_of_target[j].append(i)
     valid: set[tuple[int, int]] = set()
     alone: dict[tuple[int, int], bool] = {}
     for i, j in fits:
+        if len(fits_of_source[i]) > MAX_FITS or len(fits_of_target[j]) > MAX_FITS:
+            alone[(i, j)] = False
+            continue
         scope = _shared(sources[i].tokens, targets[j].tokens)
-        rivals = [(a, b) for a, b in fits if (a == i) != (b == j)
-                  and _under(sources[a].tokens, scope) and _under(targets[b].tokens, scope)]
-        alone[(i, j)] = not rivals
-        if not rivals and _words_agree(sources[i], targets[j], len(scope)):
+        alone[(i, j)] = not any(b != j and _under(targets[b].tokens, scope)
+                                for b in fits_of_source[i]) and not any(
+            a != i and _under(sources[a].tokens, scope) for a in fits_of_target[j])
+        if alone[(i, j)] and names_agree(sources[i].tokens[len(scope):],
+                                         targets[j].tokens[len(scope):]):
             valid.add((i, j))
     of_source: dict[int, set[int]] = defaultdict(set)
     of_target: dict[int, set[int]] = defaultdict(set)
@@ -151,8 +147,8 @@ def _in_block(sources: list[KeyView], targets: list[KeyView]
     for i, j in sorted(fits - valid):
         if alone[(i, j)] and i not in of_source and j not in of_target:
             s, t = sources[i], targets[j]
-            why = ("'{}' is the one open key of its shape beside it, but the names share no word: "
-                   "not suggested")
+            why = ("'{}' is the one open key of its shape beside it, but the names share no word "
+                   "or contradict each other: not suggested")
             refusals += [Refusal(True, s.key, why.format(t.key), (t.key,), (), False),
                          Refusal(False, t.key, why.format(s.key), (s.key,), (), False)]
     for i, picks in of_source.items():
@@ -216,40 +212,6 @@ def _shared(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
 
 def _under(tokens: tuple[str, ...], scope: tuple[str, ...]) -> bool:
     return tokens[:len(scope)] == scope
-
-
-def _leaves_agree(s: KeyView, t: KeyView) -> bool:
-    a, b = s.tokens[-1], t.tokens[-1]
-    if a in PARAMETER_LEAVES or b in PARAMETER_LEAVES:
-        return a == b or relation(a, b) == SAME
-    return True
-
-
-def _words_agree(s: KeyView, t: KeyView, scope: int) -> bool:
-    """Whether the names below the shared segments have a word in common that names a thing."""
-    source_words, target_words = _words(s.tokens[scope:]), _words(t.tokens[scope:])
-    return any(_same_word(a, b) for a in source_words for b in target_words)
-
-
-def _words(tokens: tuple[str, ...]) -> set[str]:
-    words: set[str] = set()
-    for token in tokens:
-        if token in PARAMETER_LEAVES or token.isdigit():
-            continue
-        for word in _SPLIT.split(token):
-            word = word.lower()
-            if len(word) > 3 and word.endswith("s") and not word.endswith(_NOT_PLURAL):
-                word = word[:-1]  # sinks, embeddings: one word with sink, embedding
-            if len(word) >= 2 and word not in STOP_WORDS:
-                words.add(word)
-    return words
-
-
-def _same_word(a: str, b: str) -> bool:
-    if a == b:
-        return True
-    short, long = sorted((a, b), key=len)
-    return len(short) >= 4 and long.startswith(short)  # patch/patchifier, embed/embedding
 
 
 def _candidate(s: KeyView, t: KeyView, count: int) -> Candidate:
