@@ -157,3 +157,22 @@ def test_a_head_left_under_a_wrapper_the_rest_left_pairs_outside_blocks() -> Non
         t("language_model.lm_head.weight", 64, HIDDEN)]
     target = attention("model.language_model.layers", {}) + [t("lm_head.weight", 64, HIDDEN)]
     assert pairs(plan(source, target))["language_model.lm_head.weight"] == "lm_head.weight"
+
+
+def test_a_leftover_beside_a_target_that_stays_missing_is_refused() -> None:
+    # Another missing tensor in the block says the models differ there: one shape in common
+    # is then a coincidence (a final norm against another model's embedding norm).
+    source = attention("model.layers", {"self_attn.attention_sink_bias": HEADS}, range(1))
+    target = attention("model.layers", {"self_attn.sinks": HEADS,
+                                        "self_attn.gate_proj.weight": HIDDEN}, range(1))
+    result = plan(source, target)
+    assert result.suggestions == ()
+    (note,) = notes_of(result, "model.layers.0.self_attn.attention_sink_bias")
+    assert "stay unexplained" in note.reason
+
+
+def test_a_container_word_alone_is_no_shared_name() -> None:
+    # linear_attn.in_proj_z and self_attn.indexer.wq_b share only "attn", of their containers.
+    source = attention("model.layers", {"linear_attn.in_proj_z.weight": HIDDEN}, range(1))
+    target = attention("model.layers", {"self_attn.indexer.wq_b.weight": HIDDEN}, range(1))
+    assert plan(source, target).suggestions == ()

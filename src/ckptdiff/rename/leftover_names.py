@@ -4,11 +4,12 @@ Used by :mod:`leftovers` on the segments below the two keys' shared scope. Names
 
 - a bare parameter leaf (``weight``, ``bias``, ``running_mean``…) meets the same leaf (or its
   known synonym): a module's bias is never another module's weight;
-- some word names the same thing on both sides: equal words, a plural (``sinks``/``sink``), or
+- some word of the two tensors' own names (the last segment but a parameter leaf) names the
+  same thing on both sides: equal words, a plural (``sinks``/``sink``), or
   one word starting with the other of at least four letters (``patch``/``patchifier``,
   ``embed``/``embeddings``); words that every model uses (``weight``, ``param``, ``layer``,
   ``proj``…) are no evidence;
-- no words oppose: a place (``pre``/``post``, ``input``/``output``, ``before``/``after``) or a
+- no words oppose: a place (``pre``/``input`` against ``post``/``after``, ``in``/``out``) or a
   concept of one exclusive group (``q``/``k``, ``up``/``down``, ``emb``/``head``, ``attn``/``mlp``)
   named differently on the two sides says the keys are different tensors.
 """
@@ -31,11 +32,11 @@ STOP_WORDS = frozenset({
     "trainable", "layer", "layers", "module", "modules", "block", "blocks", "model", "proj",
     "self", "tensor", "buffer", "kernel",
 })
-# Place words of which a tensor has one: the other side naming the opposite is another tensor.
-OPPOSITES = (frozenset({"pre", "post"}), frozenset({"before", "after"}),
-             frozenset({"input", "output"}), frozenset({"in", "out"}),
-             frozenset({"first", "second", "last"}))
-_PLACE_WORDS = frozenset(word for group in OPPOSITES for word in group)
+# Place words, before and after: a key naming one side only is not a key naming the other only.
+OPPOSITES = ((frozenset({"pre", "input", "before", "first"}),
+              frozenset({"post", "after", "output", "last", "final"})),
+             (frozenset({"in"}), frozenset({"out"})))
+_PLACE_WORDS = frozenset(word for pair in OPPOSITES for side in pair for word in side)
 _NOT_PLURAL = ("ss", "us", "is", "as")  # bias, axis, status: no plural to undo
 _SPLIT = re.compile(r"[_\-]|(?<=[a-z])(?=[A-Z])")
 
@@ -48,13 +49,17 @@ def leaves_agree(a: str, b: str) -> bool:
 
 
 def names_agree(source: tuple[str, ...], target: tuple[str, ...]) -> bool:
-    """Whether the segments ``source`` and ``target`` share a naming word and oppose in none."""
-    source_words, target_words = _words(source), _words(target)
-    if not any(_same_word(a, b) for a in source_words for b in target_words):
+    """Whether the segments ``source`` and ``target`` oppose in no word and their own names (the
+    last segment but a parameter leaf: ``out_norm`` of ``out_norm.weight``) share one; a word
+    of the containers alone (``attn`` of ``linear_attn`` and ``self_attn``) is no evidence."""
+    own = _words((_own_name(source),)), _words((_own_name(target),))
+    if not any(_same_word(a, b) for a in own[0] for b in own[1]):
         return False
-    for group in OPPOSITES:
-        mine, theirs = source_words & group, target_words & group
-        if mine and theirs and not mine & theirs:
+    source_words, target_words = _words(source), _words(target)
+    for before, after in OPPOSITES:
+        source_sides = {side for side, words in ((0, before), (1, after)) if source_words & words}
+        target_sides = {side for side, words in ((0, before), (1, after)) if target_words & words}
+        if len(source_sides) == len(target_sides) == 1 and source_sides != target_sides:
             return False
     source_concepts, target_concepts = key_concepts(source), key_concepts(target)
     for exclusive in EXCLUSIVE:
@@ -62,6 +67,11 @@ def names_agree(source: tuple[str, ...], target: tuple[str, ...]) -> bool:
         if named and named_there and not named & named_there:
             return False
     return True
+
+
+def _own_name(tokens: tuple[str, ...]) -> str:
+    named = [t for t in tokens if t not in PARAMETER_LEAVES and not t.isdigit()]
+    return named[-1] if named else ""
 
 
 def _words(tokens: tuple[str, ...]) -> set[str]:

@@ -11,13 +11,18 @@ suggested only when all of these hold:
 - *alone there*: under the segments the two keys share, no other open key of either side fits
   either of them by shape and dtype (``self_attn.sinks`` and a ``self_attn.temperature`` of one
   shape leave nothing to pair);
-- *a word in common*: their differing names share a word that names something (``sink`` in
-  ``learnable_sink_param`` and ``sinks``, ``patch`` in ``patchifier`` and ``patch_embed``), never
-  only ``weight``, ``param``, ``layer`` and the like; a bare parameter leaf pairs only with the
-  same leaf (a ``norm.bias`` never becomes a ``norm.weight``);
+- *a word in common*: their own names (the last segment but a parameter leaf) share a word that
+  names something (``sink`` in ``learnable_sink_param`` and ``sinks``, ``patch`` in
+  ``patchifier`` and ``patch_embed``), never only ``weight``, ``param``, ``layer`` or a word of
+  their containers, and no words oppose (``pre`` against ``post``, ``q`` against ``k``); a bare
+  parameter leaf pairs only with the same leaf (a ``norm.bias`` never becomes a ``norm.weight``)
+  (:mod:`leftover_names`);
 - *unique and consistent*: it is each key's one such pair, and the source's pattern (indices
   masked) pairs the same way in every block where it is open, onto every open key of the
-  target's pattern.
+  target's pattern;
+- *the rest explained*: no other open target stays missing in its block (or, outside blocks,
+  outside them): where one does, the two models differ there, and one shape in common is a
+  coincidence (a final norm against another model's embedding norm).
 
 The evidence is the weakest of the engine's (one key, no learned rule): lower confidence than the
 learned stages, and a key that had a partner of its shape but failed a condition says which.
@@ -85,8 +90,37 @@ def leftover_pairs(sources: Sequence[KeyView], targets: Sequence[KeyView]
         used = {c.source.key for c in found} | {c.target.key for c in found}
         open_sources = [v for v in open_sources if v.key not in used]
         open_targets = [v for v in open_targets if v.key not in used]
+    chosen, dropped = _complete(chosen, sources, targets)
+    why = ("'{}' is the one open key of its shape beside it, but other keys there stay "
+           "unexplained: not suggested")
+    for c in dropped:
+        refusals[(True, c.source.key)] = Refusal(True, c.source.key, why.format(c.target.key),
+                                                 (c.target.key,))
+        refusals[(False, c.target.key)] = Refusal(False, c.target.key, why.format(c.source.key),
+                                                  (c.source.key,))
     paired = {(True, c.source.key) for c in chosen} | {(False, c.target.key) for c in chosen}
     return chosen, [r for k, r in refusals.items() if k not in paired]
+
+
+def _complete(chosen: list[Candidate], sources: Sequence[KeyView], targets: Sequence[KeyView]
+              ) -> tuple[list[Candidate], list[Candidate]]:
+    """The pairs of blocks whose every open target pairs, alike in every block, and the rest.
+
+    A leftover is a rename because everything around it loads: where a target beside it stays
+    missing, the two models differ there, and a pair of one shape is a coincidence.
+    """
+    source_count = Counter(_pattern(v.tokens) for v in sources)
+    kept = chosen
+    while True:
+        paired = {c.target.key for c in kept}
+        short = {_block(v.tokens) for v in targets if v.key not in paired}
+        whole = [c for c in kept if _block(c.target.tokens) not in short]
+        count = Counter(_pattern(c.source.tokens) for c in whole)
+        whole = [c for c in whole
+                 if count[_pattern(c.source.tokens)] == source_count[_pattern(c.source.tokens)]]
+        if len(whole) == len(kept):
+            return kept, [c for c in chosen if c not in kept]
+        kept = whole
 
 
 def _round(sources: list[KeyView], targets: list[KeyView]
