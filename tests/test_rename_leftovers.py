@@ -176,3 +176,21 @@ def test_a_container_word_alone_is_no_shared_name() -> None:
     source = attention("model.layers", {"linear_attn.in_proj_z.weight": HIDDEN}, range(1))
     target = attention("model.layers", {"self_attn.indexer.wq_b.weight": HIDDEN}, range(1))
     assert plan(source, target).suggestions == ()
+
+
+def test_own_names_that_share_a_vocabulary_concept_pair() -> None:
+    # embed_out and lm_head both name the output head; no word of theirs is shared.
+    source = attention("gpt_neox.layers", {}) + [t("embed_out.weight", 64, HIDDEN)]
+    target = attention("gpt_neox.layers", {}) + [t("lm_head.weight", 64, HIDDEN)]
+    assert pairs(plan(source, target)) == {"embed_out.weight": "lm_head.weight"}
+
+
+def test_a_layer_named_by_its_kind_is_named_by_its_parent() -> None:
+    # intermediate.dense is the MLP's first layer: "dense" alone says only what kind it is.
+    source = attention("layers", {"intermediate.dense.weight": INNER * HIDDEN}, range(1))
+    target = attention("layers", {"mlp.fc1.weight": INNER * HIDDEN}, range(1))
+    assert pairs(plan(source, target)) == {"layers.0.intermediate.dense.weight":
+                                           "layers.0.mlp.fc1.weight"}
+    # ... but output.dense (the attention's or the MLP's output) shares no concept with fc1.
+    source = attention("layers", {"output.dense.weight": INNER * HIDDEN}, range(1))
+    assert plan(source, target).suggestions == ()

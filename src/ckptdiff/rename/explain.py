@@ -60,8 +60,7 @@ class Step(NamedTuple):
         if self.kind == "structure":
             return f"pair {a} by order and shape"
         if self.kind == "leftover":
-            return (f"rename '{a}' → '{b}' (the one open pair of its shape there, a word in "
-                    "common)")
+            return f"rename '{a}' → '{b}' (the one open pair of its shape there, named alike)"
         return f"rename '{a}' → '{b}'"
 
 

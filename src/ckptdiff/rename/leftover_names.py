@@ -4,8 +4,10 @@ Used by :mod:`leftovers` on the segments below the two keys' shared scope. Names
 
 - a bare parameter leaf (``weight``, ``bias``, ``running_mean``…) meets the same leaf (or its
   known synonym): a module's bias is never another module's weight;
-- some word of the two tensors' own names (the last segment but a parameter leaf) names the
-  same thing on both sides: equal words, a plural (``sinks``/``sink``), or
+- the two tensors' own names (the last segment but a parameter leaf, with its parent where it
+  names only a layer kind: ``intermediate.dense``) share a concept of the field's vocabulary
+  (``embed_out`` and ``lm_head`` both name the head) or a word naming the same thing on both
+  sides: equal words, a plural (``sinks``/``sink``), or
   one word starting with the other of at least four letters (``patch``/``patchifier``,
   ``embed``/``embeddings``); words that every model uses (``weight``, ``param``, ``layer``,
   ``proj``…) are no evidence;
@@ -19,7 +21,7 @@ from __future__ import annotations
 import re
 
 from ckptdiff.rename.lexical import SAME, relation
-from ckptdiff.rename.vocabulary import EXCLUSIVE, key_concepts
+from ckptdiff.rename.vocabulary import EXCLUSIVE, GENERIC, concepts, key_concepts
 
 # torch parameter leaves: a module's weight is not its bias, whatever the module is called.
 PARAMETER_LEAVES = frozenset({
@@ -37,6 +39,8 @@ OPPOSITES = ((frozenset({"pre", "input", "before", "first"}),
               frozenset({"post", "after", "output", "last", "final"})),
              (frozenset({"in"}), frozenset({"out"})))
 _PLACE_WORDS = frozenset(word for pair in OPPOSITES for side in pair for word in side)
+# Layer kinds: a name of only these says what the layer is, not which one (``dense``, ``fc1``).
+_KIND_WORDS = frozenset({"dense", "fc", "linear", "proj", "projection", "conv"})
 _NOT_PLURAL = ("ss", "us", "is", "as")  # bias, axis, status: no plural to undo
 _SPLIT = re.compile(r"[_\-]|(?<=[a-z])(?=[A-Z])")
 
@@ -52,8 +56,10 @@ def names_agree(source: tuple[str, ...], target: tuple[str, ...]) -> bool:
     """Whether the segments ``source`` and ``target`` oppose in no word and their own names (the
     last segment but a parameter leaf: ``out_norm`` of ``out_norm.weight``) share one; a word
     of the containers alone (``attn`` of ``linear_attn`` and ``self_attn``) is no evidence."""
-    own = _words((_own_name(source),)), _words((_own_name(target),))
-    if not any(_same_word(a, b) for a in own[0] for b in own[1]):
+    own_source, own_target = _own_name(source), _own_name(target)
+    own = _words(own_source), _words(own_target)
+    if not any(_same_word(a, b) for a in own[0] for b in own[1]) and not (
+            key_concepts(own_source) & key_concepts(own_target)) - GENERIC:
         return False
     source_words, target_words = _words(source), _words(target)
     for before, after in OPPOSITES:
@@ -69,9 +75,20 @@ def names_agree(source: tuple[str, ...], target: tuple[str, ...]) -> bool:
     return True
 
 
-def _own_name(tokens: tuple[str, ...]) -> str:
+def _own_name(tokens: tuple[str, ...]) -> tuple[str, ...]:
+    """The segments that name the tensor: the last but a parameter leaf, and its parents while
+    it names only a layer kind (``intermediate.dense``: a ``dense`` says which layer by its
+    place)."""
     named = [t for t in tokens if t not in PARAMETER_LEAVES and not t.isdigit()]
-    return named[-1] if named else ""
+    start = len(named) - 1
+    while start > 0 and _only_a_kind(named[start]):
+        start -= 1
+    return tuple(named[max(start, 0):])
+
+
+def _only_a_kind(token: str) -> bool:
+    words = {word.rstrip("0123456789") for word in _words((token,))}  # fc1, fc2: fc
+    return not words - _KIND_WORDS and not concepts(token) - GENERIC
 
 
 def _words(tokens: tuple[str, ...]) -> set[str]:
