@@ -11,17 +11,16 @@ suggested only when all of these hold:
 - *alone there*: under the segments the two keys share, no other open key of either side fits
   either of them by shape and dtype (``self_attn.sinks`` and a ``self_attn.temperature`` of one
   shape leave nothing to pair);
-- *a word in common*: their own names (the last segment but a parameter leaf) share a word that
-  names something (``sink`` in ``learnable_sink_param`` and ``sinks``, ``patch`` in
-  ``patchifier`` and ``patch_embed``), never only ``weight``, ``param``, ``layer`` or a word of
-  their containers, and no words oppose (``pre`` against ``post``, ``q`` against ``k``); a bare
-  parameter leaf pairs only with the same leaf (a ``norm.bias`` never becomes a ``norm.weight``)
-  (:mod:`leftover_names`);
+- *named alike*: their own names (the last segment but a parameter leaf) share a concept of the
+  field's vocabulary or a word that names something (``sink`` in ``learnable_sink_param`` and
+  ``sinks``, ``patch`` in ``patchifier`` and ``patch_embed``), never only ``weight``, ``param``
+  or a word of their containers; no words oppose (``pre`` against ``post``, ``q`` against
+  ``k``); a bare parameter leaf meets only its own kind (:mod:`leftover_names`);
 - *unique and consistent*: it is each key's one such pair, and the source's pattern (indices
   masked) pairs the same way in every block where it is open, onto every open key of the
   target's pattern;
 - *the rest explained*: no other open target stays missing in its block (or, outside blocks,
-  outside them): where one does, the two models differ there, and one shape in common is a
+  outside them; extra source tensors may stay): where one does, the two models differ there, and one shape in common is a
   coincidence (a final norm against another model's embedding norm).
 
 The evidence is the weakest of the engine's (one key, no learned rule): lower confidence than the
