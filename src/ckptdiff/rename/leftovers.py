@@ -20,8 +20,9 @@ suggested only when all of these hold:
   masked) pairs the same way in every block where it is open, onto every open key of the
   target's pattern;
 - *the rest explained*: no other open target stays missing in its block (or, outside blocks,
-  outside them; extra source tensors may stay): where one does, the two models differ there, and one shape in common is a
-  coincidence (a final norm against another model's embedding norm).
+  outside them; extra source tensors may stay): where one does, the two models differ there,
+  and one shape in common is a coincidence (a final norm against another model's embedding
+  norm).
 
 The evidence is the weakest of the engine's (one key, no learned rule): lower confidence than the
 learned stages, and a key that had a partner of its shape but failed a condition says which.
