@@ -110,4 +110,4 @@ def test_the_oracle_refuses_a_wrong_order(tmp_path: Path) -> None:
 
 # Raised as the engine learns (the goals: 0.95, 0.95, 0.90). Measured on the 62-type set
 # (0.7677, 0.7973, 0.5806 when it grew from 18 types, where they were 0.93, 0.81, 0.78).
-FLOOR = {"rename_recall": 0.95, "conversion_recall": 0.79, "fixed": 0.66}
+FLOOR = {"rename_recall": 0.95, "conversion_recall": 0.79, "fixed": 0.72}

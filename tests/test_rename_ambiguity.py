@@ -162,3 +162,22 @@ def test_a_fused_qkv_in_a_block_the_renames_moved_is_still_reported() -> None:
     assert len(note.readings) == 2
     # The parts' weak rename hints are not reported beside the fused tensor's note.
     assert notes_of(result, "layers.1.self_attn.q_proj.weight") == []
+
+
+def test_a_segment_move_that_also_reads_as_a_prefix_is_suggested() -> None:
+    # AXK1: the learned stage offers both "insert segment 'mlp'" and a longer prefix.
+    source = moe_block(1, "gate") + [t("model.layers.1.post_mlp_layernorm.weight", HIDDEN)]
+    target = moe_block(1, "gate") + [t("model.layers.1.mlp.post_mlp_layernorm.weight", HIDDEN)]
+    (suggestion,) = plan(source, target).suggestions
+    assert suggestion.target_key == "model.layers.1.mlp.post_mlp_layernorm.weight"
+    assert "insert segment 'mlp'" in suggestion.rule
+
+
+def test_a_segment_inserted_outside_blocks_before_a_named_leaf_is_suggested() -> None:
+    # YOLOS: the leaf is the tensor's own name, not a module's bare weight.
+    source = moe_block(1, "gate") + [t("encoder.mid_position_embeddings", 1, 5, HIDDEN)]
+    target = moe_block(1, "gate") + [t("encoder.interpolation.mid_position_embeddings", 1, 5,
+                                       HIDDEN)]
+    (suggestion,) = plan(source, target).suggestions
+    assert suggestion.target_key == "encoder.interpolation.mid_position_embeddings"
+    assert "insert segment 'interpolation'" in suggestion.rule

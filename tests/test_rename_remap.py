@@ -149,3 +149,36 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     (tmp_path / "m.json").write_text(ckptdiff.read(tmp_path / "fixed.safetensors").to_json())
     unsupported = cli("remap", "m.json", "net.py:build", "-o", "x.safetensors", cwd=tmp_path)
     assert unsupported.returncode == 2 and "holds no weights" in unsupported.stderr
+
+
+class _Router(nn.Module):  # type: ignore[misc]
+    """An MoE router with a zero correction buffer (HY-V3's ``expert_bias`` in the hub files)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = nn.Linear(8, 3, bias=False)
+        self.register_buffer("e_score_correction_bias", torch.zeros(3))
+
+
+class _MoeBlock(nn.Module):  # type: ignore[misc]
+    def __init__(self) -> None:
+        super().__init__()
+        self.q_proj, self.o_proj = nn.Linear(8, 8), nn.Linear(8, 8)
+        self.mlp = _Router()
+
+
+def test_a_zero_buffer_renamed_alone_is_remapped_so_the_model_loads_strictly(
+        tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = nn.ModuleDict({"layers": nn.ModuleList([_MoeBlock()])})  # one MoE layer
+    state = {k.replace("mlp.e_score_correction_bias", "mlp.expert_bias"): v.clone()
+             for k, v in model.state_dict().items()}
+    safetensors_torch.save_file(state, str(tmp_path / "hub.safetensors"))
+    result = ckptdiff.remap(tmp_path / "hub.safetensors", model, tmp_path / "fixed.safetensors")
+    assert result.before is not None
+    (suggestion,) = result.before.suggestions
+    assert "one open pair of its shape" in suggestion.rule  # one key: no learned rule holds
+    assert result.report.compatible
+    written = safetensors_torch.load_file(tmp_path / "fixed.safetensors")
+    model.load_state_dict(written, strict=True)
+    assert same_values(written, model)

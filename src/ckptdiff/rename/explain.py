@@ -21,7 +21,8 @@ STRUCTURE = 1
 
 # The order steps are listed in a rule's text.
 _KIND_ORDER = ("wrapper_prefix", "prefix", "wrapper_segment", "segment", "framework", "synonym",
-               "substitute", "vocabulary", "order", "weight_norm", "shift", "structure")
+               "substitute", "vocabulary", "order", "weight_norm", "shift", "structure",
+               "leftover")
 
 
 class Step(NamedTuple):
@@ -58,6 +59,8 @@ class Step(NamedTuple):
             return f"pair numbered '{a}' with '{b}' by their place in the block"
         if self.kind == "structure":
             return f"pair {a} by order and shape"
+        if self.kind == "leftover":
+            return f"rename '{a}' → '{b}' (the one open pair of its shape there, named alike)"
         return f"rename '{a}' → '{b}'"
 
 

@@ -23,6 +23,7 @@ from ckptdiff.manifest import TensorInfo
 from ckptdiff.rename.explain import Step, describe
 from ckptdiff.rename.fusion import find_conversions
 from ckptdiff.rename.keys import KeyView, rewritten
+from ckptdiff.rename.leftovers import leftover_stage
 from ckptdiff.rename.lora import find_adapters, is_adapter_key, plan_adapters
 from ckptdiff.rename.lora_config import LoraSettings
 from ckptdiff.rename.results import Conversion, Rule, Suggestion, Unpaired
@@ -105,6 +106,11 @@ def _plan(unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo],
     conversions, notes = _conversions(session)
     if conversions and session.hints:
         confirmed_stage(session, _renames_in(conversions))
+    # What the conversions explain or declined as a fused tensor's parts is no leftover.
+    explained = {key for c in conversions for key in (*c.sources, *c.targets)}
+    explained |= {key for n in notes for key in (n.source_key, n.target_key, *n.candidates)
+                  if key is not None}
+    leftover_stage(session, _read(session, session.open_sources(learnable=True)), explained)
     if adapters:
         renamed = {c.source.key: c.target.key for c in session.chosen}
         targets = {info.key: info for info in session.target_all}
@@ -155,12 +161,17 @@ def _conversions(session: Session) -> tuple[list[Conversion], list[Unpaired]]:
     sources = session.open_sources()
     if not targets or not sources:
         return [], []
+    return find_conversions(_read(session, sources), targets)
+
+
+def _read(session: Session, sources: list[KeyView]) -> list[KeyView]:
+    """``sources`` as the accepted learned steps and the blocks moved whole read them."""
     rewrite = Rewriter(session.accepted)
     moved = _moved_scopes(session)
     views = [rewrite(v) for v in sources]
     if moved:
         views = [_in_scope(v, o.tokens, moved) for v, o in zip(views, sources, strict=True)]
-    return find_conversions(views, targets)
+    return views
 
 
 def _moved_scopes(session: Session) -> dict[tuple[str, ...], tuple[str, ...]]:

@@ -6,9 +6,13 @@ once per block in a model with one such block stays open: ERNIE 4.5 MoE's hub la
 ``model.layers.1.mlp.gate.moe_statics.e_score_correction_bias`` (its only MoE layer). The rest of
 the key agreeing segment for segment is evidence of its own when the move is:
 
-- *unique*: the source key's every hint names this one target, and the target's this one source;
+- *unique*: the source key's every hint names this one open target, and the target's this one
+  open source (one move may read both as an inserted segment and as a longer prefix);
 - *inside blocks and consistent*: the key sits in a numbered block, and every open key of its
   pattern (indices masked) moves the same way, onto every open key of the target's pattern;
+  outside blocks only a key whose leaf is its own name (YOLOS' ``encoder.mid_position_embeddings``
+  under ``encoder.interpolation``), never a bare ``weight``: a ``norm.weight`` that moved under
+  a ``pooler`` may be another norm;
 - *a name, not an index*: the segment is not a number (that is the alignment's matter);
 - *fitting*: shapes (or the stated transform) and dtypes agree.
 
@@ -23,6 +27,7 @@ from collections.abc import Callable, Iterable
 from ckptdiff.rename.assign import Candidate
 from ckptdiff.rename.explain import ARBITRARY, Step, merge_parts, ordered
 from ckptdiff.rename.keys import KeyView, fit
+from ckptdiff.rename.lexical import GENERIC_LEAVES
 from ckptdiff.rename.session import Session
 
 _Pattern = tuple[str, ...]
@@ -39,18 +44,19 @@ def segment_pairs(session: Session, rewrite: Callable[[KeyView], KeyView]) -> li
     for (is_source, key), hints in session.hints.items():
         if not is_source or key not in sources:
             continue
-        partners = {other for other, _, _ in hints}
-        steps = {step for _, step, _ in hints}
-        if len(partners) != 1 or len(steps) != 1:
+        partners = {other for other, _, _ in hints if other in targets}
+        segments = {step for other, step, _ in hints if other in targets
+                    and step.kind == "segment"}
+        if len(partners) != 1 or len(segments) != 1:
             continue
-        (other,), (step,) = partners, steps
-        if step.kind != "segment" or (step.source or step.target).isdigit():
+        (other,), (step,) = partners, segments
+        if (step.source or step.target).isdigit():
             continue
-        if other not in targets or {s for s, _, _ in session.hints.get((False, other), ())} \
-                != {key}:
+        if {s for s, _, _ in session.hints.get((False, other), ()) if s in sources} != {key}:
             continue
         source, target = rewrite(sources[key]), targets[other]
-        if _pattern(source.tokens) != source.tokens and fit(source, target)[0]:
+        in_block = _pattern(source.tokens) != source.tokens
+        if (in_block or source.tokens[-1] not in GENERIC_LEAVES) and fit(source, target)[0]:
             found.append((source, target, step))
     return _consistent(found, sources.values(), targets.values())
 

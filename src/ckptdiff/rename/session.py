@@ -125,6 +125,12 @@ class Session:
         """A key declined as ambiguous between ``readings`` (reported unless it pairs later)."""
         self._note(is_source, key, (_TIE,), reason, candidates, readings)
 
+    def refused(self, is_source: bool, key: str, reason: str, candidates: tuple[str, ...],
+                readings: tuple[str, ...] = ()) -> None:
+        """A leftover pair refused: says more than a weak hint, less than a tie."""
+        self._note(is_source, key, (_TIE,) if readings else (_WEAK, 1), reason, candidates,
+                   readings)
+
     def _tie(self, tie: Tie) -> None:
         others = ", ".join(f"'{k}'" for k in tie.candidates[:6])
         more = f" and {len(tie.candidates) - 6} more" if len(tie.candidates) > 6 else ""

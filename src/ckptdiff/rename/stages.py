@@ -8,6 +8,8 @@
 5. The field's vocabulary and block order, for renames too few keys support (:mod:`blocks`).
 6. One inserted or dropped segment, the rest identical, alike in every block (:mod:`segments`).
 7. (After the conversions) renames too weak alone that the conversions' paths confirm.
+8. (Last) leftover pairs: the one open pair of a shape side by side, named alike, where nothing
+   else stays missing (:mod:`leftovers`, run by :mod:`plan` on the keys conversions left).
 """
 
 from __future__ import annotations
