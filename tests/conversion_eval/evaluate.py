@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from tests.conversion_eval.models import Case
 from tests.conversion_eval.oracle import perform
