@@ -19,7 +19,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from tests.conversion_eval.evaluate import decidable_recall, score, totals  # noqa: E402
+from tests.conversion_eval.evaluate import (  # noqa: E402
+    decidable_recall,
+    score,
+    stated_fixed,
+    totals,
+)
 from tests.conversion_eval.models import MODEL_TYPES, build_case  # noqa: E402
 
 GOALS = {"rename_precision": 0.99, "rename_recall": 0.95, "conversion_precision": 0.99,
@@ -42,8 +47,10 @@ def main() -> int:
         renames = "/".join(map(str, (*s.renames[:2], s.declined[0], s.renames[2])))
         conversions = "/".join(map(str, (*s.conversions[:2], s.declined[1], s.conversions[2])))
         flag = "" if not s.problems else "  <-"
+        once = "" if s.stated is None else (
+            " (fixed once the reading is stated)" if s.stated else " (NOT fixed once stated)")
         print(f"{s.name:<{width}}  {renames:>33}  {conversions:>38}  "
-              f"{'fixed' if s.fixed else 'NOT fixed'}{flag}")
+              f"{'fixed' if s.fixed else 'NOT fixed'}{once}{flag}")
         if verbose:
             for problem in s.problems:
                 print(f"    {problem}")
@@ -60,6 +67,9 @@ def main() -> int:
     print(f"\n{len(scores)} model types: " + ", ".join(shown(k, v) for k, v in figures.items()))
     print(f"declined as ambiguous, the truth among the candidates named: {declined[0]} renames, "
           f"{declined[1]} conversions (counted as not found in the goal figures)")
+    once, of = stated_fixed(scores)
+    print(f"fixed once the reading is stated: {once} of {of} declined-only cases (remap --rules "
+          "with the true reading added; not part of the goal figure fixed)")
     return 0 if all(figures[k] >= goal for k, goal in GOALS.items()) else 1
 
 

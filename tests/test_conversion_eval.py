@@ -22,6 +22,7 @@ from tests.conversion_eval.evaluate import (  # noqa: E402
     decidable_recall,
     perform,
     score,
+    stated_fixed,
     totals,
 )
 from tests.conversion_eval.models import MODEL_TYPES, build_case  # noqa: E402
@@ -78,6 +79,18 @@ def test_decidable_recall_leaves_out_only_the_declined() -> None:
     assert totals([one])["rename_recall"] == 0.8
 
 
+def test_declined_only_cases_are_fixed_once_the_reading_is_stated(scores: list[Score]) -> None:
+    once, of = stated_fixed(scores)
+    assert once >= STATED_FLOOR, [p for s in scores for p in s.problems if p.startswith("stated")]
+    stated = [s for s in scores if s.stated is not None]
+    assert all(not s.fixed for s in stated)  # never counted in the goal figure fixed
+    # A stated case that fails may only be one no reading with ops states; never a remap error
+    # or a tensor that loads but differs from from_pretrained's.
+    failed = [p for s in stated if not s.stated for p in s.problems if p.startswith("stated")]
+    assert all(p.startswith("stated: cannot be stated") for p in failed), failed
+    assert of >= once
+
+
 def test_reports_validate(scores: list[Score], report_schema: dict[str, Any]) -> None:
     for s in scores:
         assert s.report is not None
@@ -110,4 +123,6 @@ def test_the_oracle_refuses_a_wrong_order(tmp_path: Path) -> None:
 
 # Raised as the engine learns (the goals: 0.95, 0.95, 0.90). Measured on the 62-type set
 # (0.7677, 0.7973, 0.5806 when it grew from 18 types, where they were 0.93, 0.81, 0.78).
-FLOOR = {"rename_recall": 0.95, "conversion_recall": 0.79, "fixed": 0.72}
+FLOOR = {"rename_recall": 0.95, "conversion_recall": 0.79, "fixed": 0.78}
+# Cases fixed once the true reading is stated in a rules file (measured 11 of 11).
+STATED_FLOOR = 11

@@ -30,6 +30,9 @@ def result_shapes(shapes: Sequence[Shape], ops: Sequence[ConversionOp]) -> list[
     current = [tuple(s) for s in shapes]
     for op in ops:
         dim = op.dim or 0
+        if op.op in ("concat", "stack", "chunk"):
+            # A dim past the parts' rank (a hand-written rules file) would slice a shape wrong.
+            _check_dim(op.op, dim, {len(s) for s in current}, 1 if op.op == "stack" else 0)
         if op.op == "concat":
             runs = op.parts or len(current)
             if runs < 1 or len(current) % runs:
@@ -46,6 +49,8 @@ def result_shapes(shapes: Sequence[Shape], ops: Sequence[ConversionOp]) -> list[
                 raise UsageError(f"stack of differing shapes {sorted(set(current))}")
             current = [(*current[0][:dim], len(current), *current[0][dim:])]
         elif op.op == "chunk":
+            if len(current) != 1:
+                raise UsageError(f"chunk splits one tensor, not {len(current)}")
             (whole,) = current
             sizes = op.sizes or ()
             if sum(sizes) != whole[dim]:
@@ -53,6 +58,8 @@ def result_shapes(shapes: Sequence[Shape], ops: Sequence[ConversionOp]) -> list[
             current = [(*whole[:dim], size, *whole[dim + 1:]) for size in sizes]
         elif op.op == "transpose":
             a, b = op.dims or (0, 1)
+            for axis in (a, b):
+                _check_dim(op.op, axis, {len(s) for s in current}, 0)
             current = [_swapped(s, a, b) for s in current]
         elif op.op == "merge_lora":
             if len(ops) != 1:
@@ -64,9 +71,18 @@ def result_shapes(shapes: Sequence[Shape], ops: Sequence[ConversionOp]) -> list[
 
 
 def conversion_outputs(conversions: Sequence[Conversion], stored: Manifest) -> list[Output]:
-    """One output per conversion target, each naming its parts and the ops that make it."""
+    """One output per conversion target, each naming its parts and the ops that make it.
+
+    A key that two conversions make (one stated twice in a rules file) is a ``UsageError``:
+    written twice, the file would hold two tensors under one name.
+    """
     outputs: list[Output] = []
+    made: set[str] = set()
     for conversion in conversions:
+        twice = [k for k in conversion.targets if k in made or conversion.targets.count(k) > 1]
+        if twice:
+            raise UsageError(f"{twice[0]}: made by more than one conversion; state it once")
+        made.update(conversion.targets)
         parts = tuple(stored.by_key[key] for key in conversion.sources)
         computed = any(op.op == "merge_lora" for op in conversion.ops)  # in the base's dtype
         if not computed and len({p.dtype for p in parts}) != 1:
@@ -144,6 +160,13 @@ def without_parts(outputs: list[Output], converted: Sequence[Output],
         else:
             kept.append(out)
     return kept + list(converted)
+
+
+def _check_dim(op: str, dim: int, ranks: set[int], extra: int) -> None:
+    """A ``UsageError`` unless ``dim`` is a dimension of every part (``extra``: one past the
+    last is allowed, where ``stack`` inserts a new dimension)."""
+    if dim < 0 or any(dim >= rank + extra for rank in ranks):
+        raise UsageError(f"{op} along dim {dim}: the tensors have {min(ranks)} dimensions")
 
 
 def _swapped(shape: Shape, a: int, b: int) -> Shape:
