@@ -21,7 +21,8 @@ from typing import NamedTuple
 
 from ckptdiff.rename.fusion_solve import Desc, Found, Note, solve
 from ckptdiff.rename.keys import KeyView
-from ckptdiff.rename.results import Conversion, Unpaired
+from ckptdiff.rename.results import Conversion, ConversionOp, Statement, Unpaired
+from ckptdiff.rename.statements import conversion
 
 MAX_PAIRS_PER_SCOPE = 200_000  # fused × parts beyond which a scope is skipped (no pattern)
 
@@ -111,9 +112,23 @@ def _run(solved: dict[tuple[object, ...], _Solution], fused: list[Item], parts: 
     for doubt in doubts:
         key = fused[doubt.fused].keys[0]
         candidates = tuple(parts[i].keys[0] for i in doubt.parts)
-        notes.append(Unpaired(None, key, doubt.reason, candidates, doubt.readings) if many_to_one
-                     else Unpaired(key, None, doubt.reason, candidates, doubt.readings))
+        stated = (*doubt.stated, *(None,) * (len(doubt.readings) - len(doubt.stated)))
+        statements = tuple(None if s is None else _statement(fused[doubt.fused], parts, *s,
+                                                              many_to_one) for s in stated)
+        notes.append(Unpaired(None, key, doubt.reason, candidates, doubt.readings, statements)
+                     if many_to_one else
+                     Unpaired(key, None, doubt.reason, candidates, doubt.readings, statements))
     return used
+
+
+def _statement(fused: Item, parts: list[Item], order: tuple[int, ...],
+               ops: tuple[ConversionOp, ...], many_to_one: bool) -> Statement:
+    """The conversion a reading states, its keys laid out as a found conversion's are."""
+    chosen = [parts[i] for i in order]
+    if many_to_one:
+        count = len(chosen[0].keys)
+        return conversion([p.keys[e] for e in range(count) for p in chosen], fused.keys, ops)
+    return conversion(fused.keys, [p.keys[0] for p in chosen], ops)
 
 
 def _last_index(tokens: tuple[str, ...], before: int) -> int:

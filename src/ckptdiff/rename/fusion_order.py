@@ -23,6 +23,7 @@ import re
 from collections.abc import Sequence
 from itertools import permutations
 from math import factorial
+from typing import NamedTuple
 
 SPELLED = 0.98
 NUMBERED = 0.95
@@ -32,6 +33,15 @@ _INITIALS = {"query": "q", "key": "k", "value": "v"}
 _ROLE = {"q": 0, "query": 0, "k": 1, "key": 1, "v": 2, "value": 2}
 # Parts up to which every order is a reading (3! = 6); beyond, the parts' own and "any other".
 MAX_ORDERS_LISTED = 3
+
+
+class Readings(NamedTuple):
+    """Why parts are not ordered, each reading, and (aligned) the parts' order each states:
+    indices into the tokens, ``None`` where no order of whole parts performs it."""
+
+    reason: str
+    readings: tuple[str, ...]
+    orders: tuple[tuple[int, ...] | None, ...]
 
 
 def distinguishing(names: Sequence[tuple[str, ...]]) -> list[str] | None:
@@ -73,7 +83,7 @@ def with_attention(tokens: Sequence[str]) -> bool:
 
 def attention_readings(tokens: Sequence[str], sizes: Sequence[int], dim: int,
                        fused_size: int, split: bool,
-                       positions: Sequence[int] | None = None) -> tuple[str, tuple[str, ...]]:
+                       positions: Sequence[int] | None = None) -> Readings:
     """Why fused q/k/v parts are not ordered, and the two layouts their sizes allow.
 
     Any head count that divides the parts' sizes lets either layout fill the fused tensor:
@@ -84,6 +94,7 @@ def attention_readings(tokens: Sequence[str], sizes: Sequence[int], dim: int,
     the parts, or a join of the parts), listed in q, k, v order, for a rules file.
     ``positions``: where the fused name spells the parts' order, their places in it; parts beside
     q/k/v (a gate) that no name places leave the blocked order unsaid, and its ops unwritten.
+    The orders: the blocked reading's parts in order where it is said; interleaved has none.
     """
     if positions is not None:
         by_role = sorted(range(len(tokens)), key=lambda i: positions[i])
@@ -93,7 +104,9 @@ def attention_readings(tokens: Sequence[str], sizes: Sequence[int], dim: int,
     names = ",".join(tokens[i] for i in by_role)
     spans = " + ".join(f"{tokens[i]} {sizes[i]}" for i in by_role)
     unit = "head" if len(set(sizes)) == 1 else "key/value group"
+    stated: tuple[int, ...] | None = tuple(by_role)
     if positions is None and not is_attention(tokens):
+        stated = None
         blocked = (f"blocked: {names} each whole, one after another along dim {dim}, in an "
                    "order the names do not say")
     else:
@@ -106,11 +119,11 @@ def attention_readings(tokens: Sequence[str], sizes: Sequence[int], dim: int,
     reason = (f"{spans} = {fused_size} along dim {dim} fits both q/k/v layouts, blocked and "
               f"interleaved per {unit} (any head count dividing the sizes): shapes cannot tell "
               "which; not guessing")
-    return reason, readings
+    return Readings(reason, readings, (stated, None))
 
 
 def order_readings(tokens: Sequence[str], sizes: Sequence[int], dim: int,
-                   split: bool) -> tuple[str, tuple[str, ...]]:
+                   split: bool) -> Readings:
     """Why parts that fill a fused tensor by size are not ordered, and the orders that fit.
 
     Every order fills it (the sizes add up whichever comes first) and a wrong one loads without
@@ -127,10 +140,11 @@ def order_readings(tokens: Sequence[str], sizes: Sequence[int], dim: int,
     if count > MAX_ORDERS_LISTED:
         readings.append(f"any other of the {factorial(count) - 1} orders of "
                         f"{', '.join(tokens)}")
+    stated: list[tuple[int, ...] | None] = [*orders, None][:len(readings)]
     spans = " + ".join(f"{t} {n}" for t, n in zip(tokens, sizes, strict=True))
     reason = (f"{', '.join(tokens)} fill it by size ({spans} = {sum(sizes)} along dim {dim}), "
               "but nothing in the names says in which order: not guessing")
-    return reason, tuple(readings)
+    return Readings(reason, tuple(readings), tuple(stated))
 
 
 def _ops_text(sizes: Sequence[int], dim: int, split: bool) -> str:

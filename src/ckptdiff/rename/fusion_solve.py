@@ -22,6 +22,7 @@ from typing import NamedTuple
 from ckptdiff.dtypes import can_convert
 from ckptdiff.rename.fusion_order import (
     SPELLED,
+    Readings,
     attention_readings,
     distinguishing,
     is_attention,
@@ -57,13 +58,16 @@ class Found(NamedTuple):
 class Note(NamedTuple):
     """Why fused tensor ``fused`` stays unexplained, and the parts it might have had.
 
-    ``readings``: the explanations it was declined between, when it was declined as ambiguous.
+    ``readings``: the explanations it was declined between, when it was declined as ambiguous;
+    ``stated`` (aligned): the parts in the order each reading puts them and the ops performing
+    it, ``None`` where no ops can (interleaved q/k/v, an order the names leave unsaid).
     """
 
     fused: int
     reason: str
     parts: tuple[int, ...]
     readings: tuple[str, ...] = ()
+    stated: tuple[tuple[tuple[int, ...], tuple[ConversionOp, ...]] | None, ...] = ()
 
 
 class _Option(NamedTuple):
@@ -202,28 +206,50 @@ def _ordered(f: Desc, option: _Option, parts: tuple[Desc, ...],
         # order is the role order, and numbers among mixed parts place nothing.
         spelled = None if is_attention(tokens) else order(f.rel, tokens)
         positions = spelled[0] if spelled is not None and spelled[1] == SPELLED else None
-        reason, readings = attention_readings(tokens, widths, option.dim, f.shape[option.dim],
-                                              not many_to_one, positions)
-        return Note(0, reason, option.parts, readings)
+        return _note(attention_readings(tokens, widths, option.dim, f.shape[option.dim],
+                                        not many_to_one, positions), option, parts, per, tail,
+                     many_to_one)
     ranked = order(f.rel, tokens)
     if ranked is None:
-        reason, readings = order_readings(tokens, widths, option.dim, not many_to_one)
-        return Note(0, reason, option.parts, readings)
+        return _note(order_readings(tokens, widths, option.dim, not many_to_one), option, parts,
+                     per, tail, many_to_one)
     positions, confidence = ranked
     by_position = sorted(range(len(members)), key=lambda i: positions[i])
     ordered_parts = tuple(option.parts[i] for i in by_position)
     names = ",".join(tokens[i] for i in by_position)
+    ops = _ops(option.dim, [parts[i] for i in ordered_parts], per, tail, many_to_one)
     if not many_to_one:
-        sizes = tuple(parts[i].shape[option.dim] for i in ordered_parts)
-        return Found(0, ordered_parts, (ConversionOp("chunk", dim=option.dim, parts=len(sizes),
-                                                     sizes=sizes),),
-                     confidence, f"split along dim {option.dim} into {names}")
-    if stacked:
-        ops = (ConversionOp("concat", dim=option.dim - 1, parts=len(members), per=per),
-               ConversionOp("stack", dim=0), *tail)
-        rule = f"stack {per}, concatenate {names}"
-    else:
-        ops = (ConversionOp("concat", dim=option.dim, parts=len(members)), *tail)
-        rule = f"concatenate {names} along dim {option.dim}"
+        return Found(0, ordered_parts, ops, confidence,
+                     f"split along dim {option.dim} into {names}")
+    rule = (f"stack {per}, concatenate {names}" if stacked
+            else f"concatenate {names} along dim {option.dim}")
     return Found(0, ordered_parts, ops, confidence,
                  rule + (", transpose" if option.transposed else ""))
+
+
+def _ops(dim: int, ordered: list[Desc], per: str | None, tail: tuple[ConversionOp, ...],
+         many_to_one: bool) -> tuple[ConversionOp, ...]:
+    """The ops that join the ``ordered`` parts into the fused tensor, or split it into them."""
+    if not many_to_one:
+        sizes = tuple(p.shape[dim] for p in ordered)
+        return (ConversionOp("chunk", dim=dim, parts=len(sizes), sizes=sizes),)
+    if per is not None:
+        return (ConversionOp("concat", dim=dim - 1, parts=len(ordered), per=per),
+                ConversionOp("stack", dim=0), *tail)
+    return (ConversionOp("concat", dim=dim, parts=len(ordered)), *tail)
+
+
+def _note(found: Readings, option: _Option, parts: tuple[Desc, ...], per: str | None,
+          tail: tuple[ConversionOp, ...], many_to_one: bool) -> Note:
+    """The note of a declined order, with each reading's parts in order and its ops; a split of
+    a transposed or stacked tensor is not stated (its ops would need more than a chunk)."""
+    assert option.dim is not None
+    stated: list[tuple[tuple[int, ...], tuple[ConversionOp, ...]] | None] = []
+    for order_of in found.orders:
+        ordered = None if order_of is None else tuple(option.parts[i] for i in order_of)
+        if ordered is None or (not many_to_one and (tail or per is not None)):
+            stated.append(None)
+            continue
+        stated.append((ordered, _ops(option.dim, [parts[i] for i in ordered], per, tail,
+                                     many_to_one)))
+    return Note(0, found.reason, option.parts, found.readings, tuple(stated))

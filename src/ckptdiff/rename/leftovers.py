@@ -34,30 +34,18 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from typing import NamedTuple
 
 from ckptdiff.rename.assign import Candidate
 from ckptdiff.rename.explain import STRUCTURE, Step, merge_parts, ordered
 from ckptdiff.rename.keys import KeyView, fit
 from ckptdiff.rename.leftover_names import leaves_agree, names_agree
+from ckptdiff.rename.leftover_refusals import Refusal, refused_between
 from ckptdiff.rename.session import Session
 
 CONFIDENCE = 0.7  # below every learned stage's (0.72 and up)
 ROUNDS = 3
 MAX_GROUP = 40_000  # source × target pairs in one block beyond which it is left alone
 MAX_FITS = 8  # a key with more look-alikes of its shape in its block is no leftover
-
-
-class Refusal(NamedTuple):
-    """A key that had an open partner of its shape, and why it was not paired."""
-
-    is_source: bool
-    key: str
-    reason: str
-    candidates: tuple[str, ...]
-    readings: tuple[str, ...] = ()
-    # False when a weak rename hint about the key says as much (it is then left to say it).
-    says_more: bool = True
 
 
 def leftover_stage(session: Session, sources: Sequence[KeyView], explained: set[str]) -> None:
@@ -72,7 +60,7 @@ def leftover_stage(session: Session, sources: Sequence[KeyView], explained: set[
     for refusal in refusals:
         if refusal.says_more or (refusal.is_source, refusal.key) not in session.hints:
             session.refused(refusal.is_source, refusal.key, refusal.reason, refusal.candidates,
-                            refusal.readings)
+                            refusal.readings, refusal.statements)
 
 
 def leftover_pairs(sources: Sequence[KeyView], targets: Sequence[KeyView]
@@ -188,19 +176,14 @@ def _in_block(sources: list[KeyView], targets: list[KeyView]
     for i, picks in of_source.items():
         if len(picks) > 1:
             keys = tuple(sorted(targets[j].key for j in picks))
-            refusals.append(Refusal(True, sources[i].key, _several(keys), keys,
-                                    tuple(f"{sources[i].key} → {k}" for k in keys)))
+            refusals.append(refused_between(True, sources[i].key, keys,
+                                     [(sources[i].key, k) for k in keys]))
     for j, picks in of_target.items():
         if len(picks) > 1:
             keys = tuple(sorted(sources[i].key for i in picks))
-            refusals.append(Refusal(False, targets[j].key, _several(keys), keys,
-                                    tuple(f"{k} → {targets[j].key}" for k in keys)))
+            refusals.append(refused_between(False, targets[j].key, keys,
+                                     [(k, targets[j].key) for k in keys]))
     return found, refusals
-
-
-def _several(keys: tuple[str, ...]) -> str:
-    shown = ", ".join(f"'{k}'" for k in keys[:6])
-    return f"open keys {shown} beside it fit its shape and share a word with it: not guessing"
 
 
 def _consistent(proposals: list[tuple[KeyView, KeyView]], sources: Sequence[KeyView],

@@ -64,12 +64,16 @@ class Unpaired:
     reason: str
     candidates: tuple[str, ...] = ()
     readings: tuple[str, ...] = ()
+    # Aligned with ``readings``: the rules-file fragment that states each one, ``None`` where no
+    # op can perform it (interleaved q/k/v) or the names leave its parts unplaced.
+    statements: tuple[Statement | None, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON object of the report schema's ``unpaired`` entry."""
         return {"source_key": self.source_key, "target_key": self.target_key,
                 "reason": self.reason, "candidates": list(self.candidates),
-                "readings": list(self.readings)}
+                "readings": list(self.readings),
+                "statements": [None if s is None else s.to_dict() for s in self.statements]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,3 +140,27 @@ class Conversion:
         return {"sources": list(self.sources), "target": self.target,
                 "targets": list(self.targets), "ops": [op.to_dict() for op in self.ops],
                 "confidence": round(self.confidence, 4), "rule": self.rule}
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """What a user adds to a ``remap --rules`` file to state that one reading holds.
+
+    ``rules`` rename keys (applied before the file's own rules: they name keys as stored);
+    ``conversions`` make the target tensors of the source ones. Either may be empty.
+    """
+
+    rules: tuple[Rule, ...] = ()
+    conversions: tuple[Conversion, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The rules file's own fragment: ``{"rules": [...]}`` and/or ``{"conversions": [...]}``."""
+        out: dict[str, Any] = {}
+        if self.rules:
+            out["rules"] = [{"pattern": r.pattern, "replacement": r.replacement}
+                            for r in self.rules]
+        if self.conversions:
+            out["conversions"] = [{"sources": list(c.sources), "targets": list(c.targets),
+                                   "ops": [op.to_dict() for op in c.ops]}
+                                  for c in self.conversions]
+        return out

@@ -9,7 +9,8 @@ from ckptdiff.manifest import TensorInfo
 from ckptdiff.rename.assign import Candidate, Tie, assign
 from ckptdiff.rename.explain import Step, Transform, describe
 from ckptdiff.rename.keys import KeyView, make_view
-from ckptdiff.rename.results import Unpaired
+from ckptdiff.rename.results import Statement, Unpaired
+from ckptdiff.rename.statements import key_renames
 
 # Reasons rank: a tie explains more than a shape near miss, which explains more than weak evidence.
 _TIE, _SHAPE, _WEAK = 3, 2, 1
@@ -121,15 +122,17 @@ class Session:
         return out
 
     def declined(self, is_source: bool, key: str, reason: str, candidates: tuple[str, ...],
-                 readings: tuple[str, ...]) -> None:
-        """A key declined as ambiguous between ``readings`` (reported unless it pairs later)."""
-        self._note(is_source, key, (_TIE,), reason, candidates, readings)
+                 readings: tuple[str, ...], statements: tuple[Statement | None, ...]) -> None:
+        """A key declined as ambiguous between ``readings`` (reported unless it pairs later);
+        ``statements``: the rules-file fragment stating each."""
+        self._note(is_source, key, (_TIE,), reason, candidates, readings, statements)
 
     def refused(self, is_source: bool, key: str, reason: str, candidates: tuple[str, ...],
-                readings: tuple[str, ...] = ()) -> None:
+                readings: tuple[str, ...] = (),
+                statements: tuple[Statement | None, ...] = ()) -> None:
         """A leftover pair refused: says more than a weak hint, less than a tie."""
         self._note(is_source, key, (_TIE,) if readings else (_WEAK, 1), reason, candidates,
-                   readings)
+                   readings, statements)
 
     def _tie(self, tie: Tie) -> None:
         others = ", ".join(f"'{k}'" for k in tie.candidates[:6])
@@ -137,19 +140,25 @@ class Session:
         if len(tie.candidates) > 1:
             reason = f"equally good candidates: {others}{more}; not guessing"
             readings = tuple(f"{tie.key} → {other}" for other in tie.candidates)
+            pairs = [(tie.key, other) for other in tie.candidates]
         else:
             rivals = ", ".join(f"'{k}'" for k in tie.rivals[:6])
             reason = f"its candidate {others} fits {rivals} equally well; not guessing"
             readings = tuple(f"{key} → {tie.candidates[0]}" for key in (tie.key, *tie.rivals))
-        self._note(tie.is_source, tie.key, (_TIE,), reason, tie.candidates, readings)
+            pairs = [(key, tie.candidates[0]) for key in (tie.key, *tie.rivals)]
+        # The readings name the tied key first; a rule renames a source key into a target's.
+        statements = tuple(key_renames([pair if tie.is_source else pair[::-1]])
+                           for pair in pairs)
+        self._note(tie.is_source, tie.key, (_TIE,), reason, tie.candidates, readings, statements)
 
     def _note(self, is_source: bool, key: str, rank: tuple[int, ...], reason: str,
-              candidates: tuple[str, ...], readings: tuple[str, ...] = ()) -> None:
+              candidates: tuple[str, ...], readings: tuple[str, ...] = (),
+              statements: tuple[Statement | None, ...] = ()) -> None:
         held = self.notes.get((is_source, key))
         if held is not None and held[0] >= rank:
             return
-        entry = (Unpaired(key, None, reason, candidates, readings) if is_source
-                 else Unpaired(None, key, reason, candidates, readings))
+        entry = (Unpaired(key, None, reason, candidates, readings, statements) if is_source
+                 else Unpaired(None, key, reason, candidates, readings, statements))
         self.notes[(is_source, key)] = (rank, entry)
 
 

@@ -16,6 +16,8 @@ from itertools import permutations
 from typing import NamedTuple
 
 from ckptdiff.rename.keys import KeyView, fit
+from ckptdiff.rename.results import Statement
+from ckptdiff.rename.statements import segment_renames
 from ckptdiff.rename.vocabulary import ordinal
 
 MAX_SIBLINGS = 3  # beyond this many, the pairings (n!) are too many to list usefully
@@ -32,6 +34,7 @@ class Doubt(NamedTuple):
     targets: tuple[KeyView, ...]
     reason: str
     readings: tuple[str, ...]
+    statements: tuple[Statement | None, ...]  # aligned with readings (rules-file fragments)
 
 
 def differing(views: Sequence[KeyView]) -> int | None:
@@ -61,9 +64,11 @@ def undecided(sources: Sequence[KeyView], targets: Sequence[KeyView]) -> Doubt |
         return None
     sources = sorted(sources, key=lambda s: ordinal(s.tokens[source_at]) or ("", 0))
     names = [s.tokens[source_at] for s in sources]
+    orders = list(permutations(words))
     readings = tuple(", ".join(f"{a} → {b}" for a, b in zip(names, order, strict=True))
-                     for order in permutations(words))
+                     for order in orders)
+    statements = tuple(segment_renames(list(zip(names, order, strict=True))) for order in orders)
     shape = list(sources[0].info.shape)
     reason = (f"same shapes (all {shape}); names don't decide {' vs '.join(words)}: "
               f"{' or '.join(repr(r) for r in readings)} both load; not guessing")
-    return Doubt(tuple(sources), tuple(targets), reason, readings)
+    return Doubt(tuple(sources), tuple(targets), reason, readings, statements)

@@ -124,10 +124,10 @@ def vocabulary_stage(session: Session) -> None:
     for doubt in doubts:
         for view in doubt.sources:
             session.declined(True, view.key, doubt.reason, tuple(t.key for t in doubt.targets),
-                             doubt.readings)
+                             doubt.readings, doubt.statements)
         for view in doubt.targets:
             session.declined(False, view.key, doubt.reason, tuple(s.key for s in doubt.sources),
-                             doubt.readings)
+                             doubt.readings, doubt.statements)
 
 
 def segment_stage(session: Session) -> None:
