@@ -13,8 +13,7 @@ torch = pytest.importorskip("torch", reason="the oracle performs the ops with to
 from tests.conversion_eval.models import Case  # noqa: E402
 from tests.conversion_eval.stated import (  # noqa: E402
     declined_only,
-    reading_conversion,
-    rename_rules,
+    fragments,
     statement,
 )
 from tests.conversion_eval.truth import derive  # noqa: E402
@@ -78,28 +77,17 @@ def test_the_second_order_is_chosen_when_the_values_say_so() -> None:
     assert [c["targets"][0].rsplit(".", 2)[1] for c in document["conversions"]] == ["up_proj"] * 2
 
 
-def test_numbered_siblings_are_stated_by_rename_rules_of_the_true_reading() -> None:
-    reading = "c_fc_0 → up_proj, c_fc_1 → gate_proj"
-    assert rename_rules(reading) == [
-        {"pattern": r"\.c_fc_0\.", "replacement": ".up_proj."},
-        {"pattern": r"\.c_fc_1\.", "replacement": ".gate_proj."}]
-    assert rename_rules("a.b.weight → c.d.weight") == [
-        {"pattern": r"^a\.b\.weight$", "replacement": "c.d.weight"}]
-    # A conversion's reading (a colon, its ops) is not a rename.
-    assert rename_rules("blocked: q,k,v one after another along dim 0 (…)") is None
-
-
-def test_a_reading_whose_names_pick_no_single_candidate_is_not_stated() -> None:
+def test_a_reading_without_ops_has_no_fragment() -> None:
     fused = _fused()
     saved = {"enc.0.attn.Wqkv.weight": fused}
     loaded = dict(zip((f"enc.0.attn.{w}.weight" for w in "qkv"), fused.chunk(3), strict=True))
     (entry,) = _report(saved, loaded).unpaired
-    blocked, interleaved = entry.readings
-    assert reading_conversion(entry, interleaved) is None  # no ops
-    assert reading_conversion(entry, blocked) is not None
-    doubled = type(entry)(entry.source_key, None, entry.reason,
-                          (*entry.candidates, "enc.1.attn.q.weight"), entry.readings)
-    assert reading_conversion(doubled, blocked) is None  # 'q' names two candidates
+    blocked, interleaved = fragments(entry)
+    assert interleaved is None  # no op performs an interleaved layout
+    assert blocked == {"conversions": [{
+        "sources": ["enc.0.attn.Wqkv.weight"],
+        "targets": [f"enc.0.attn.{w}.weight" for w in "qkv"],
+        "ops": [{"op": "chunk", "dim": 0, "parts": 3, "sizes": [HIDDEN] * 3}]}]}
 
 
 def test_only_cases_whose_every_problem_is_declined_are_counted() -> None:
@@ -136,6 +124,8 @@ def test_siblings_get_the_true_readings_rules_once_before_the_written_ones() -> 
     written = {"rules": [r.to_dict() for r in report.rules]}
     document, why = statement(report, _case(saved, loaded), derive(saved, loaded), written)
     assert document is not None, why
-    assert document["rules"][:2] == rename_rules("c_fc_0 → up_proj, c_fc_1 → gate_proj")
+    assert document["rules"][:2] == [
+        {"pattern": r"(^|\.)c_fc_0(?=\.|$)", "replacement": r"\g<1>up_proj"},
+        {"pattern": r"(^|\.)c_fc_1(?=\.|$)", "replacement": r"\g<1>gate_proj"}]
     assert document["rules"][2:] == written["rules"]  # stated once, not once per block
     assert document["conversions"] == []

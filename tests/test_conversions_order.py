@@ -15,7 +15,7 @@ from ckptdiff.manifest import TensorInfo
 from ckptdiff.rename.fusion_order import spells
 from ckptdiff.rename.plan import RenamePlan
 from ckptdiff.rename.results import Unpaired
-from ckptdiff.rename.snippet import ambiguous_lines
+from ckptdiff.rename.statements import ambiguous_lines
 from ckptdiff.render.rows import outlook as headline
 
 INNER = 24

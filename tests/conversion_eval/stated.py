@@ -2,18 +2,17 @@
 
 For a case whose every remaining problem is a pair declined as ambiguous, this does what the
 report tells a user to do: run ``remap --rules FILE`` once (the file is written with the rules
-found), add to it, for each declined entry, the reading that is true (here: the one the truth by
-values confirms), written from the reading's own text (a rename rule per ``a → b``; a conversion
-of the entry's keys in the reading's order with the reading's ``ops``), and run ``remap --rules
-FILE`` again. The case is fixed once stated when that file loads with ``strict=True`` and every
-tensor equals ``from_pretrained``'s. A reading with no ops (interleaved q/k/v) cannot be stated;
-a case that needs one is reported so.
+found), add to it, for each declined entry, the ``statements`` fragment of the reading that is
+true (here: the one the truth by values confirms; its rules before the file's own, its
+conversion among the file's), and run ``remap --rules FILE`` again. The case is fixed once
+stated when that file loads with ``strict=True`` and every tensor equals ``from_pretrained``'s.
+A reading with no statement (interleaved q/k/v) cannot be stated; a case that needs one is
+reported so.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -25,51 +24,16 @@ from ckptdiff.diffing.report import Report, Rule
 from ckptdiff.fix.rules_file import RulesFile
 from ckptdiff.rename.results import ConversionOp, Unpaired
 
-_OPS_MARK = "conversion ops "
 
-
-def rename_rules(reading: str) -> list[dict[str, str]] | None:
-    """The rename rules a reading of paired names (``a → b, c → d``) states; ``None`` when the
-    reading is not one (the report's own test: arrows and no colon)."""
-    if " → " not in reading or ":" in reading:
-        return None
-    rules = []
-    for pair in reading.split(", "):
-        source, target = pair.split(" → ")
-        if "." in source:  # whole keys
-            rules.append({"pattern": "^" + re.escape(source) + "$", "replacement": target})
-        else:  # one segment (numbered siblings)
-            rules.append({"pattern": r"\." + re.escape(source) + r"\.",
-                          "replacement": f".{target}."})
-    return rules
-
-
-def reading_conversion(entry: Unpaired, reading: str) -> dict[str, Any] | None:
-    """The rules file's conversion a reading of a fused tensor states: the entry's fused key and
-    its candidates in the reading's order, with the reading's ops; ``None`` when the reading
-    gives no ops or its part names do not pick one candidate each."""
-    at = reading.find(_OPS_MARK)
-    if at < 0:
-        return None
-    ops, _ = json.JSONDecoder().raw_decode(reading, at + len(_OPS_MARK))
-    named = re.split(r" one after another| in this order", reading)[0]
-    tokens = [t.strip() for t in named.removeprefix("blocked:").split(",")]
-    parts = []
-    for token in tokens:
-        having = [c for c in entry.candidates if token in c.split(".")]
-        if len(having) != 1:
-            return None
-        parts.append(having[0])
-    if len(set(parts)) != len(parts):
-        return None
-    if entry.source_key is not None:
-        return {"sources": [entry.source_key], "targets": parts, "ops": ops}
-    return {"sources": parts, "targets": [entry.target_key], "ops": ops}
+def fragments(entry: Unpaired) -> list[dict[str, Any] | None]:
+    """The entry's statements as a rules file writes them, aligned with its readings."""
+    return [None if s is None else s.to_dict() for s in entry.statements]
 
 
 def _true_conversion(conversion: dict[str, Any], case: Case) -> bool:
     ops = tuple(ConversionOp(str(o["op"]), o.get("dim"), o.get("parts"),
-                             None if o.get("sizes") is None else tuple(o["sizes"]))
+                             None if o.get("sizes") is None else tuple(o["sizes"]), o.get("per"),
+                             None if o.get("dims") is None else (o["dims"][0], o["dims"][1]))
                 for o in conversion["ops"])
     made = perform(ops, [case.saved[k] for k in conversion["sources"]])
     wanted = [case.loaded.get(k) for k in conversion["targets"]]
@@ -88,30 +52,29 @@ def _lands(entry: Unpaired, plan: RulesFile, truth: Truth) -> bool:
 
 def statement(report: Report, case: Case, truth: Truth, written: dict[str, Any]
               ) -> tuple[dict[str, Any] | None, str]:
-    """The rules file ``written`` with the true reading of every declined entry added, or
-    ``None`` and why a reading cannot be stated."""
+    """The rules file ``written`` with the true reading of every declined entry added (from the
+    entry's ``statements``), or ``None`` and why a reading cannot be stated."""
     base = [Rule(r["pattern"], r["replacement"], 0) for r in written.get("rules", [])]
     declined = [e for e in report.unpaired if len(e.readings) >= 2]
     conversions: list[dict[str, Any]] = []
     stated_rules: list[dict[str, str]] = []
     for entry in declined:
         key = entry.source_key or entry.target_key
-        if any(rename_rules(r) is not None for r in entry.readings):
+        stated = [f for f in fragments(entry) if f is not None]
+        if any("rules" in f for f in stated):
             if _lands(entry, _plan(stated_rules, base), truth):
                 continue  # an earlier entry's reading (the same siblings) already states it
-            for reading in entry.readings:
-                rules = rename_rules(reading) or []
+            for fragment in stated:
+                rules = fragment.get("rules", [])
                 if _lands(entry, _plan(stated_rules + rules, base), truth):
                     stated_rules += rules
                     break
             else:
                 return None, f"{key}: no reading's rename rules send it where the truth has it"
             continue
-        true = [c for c in (reading_conversion(entry, r) for r in entry.readings)
-                if c is not None and _true_conversion(c, case)]
+        true = [c for f in stated for c in f.get("conversions", []) if _true_conversion(c, case)]
         if not true:
-            stateable = sum(reading_conversion(entry, r) is not None for r in entry.readings)
-            return None, (f"{key}: none of its {stateable} reading(s) with ops is the truth"
+            return None, (f"{key}: none of its {len(stated)} reading(s) with ops is the truth"
                           " (a reading without ops cannot be stated)")
         conversions.append(true[0])
     document = dict(written)

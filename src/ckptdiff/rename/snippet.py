@@ -12,8 +12,6 @@ so it runs as pasted; beyond ``MAX_LISTED_KEYS`` keys it points to ``ckptdiff re
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Collection
 
 from ckptdiff.rename.hf_mapping import build_mapping
@@ -73,47 +71,6 @@ def python_snippet(rules: tuple[Rule, ...], suggestions: tuple[Suggestion, ...])
     if len(suggestions) > sum(r.matches for r in rules):
         lines.append("# (some suggestions have no rule; `ckptdiff remap` applies them all)")
     return lines
-
-
-def ambiguous_lines(unpaired: tuple[Unpaired, ...], limit: int = 6) -> list[str]:
-    """The keys declined as ambiguous, grouped by reason: each reading, and how to state one.
-
-    Every block repeats the same doubt; one group per (reason, readings) keeps it readable.
-    The first line of a group is flush, its readings and hint are indented by two spaces.
-    """
-    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
-    for entry in unpaired:
-        if len(entry.readings) >= 2:
-            key = entry.source_key or entry.target_key or ""
-            groups.setdefault((entry.reason, entry.readings), []).append(key)
-    lines: list[str] = []
-    for (reason, readings), keys in list(groups.items())[:limit]:
-        shown = ", ".join(keys[:2]) + (f" and {len(keys) - 2} more keys" if len(keys) > 2 else "")
-        lines.append(f"{shown}: {reason}")
-        lines += [f"  reading {n}: {text}" for n, text in enumerate(readings, 1)]
-        lines.append("  " + _how_to_state(readings))
-    if len(groups) > limit:
-        lines.append(f"… and {len(groups) - limit} more (see --format json: unpaired, readings)")
-    return lines
-
-
-def _how_to_state(readings: tuple[str, ...]) -> str:
-    if all(" → " in text and ":" not in text for text in readings):
-        source, target = readings[0].split(", ")[0].split(" → ")
-        if "." in source:  # whole keys (a tie between keys)
-            rule = {"pattern": "^" + re.escape(source) + "$", "replacement": target}
-        else:  # one segment (numbered siblings)
-            rule = {"pattern": r"\." + re.escape(source) + r"\.",
-                    "replacement": f".{target}."}
-        return ("to state which holds: a rename rule per key in a `remap --rules` file, e.g. "
-                f"{json.dumps(rule)} (reading 1)")
-    if any("conversion ops" in text for text in readings):
-        interleaved = any(t.startswith("interleaved") for t in readings)  # q/k/v: no op
-        return ("to state which holds: add the conversion to a `remap --rules` file's "
-                '"conversions" (sources, targets in the reading\'s order, its ops)' + (
-                    "; an interleaved layout has no op yet: convert such a tensor before "
-                    "loading" if interleaved else ""))
-    return "to state which holds: convert the tensors before loading (the readings say how)"
 
 
 def unpaired_lines(unpaired: tuple[Unpaired, ...], limit: int = 8) -> list[str]:

@@ -9,12 +9,15 @@ parsed back out of their text.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 
-from ckptdiff.rename.results import Conversion, ConversionOp, Rule, Statement
+from ckptdiff.rename.results import Conversion, ConversionOp, Rule, Statement, Unpaired
 
 STATED_RULE = "stated in the rules file"
+# Ends the prose of a paste-ready line; the fragment (JSON) follows it (markdown codes it).
+FRAGMENT_MARK = " in a `remap --rules` file (rules first): "
 
 
 def key_renames(pairs: Iterable[tuple[str, str]]) -> Statement:
@@ -54,3 +57,60 @@ def merged(statements: Iterable[Statement]) -> Statement:
         for made in statement.conversions:
             conversions.setdefault((made.sources, made.targets), made)
     return Statement(tuple(rules.values()), tuple(conversions.values()))
+
+
+def stated_lines(entries: Sequence[Unpaired]) -> list[str]:
+    """One paste-ready line per reading that every one of ``entries`` (declined alike: each
+    layer's copy of one doubt) can state: the fragment stating it for all of them at once."""
+    lines = []
+    for n in range(len(entries[0].readings)):
+        found = [e.statements[n] if n < len(e.statements) else None for e in entries]
+        if any(s is None for s in found):
+            continue
+        fragment = merged(s for s in found if s is not None).to_dict()
+        lines.append(f"reading {n + 1}{FRAGMENT_MARK}{json.dumps(fragment, ensure_ascii=False)}")
+    return lines
+
+
+def ambiguous_lines(unpaired: tuple[Unpaired, ...], limit: int = 6) -> list[str]:
+    """The keys declined as ambiguous, grouped by reason: each reading, and how to state one.
+
+    Every block repeats the same doubt; one group per (reason, readings) keeps it readable.
+    The first line of a group is flush, its readings and hint are indented by two spaces.
+    """
+    groups: dict[tuple[str, tuple[str, ...]], list[Unpaired]] = {}
+    for entry in unpaired:
+        if len(entry.readings) >= 2:
+            groups.setdefault((entry.reason, entry.readings), []).append(entry)
+    lines: list[str] = []
+    for (reason, readings), entries in list(groups.items())[:limit]:
+        keys = [e.source_key or e.target_key or "" for e in entries]
+        shown = ", ".join(keys[:2]) + (f" and {len(keys) - 2} more keys" if len(keys) > 2 else "")
+        lines.append(f"{shown}: {reason}")
+        lines += [f"  reading {n}: {text}" for n, text in enumerate(readings, 1)]
+        stated = stated_lines(entries)
+        if len(stated) < len(readings):  # the hint says why a reading has no fragment
+            lines.append("  " + _how_to_state(readings))
+        lines += ["  " + line for line in stated]
+    if len(groups) > limit:
+        lines.append(f"… and {len(groups) - limit} more (see --format json: unpaired, readings)")
+    return lines
+
+
+def _how_to_state(readings: tuple[str, ...]) -> str:
+    if all(" → " in text and ":" not in text for text in readings):
+        source, target = readings[0].split(", ")[0].split(" → ")
+        if "." in source:  # whole keys (a tie between keys)
+            rule = {"pattern": "^" + re.escape(source) + "$", "replacement": target}
+        else:  # one segment (numbered siblings)
+            rule = {"pattern": r"\." + re.escape(source) + r"\.",
+                    "replacement": f".{target}."}
+        return ("to state which holds: a rename rule per key in a `remap --rules` file, e.g. "
+                f"{json.dumps(rule)} (reading 1)")
+    if any("conversion ops" in text for text in readings):
+        interleaved = any(t.startswith("interleaved") for t in readings)  # q/k/v: no op
+        return ("to state which holds: add the conversion to a `remap --rules` file's "
+                '"conversions" (sources, targets in the reading\'s order, its ops)' + (
+                    "; an interleaved layout has no op yet: convert such a tensor before "
+                    "loading" if interleaved else ""))
+    return "to state which holds: convert the tensors before loading (the readings say how)"

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 
 from ckptdiff.diffing.report import Report
 from ckptdiff.rename.snippet import (
-    ambiguous_lines,
     conversion_lines,
     conversion_snippet,
     python_snippet,
 )
+from ckptdiff.rename.statements import FRAGMENT_MARK, ambiguous_lines
 from ckptdiff.render.grouping import by_rule
 from ckptdiff.render.rows import (
     finding_rows,
@@ -111,9 +111,20 @@ def render_section(report: Report, heading: str = "###") -> list[str]:
     ambiguous = ambiguous_lines(report.unpaired)
     if ambiguous:
         lines += ["", "**Declined as ambiguous** (names and shapes allow each reading):", ""]
-        lines += [f"  - {plain(line.strip())}" if line.startswith("  ") else f"- {plain(line)}"
-                  for line in ambiguous]
+        lines += [_ambiguous_item(line) for line in ambiguous]
     return lines
+
+
+def _ambiguous_item(line: str) -> str:
+    """A list item of the declined section; a paste-ready fragment as literal code (prose
+    escaping would change its backslashes and pipes)."""
+    if not line.startswith("  "):
+        return f"- {plain(line)}"
+    prose, mark, fragment = line.strip().partition(FRAGMENT_MARK)
+    if not mark:
+        return f"  - {plain(prose)}"
+    fence = "``" if "`" in fragment else "`"
+    return f"  - {plain(prose)} in a `remap --rules` file (rules first): {fence}{fragment}{fence}"
 
 
 class MarkdownRenderer:

@@ -6,12 +6,12 @@ import io
 
 from ckptdiff.diffing.report import Report
 from ckptdiff.rename.snippet import (
-    ambiguous_lines,
     conversion_lines,
     conversion_snippet,
     python_snippet,
     unpaired_lines,
 )
+from ckptdiff.rename.statements import ambiguous_lines
 from ckptdiff.render.grouping import by_rule, folded_pairs
 from ckptdiff.render.rows import (
     finding_rows,
@@ -102,7 +102,7 @@ class TableRenderer:
             console.print("\nDeclined as ambiguous (names and shapes allow each reading):",
                           style="bold")
             for line in ambiguous:
-                console.print(f"  {line}", markup=False)
+                console.print(f"  {line}", markup=False, soft_wrap=True)
         others = tuple(u for u in report.unpaired if len(u.readings) < 2)
         if others:
             console.print("\nLeft unpaired on purpose:", style="bold")
