@@ -35,9 +35,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 CORE = LAYERS[0]
 FRAMEWORKS = ("torch", "tensorflow", "keras", "tf_keras", "h5py", "transformers")
-# What a renderer may see besides the core: the report, the key tree and the rename snippets.
+# What a renderer may see besides the core: the report, the key tree and the rename snippets
+# (code, and the rules-file fragments that state a declined reading: text of the engine's records).
 RENDER_MAY_SEE = ("ckptdiff.diffing.report", "ckptdiff.graph", "ckptdiff.rename.snippet",
-                  "ckptdiff.render")
+                  "ckptdiff.rename.statements", "ckptdiff.render")
 # Display methods import their renderer inside the method (a notebook's ``_repr_html_``, the
 # grouped text of a report): the only upward imports allowed, and only of ``render``.
 DISPLAY_METHODS = ("_repr_html_", "to_text")
