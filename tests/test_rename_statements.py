@@ -221,3 +221,34 @@ def test_merged_fragments_keep_each_rule_once_and_every_conversion() -> None:
     entry = Unpaired("x", None, "why", ("y",), ("r1", "r2"), (one, None))
     assert stated_lines([entry]) and stated_lines([entry, Unpaired(
         "x2", None, "why", ("y2",), ("r1", "r2"), (None, None))]) == []
+
+
+def test_a_stacked_join_states_its_whole_ops_where_the_prose_names_only_the_join(
+        tmp_path: Path) -> None:
+    from ckptdiff import remap
+
+    source, target = tmp_path / "hub.safetensors", tmp_path / "model.safetensors"
+    saved = _save(source, [t(f"l.0.moe.experts.{e}.{w}.weight", 4, HIDDEN) for e in range(2)
+                           for w in ("gate_proj", "up_proj")], 0)
+    _save(target, [t("l.0.moe.experts.w12", 2, 8, HIDDEN)], 1)
+    rules = tmp_path / "rules.json"
+    first = remap(source, target, tmp_path / "first.safetensors", rules=rules)
+    assert first.before is not None
+    (entry,) = (u for u in first.before.unpaired if u.statements)
+    gate_first, up_first = entry.statements
+    assert gate_first is not None and up_first is not None
+    (made,) = up_first.conversions
+    assert [op.op for op in made.ops] == ["concat", "stack"]  # per expert, then stacked
+    document = json.loads(rules.read_text())
+    document["conversions"] = up_first.to_dict()["conversions"]
+    rules.write_text(json.dumps(document), encoding="utf-8")
+    stated = remap(source, target, tmp_path / "fixed.safetensors", rules=rules)
+    assert stated.report.compatible
+    import safetensors.torch as safetensors_torch
+    import torch
+
+    out = safetensors_torch.load_file(str(tmp_path / "fixed.safetensors"))
+    expected = torch.stack([torch.cat([saved[f"l.0.moe.experts.{e}.up_proj.weight"],
+                                       saved[f"l.0.moe.experts.{e}.gate_proj.weight"]])
+                            for e in range(2)])
+    assert torch.equal(out["l.0.moe.experts.w12"], expected)
