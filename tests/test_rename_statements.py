@@ -17,6 +17,7 @@ from ckptdiff.diffing.match import diff_manifests
 from ckptdiff.diffing.report import Report
 from ckptdiff.fix import rules_file
 from ckptdiff.manifest import TensorInfo
+from ckptdiff.rename.plan import plan_renames
 from ckptdiff.rename.results import Conversion, ConversionOp, Rule, Statement, Unpaired
 from ckptdiff.rename.statements import key_renames, merged, segment_renames, stated_lines
 from ckptdiff.render.json import JsonRenderer
@@ -252,3 +253,19 @@ def test_a_stacked_join_states_its_whole_ops_where_the_prose_names_only_the_join
                                        saved[f"l.0.moe.experts.{e}.gate_proj.weight"]])
                             for e in range(2)])
     assert torch.equal(out["l.0.moe.experts.w12"], expected)
+
+
+def test_every_readings_prose_names_the_ops_its_statement_performs() -> None:
+    # A stacked join's parts order is open: the prose once said only "concat", while the
+    # statement (rightly) concatenates per expert and then stacks.
+    source = [t(f"l.0.moe.experts.{e}.{w}.weight", 4, HIDDEN) for e in range(2)
+              for w in ("gate_proj", "up_proj")]
+    target = [t("l.0.moe.experts.w12", 2, 8, HIDDEN)]
+    plan = plan_renames(source, target, source_all=source, target_all=target)
+    (entry,) = (u for u in plan.unpaired if u.statements)
+    for reading, statement in zip(entry.readings, entry.statements, strict=True):
+        assert statement is not None
+        (made,) = statement.conversions
+        prose = json.loads(reading.split("conversion ops ", 1)[1].removesuffix(")"))
+        assert prose == [op.to_dict() for op in made.ops]
+        assert [op["op"] for op in prose] == ["concat", "stack"]

@@ -15,6 +15,7 @@ driver solves each distinct layer pattern once, not once per layer.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from itertools import combinations
 from typing import NamedTuple
@@ -252,4 +253,24 @@ def _note(found: Readings, option: _Option, parts: tuple[Desc, ...], per: str | 
             continue
         stated.append((ordered, _ops(option.dim, [parts[i] for i in ordered], per, tail,
                                      many_to_one)))
-    return Note(0, found.reason, option.parts, found.readings, tuple(stated))
+    readings = tuple(_with_ops(text, None if entry is None else entry[1])
+                     for text, entry in zip(found.readings, stated, strict=False))
+    return Note(0, found.reason, option.parts, readings + found.readings[len(readings):],
+                tuple(stated))
+
+
+def _with_ops(reading: str, ops: tuple[ConversionOp, ...] | None) -> str:
+    """``reading`` naming the ops its statement performs: the text's own ops know only the
+    parts' sizes, not a stacked group's per-expert concat and stack or a transpose after it,
+    and a reading no op can state names none."""
+    head, marker, tail = reading.partition("conversion ops [")
+    if not marker:
+        return reading
+    _, end = json.JSONDecoder().raw_decode("[" + tail)
+    rest = tail[end - 1:]
+    if ops is None:
+        if head.endswith("; "):  # "(transformers' Chunk(dim=0); conversion ops […])"
+            return head[:-2] + rest
+        return head.removesuffix(" (") + rest.removeprefix(")")  # "… (conversion ops […])"
+    listed = json.dumps([op.to_dict() for op in ops])
+    return f"{head}{marker[:-1]}{listed}{rest}"
