@@ -120,6 +120,7 @@ def key_findings(source: Manifest, target: Manifest,
         if info.key not in src:
             findings.append(_judged_finding("missing", info, decides) if decides
                             else _missing(info, src))
+    shared = len(findings) < len(target.tensors)  # (no key in common: nothing to compare)
     training_state = TrainingStateJudge(source, target)  # optimizer slots and bookkeeping
     for info in source.tensors:
         if info.key not in tgt:
@@ -132,7 +133,7 @@ def key_findings(source: Manifest, target: Manifest,
 
     matched_keys: list[str] = []
     compared: list[Finding] = []
-    for info in target.tensors:
+    for info in target.tensors if shared else ():
         stored = src.get(info.key)
         if stored is None:
             continue

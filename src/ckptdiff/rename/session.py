@@ -114,6 +114,8 @@ class Session:
             if (is_source, key) not in self.notes:
                 self._note(is_source, key, (_WEAK,), _hint_reason(hints),
                            tuple(sorted({other for other, _, _ in hints})))
+        if not self.notes:
+            return []  # (nothing to say: skip the walk over every pool key)
         out = [self.notes[(True, k)][1] for k in self.sources
                if k not in self.used_sources and (True, k) in self.notes]
         out += [self.notes[(False, k)][1] for k in self.targets
