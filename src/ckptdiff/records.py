@@ -27,7 +27,7 @@ def fast_constructor(cls: type[Record]) -> Callable[..., Record]:
     if (params is None or not params.frozen or "__dict__" in dir(cls)
             or hasattr(cls, "__post_init__")):
         raise TypeError(f"{cls.__name__} is not a frozen slotted dataclass")
-    fields = dataclasses.fields(cls)
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]  # (a dataclass: checked above)
     if any(not f.init for f in fields):
         raise TypeError(f"{cls.__name__} has a field its constructor does not take")
     twin = dataclasses.make_dataclass(

@@ -83,8 +83,9 @@ def after_fix(source: Manifest, target: Manifest, rules: Sequence[Rule],
         aliases = tuple(revise(a) for a in info.aliases) if info.aliases else ()
         renamed[key] = _renamed(info, key, aliases)
     fixed = replace(source, tensors=tuple(renamed.values()))
+    fixed.__dict__["by_key"] = renamed  # (its ``by_key``, as that cached property would build it)
     findings, loads = rejudge(fixed)
     remaining = tuple(f for f in findings if f.severity == "error")
-    fix = "; ".join(dict.fromkeys(s.rule for s in suggestions)) or "; ".join(
+    fix = "; ".join(dict.fromkeys(map(attrgetter("rule"), suggestions))) or "; ".join(
         f"re.sub({r.pattern!r}, {r.replacement!r})" for r in rules)
     return FixOutlook(fix=fix, renamed=len(suggestions), loads=loads, remaining=remaining)
