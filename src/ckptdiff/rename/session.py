@@ -79,7 +79,8 @@ class Session:
     def commit(self, candidates: Iterable[Candidate]) -> None:
         """Assign open candidates one-to-one; keep forced pairs, note the ties."""
         live = [c for c in candidates
-                if c.source.key not in self.used_sources and c.target.key not in self.used_targets]
+                if c.source.key not in self.used_sources and c.target.key not in self.used_targets
+                ] if self.used_sources or self.used_targets else list(candidates)
         chosen, ties = assign(live)
         self.chosen.extend(chosen)
         self.used_sources.update([cand.source.key for cand in chosen])
