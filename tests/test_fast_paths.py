@@ -85,7 +85,7 @@ def test_the_collector_is_as_it_was_after_a_pause() -> None:
             assert not gc.isenabled()
         assert not gc.isenabled()  # (the outer pause still holds)
     assert gc.isenabled()
-    young = [[] for _ in range(100)]
+    young: list[list[int]] = [[] for _ in range(100)]
     collector.promote_young()
     assert gc.get_count()[0] < 50 and gc.is_tracked(young[0])
     assert gc.get_freeze_count() == 0  # (moved to the oldest generation, not left frozen)

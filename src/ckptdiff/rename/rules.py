@@ -155,6 +155,9 @@ def _separators(state: _State) -> None:
 def _groups(state: _State) -> list[tuple[Signature, list[tuple[str, list[Edit]]]]]:
     grouped: dict[Signature, list[tuple[str, list[Edit]]]] = defaultdict(list)
     current, goal, cache = state.current, state.goal, state.edits
+    # Keys that differ alike share one edit list (``ops.edits`` caches it): its group is kept.
+    last: list[Edit] | None = None
+    group: list[tuple[str, list[Edit]]] = []
     for source in state.pending():
         now = current[source]
         known = cache.get(source)
@@ -165,7 +168,9 @@ def _groups(state: _State) -> list[tuple[Signature, list[tuple[str, list[Edit]]]
             found = [Edit(0, len(now), Signature("sub", "whole", now, goal[source], "", ""))]
             cache[source] = (now, found)
         if len(found) == 1:
-            grouped[found[0].signature].append((source, found))
+            if found is not last:
+                last, group = found, grouped[found[0].signature]
+            group.append((source, found))
             continue
         by_sig: dict[Signature, list[Edit]] = {}
         for edit in found:
