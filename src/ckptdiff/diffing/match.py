@@ -14,7 +14,11 @@ from dataclasses import replace
 
 from ckptdiff import collector
 from ckptdiff.diffing.exported import note_exporter_conventions, unpairable_keys
-from ckptdiff.diffing.optimizer import TrainingStateJudge, optimizer_group_findings
+from ckptdiff.diffing.optimizer import (
+    TRAINING_STATE_KINDS,
+    TrainingStateJudge,
+    optimizer_group_findings,
+)
 from ckptdiff.diffing.outlook import after_fix, parity_verdict
 from ckptdiff.diffing.report import Finding, Report, Side, TensorSide
 from ckptdiff.diffing.trainable import trainable_findings
@@ -124,9 +128,10 @@ def key_findings(source: Manifest, target: Manifest,
     training_state = TrainingStateJudge(source, target)  # optimizer slots and bookkeeping
     for info in source.tensors:
         if info.key not in tgt:
-            findings.append(training_state.finding(info) or (
-                _judged_finding("unexpected", info, decides) if decides
-                else _unexpected(info, live, non_persistent)))
+            # (Training state asked first, when the tensor is some: weights never are.)
+            findings.append((info.kind in TRAINING_STATE_KINDS and training_state.finding(info))
+                            or (_judged_finding("unexpected", info, decides) if decides
+                                else _unexpected(info, live, non_persistent)))
     if decides is not None:
         findings.extend(_judged_finding("unexpected", src[key], decides)
                         for key in decides.extra_unexpected)
