@@ -19,7 +19,7 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "ckptdiff"
 
 # Bottom to top. A module of one part may import its own part and the parts ranked below it.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("manifest", "dtypes", "errors", "jsonlines", "collector"),  # the core
+    ("manifest", "dtypes", "errors", "jsonlines", "collector", "records"),  # the core
     ("sources",),
     ("readers",),
     ("targets",),

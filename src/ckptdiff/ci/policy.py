@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ckptdiff.diffing.report import Finding, Report
+from ckptdiff.diffing.report import SEVERITIES, Finding, Report
 
 DEFAULT_RENAME_CONFIDENCE = 0.9
 # Kinds that allow-missing covers: a missing key, or one whose shape changed, is reinitialised.
@@ -84,7 +84,8 @@ class Policy:
 
     def fails(self, report: Report) -> bool:
         """True when ``report`` (already applied) has findings at or above ``fail_on``."""
-        return bool(report.failing(self.fail_on))
+        levels = SEVERITIES[: SEVERITIES.index(self.fail_on) + 1]  # (as ``Report.failing``)
+        return any(f.severity in levels for f in report.findings)
 
     def exit_code(self, report: Report) -> int:
         """What the command line returns for ``report``: 1 when it fails, unless ``exit_zero``."""

@@ -14,7 +14,11 @@ from dataclasses import replace
 
 from ckptdiff import collector
 from ckptdiff.diffing.exported import note_exporter_conventions, unpairable_keys
-from ckptdiff.diffing.optimizer import TrainingStateJudge, optimizer_group_findings
+from ckptdiff.diffing.optimizer import (
+    TRAINING_STATE_KINDS,
+    TrainingStateJudge,
+    optimizer_group_findings,
+)
 from ckptdiff.diffing.outlook import after_fix, parity_verdict
 from ckptdiff.diffing.report import Finding, Report, Side, TensorSide
 from ckptdiff.diffing.trainable import trainable_findings
@@ -22,6 +26,7 @@ from ckptdiff.diffing.unregistered import unregistered_findings
 from ckptdiff.loaders.judges import choose
 from ckptdiff.loaders.verdict import Judgement, KeyCall
 from ckptdiff.manifest import Manifest, TensorInfo
+from ckptdiff.records import fast_constructor
 from ckptdiff.rename.lora_config import LoraSettings, settings_beside
 from ckptdiff.rename.plan import plan_renames
 
@@ -30,6 +35,8 @@ DEFAULT_LOADER = "default"  # the pair's default loader (``loaders.judges``)
 # Checks beyond the key diff, run after it: each sees both manifests and returns findings of its
 # own kinds (trainable, unregistered, optimizer).
 BEYOND_KEY_CHECKS = (trainable_findings, unregistered_findings, optimizer_group_findings)
+# ``Finding(...)``: a 100,000-key diff builds one per missing and per unexpected key.
+_finding = fast_constructor(Finding)
 
 
 def diff_manifests(source: Manifest, target: Manifest, loader: str | None = None, *,
@@ -117,19 +124,21 @@ def key_findings(source: Manifest, target: Manifest,
         if info.key not in src:
             findings.append(_judged_finding("missing", info, decides) if decides
                             else _missing(info, src))
+    shared = len(findings) < len(target.tensors)  # (no key in common: nothing to compare)
     training_state = TrainingStateJudge(source, target)  # optimizer slots and bookkeeping
     for info in source.tensors:
         if info.key not in tgt:
-            findings.append(training_state.finding(info) or (
-                _judged_finding("unexpected", info, decides) if decides
-                else _unexpected(info, live, non_persistent)))
+            # (Training state asked first, when the tensor is some: weights never are.)
+            findings.append((info.kind in TRAINING_STATE_KINDS and training_state.finding(info))
+                            or (_judged_finding("unexpected", info, decides) if decides
+                                else _unexpected(info, live, non_persistent)))
     if decides is not None:
         findings.extend(_judged_finding("unexpected", src[key], decides)
                         for key in decides.extra_unexpected)
 
     matched_keys: list[str] = []
     compared: list[Finding] = []
-    for info in target.tensors:
+    for info in target.tensors if shared else ():
         stored = src.get(info.key)
         if stored is None:
             continue
@@ -153,7 +162,7 @@ def _judged_finding(kind: str, info: TensorInfo, judge: Judgement) -> Finding:
     call = judge.call_for(info.key) or KeyCall(False)
     side = TensorSide.of(info)
     source, target = (side, None) if kind == "unexpected" else (None, side)
-    return Finding(kind, info.key, "info" if call.accepted else "error", source, target,
+    return _finding(kind, info.key, "info" if call.accepted else "error", source, target,
                    call.note, call.tied_to)
 
 
@@ -162,12 +171,12 @@ def _missing(info: TensorInfo, stored: Mapping[str, TensorInfo]) -> Finding:
     tied = next((alias for alias in aliases if alias in stored), None) if aliases else None
     if tied is not None:
         note = f"tied to {tied}, which the checkpoint has: it shares that storage"
-        return Finding("missing", info.key, "info", None, TensorSide.of(info), note, tied)
+        return _finding("missing", info.key, "info", None, TensorSide.of(info), note, tied)
     if info.key.endswith("num_batches_tracked") and info.key.rsplit(".", 1)[-1] == (
             "num_batches_tracked"):
         note = "BatchNorm's num_batches_tracked: torch fills it in when it is absent"
-        return Finding("missing", info.key, "info", None, TensorSide.of(info), note)
-    return Finding("missing", info.key, "error", None, TensorSide.of(info))
+        return _finding("missing", info.key, "info", None, TensorSide.of(info), note)
+    return _finding("missing", info.key, "error", None, TensorSide.of(info))
 
 
 def _unexpected(info: TensorInfo, live: bool, non_persistent: set[str]) -> Finding:
@@ -175,13 +184,13 @@ def _unexpected(info: TensorInfo, live: bool, non_persistent: set[str]) -> Findi
     if info.key in non_persistent:
         note = ("a non-persistent buffer in the target: the model computes it; "
                 "strict loading rejects the stored copy, drop it from the checkpoint")
-        return Finding("unexpected", info.key, "info", side, None, note)
-    return Finding("unexpected", info.key, "error", side, None)
+        return _finding("unexpected", info.key, "info", side, None, note)
+    return _finding("unexpected", info.key, "error", side, None)
 
 
 def _pair(kind: str, severity: str, stored: TensorInfo, expected: TensorInfo,
           note: str | None) -> Finding:
-    return Finding(kind, expected.key, severity, TensorSide.of(stored), TensorSide.of(expected),
+    return _finding(kind, expected.key, severity, TensorSide.of(stored), TensorSide.of(expected),
                    note)
 
 

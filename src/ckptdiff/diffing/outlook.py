@@ -12,14 +12,17 @@ prefix 'module.'; after that 2 shape mismatches remain in the head".
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from operator import attrgetter
 
 from ckptdiff.diffing.report import Finding, FixOutlook, Rule, Suggestion
 from ckptdiff.loaders.common import listed
 from ckptdiff.loaders.verdict import Verdict
 from ckptdiff.manifest import Manifest, TensorInfo
 from ckptdiff.rename.results import Conversion
+from ckptdiff.rename.rules import plain_prefix
 
 KEY_PARITY_CALL = "key parity (no loader: same keys, same shapes)"
 Rejudge = Callable[[Manifest], tuple[list[Finding], bool]]
@@ -31,17 +34,25 @@ def parity_verdict(findings: Sequence[Finding]) -> Verdict:
     if not errors:
         return Verdict("key-parity", KEY_PARITY_CALL, "ckptdiff", True,
                        "no finding is an error")
-    kinds: dict[str, int] = {}
-    for finding in errors:
-        kinds[finding.kind] = kinds.get(finding.kind, 0) + 1
+    # Counted and listed at C speed: a 100,000-key diff judges 200,000 errors three times.
+    kinds = Counter(map(attrgetter("kind"), errors))  # (in order of first occurrence)
+    keys = list(map(attrgetter("key"), errors))
     counts = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
     noun = "error finding" if len(errors) == 1 else "error findings"
     return Verdict("key-parity", KEY_PARITY_CALL, "ckptdiff", False,
-                   f"{len(errors)} {noun}: {counts} ({listed([f.key for f in errors], 3)})",
-                   tuple(dict.fromkeys(f.key for f in errors)))
+                   f"{len(errors)} {noun}: {counts} ({listed(keys, 3)})",
+                   tuple(dict.fromkeys(keys)))
 
 
 def _revise(rules: Sequence[Rule]) -> Callable[[str], str]:
+    if len(rules) == 1 and (head := plain_prefix(rules[0].pattern, rules[0].replacement)):
+        old, new = head  # (``^module\.`` → ''): str methods beat the regex engine
+        cut = len(old)
+
+        def swap_prefix(key: str) -> str:
+            return new + key[cut:] if key.startswith(old) else key
+
+        return swap_prefix
     compiled = [(re.compile(r.pattern), r.replacement) for r in rules]
 
     def revise(key: str) -> str:
@@ -89,9 +100,10 @@ def after_fix(source: Manifest, target: Manifest, rules: Sequence[Rule],
             if part is not None and wanted is not None:
                 renamed[key] = _converted(part, key, wanted.shape)
     fixed = replace(source, tensors=tuple(renamed.values()))
+    fixed.__dict__["by_key"] = renamed  # (its ``by_key``, as that cached property would build it)
     findings, loads = rejudge(fixed)
     remaining = tuple(f for f in findings if f.severity == "error")
-    fix = "; ".join(dict.fromkeys(s.rule for s in suggestions)) or "; ".join(
+    fix = "; ".join(dict.fromkeys(map(attrgetter("rule"), suggestions))) or "; ".join(
         f"re.sub({r.pattern!r}, {r.replacement!r})" for r in rules)
     if conversions:
         done = "; ".join(dict.fromkeys(c.rule for c in conversions))

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from ckptdiff import collector, jsonlines
@@ -169,8 +170,8 @@ class Report:
     @property
     def summary(self) -> dict[str, int]:
         """Counts: matched keys, findings per kind (info-level ones included), per severity."""
-        kinds = Counter(f.kind for f in self.findings)
-        severities = Counter(f.severity for f in self.findings)
+        kinds = Counter(map(attrgetter("kind"), self.findings))
+        severities = Counter(map(attrgetter("severity"), self.findings))
         counts = {"matched": self.matched}
         counts.update({kind: kinds.get(kind, 0) for kind in BASE_KINDS})
         counts.update({kind: n for kind, n in sorted(kinds.items()) if kind not in BASE_KINDS})

@@ -65,13 +65,14 @@ def finding_rows(findings: Sequence[Finding]) -> list[str]:
                 tail += (f', "names": {{"source": {text(f.names[0])}, '
                          f'"target": {text(f.names[1])}}}')
             tail = tails[facts] = tail + "}"
-        rows.append(head + text(f.key) + tail)
+        key = f.key
+        rows.append(head + (encode_string(key) if type(key) is str else text(key)) + tail)
     return rows
 
 
 def suggestion_rows(suggestions: Sequence[Suggestion]) -> list[str]:
     """``encode_row(s.to_dict())`` of each suggestion."""
-    text = _text
+    text, encode = _text, encode_string
     # Everything after the keys, by what it is written from. Only positive float confidences
     # share an entry: 1 == 1.0 and 0.0 == -0.0, but each prints differently.
     tails: dict[tuple[object, ...], str] = {}
@@ -87,6 +88,8 @@ def suggestion_rows(suggestions: Sequence[Suggestion]) -> list[str]:
                     f'"axes": {axes}}}')
             if shared:
                 tails[facts] = tail
-        rows.append(f'{{"source_key": {text(s.source_key)}, '
-                    f'"target_key": {text(s.target_key)}{tail}')
+        source, target = s.source_key, s.target_key
+        rows.append(f'{{"source_key": {encode(source) if type(source) is str else text(source)}, '
+                    f'"target_key": {encode(target) if type(target) is str else text(target)}'
+                    f'{tail}')
     return rows

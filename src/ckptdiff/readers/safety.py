@@ -127,8 +127,9 @@ def _made_writable(value: Any) -> Any:
 def _all_texts_writable(manifest: Manifest) -> bool:
     # One joined string per field is checked at C speed (ASCII, else one UTF-8 encode: only a
     # lone surrogate fails it); a per-text check took a second of a 100,000-key snapshot read.
+    # The keys as ``by_key`` holds them: the diff that follows a read needs that index anyway.
     tensors = manifest.tensors
-    columns = ([t.key for t in tensors], [a for t in tensors for a in t.aliases],
+    columns = (manifest.by_key, [a for t in tensors for a in t.aliases],
                [t.device or "" for t in tensors], [t.storage or "" for t in tensors],
                [t.slot_of or "" for t in tensors], [t.variable_name or "" for t in tensors])
     return all(_writable("\n".join(column)) for column in columns)

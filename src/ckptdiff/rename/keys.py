@@ -65,7 +65,14 @@ def make_view(info: TensorInfo) -> KeyView:
     if not tf_style and _NORMALIZED.isdisjoint(tokens) and tokens[-1] not in TORCH_SYNONYM_LEAVES:
         # The common case, nothing to normalize (built without NamedTuple's slower __new__).
         return _new_view(KeyView, (key, key, tuple(tokens), info, (), (), False, False))
-    if not tf_style and len(tokens) > 1 and tokens[0] in WRAPPER_SEGMENTS:  # module., …
+    if not tf_style and len(tokens) > 2 and tokens[0] in WRAPPER_SEGMENTS:  # module., …
+        rest = tokens[1:]
+        if _NORMALIZED.isdisjoint(rest) and rest[-1] not in TORCH_SYNONYM_LEAVES:
+            # One wrapper before plain segments (DataParallel's checkpoints, 100,000 keys).
+            cut = len(tokens[0]) + 1
+            return _new_view(KeyView, (key, key[cut:], tuple(rest), info,
+                                       _prefix_parts(key[:cut], ""), (), False, False))
+    if not tf_style and len(tokens) > 1 and tokens[0] in WRAPPER_SEGMENTS:
         start = 1
         while start < len(tokens) - 1 and tokens[start] in WRAPPER_SEGMENTS:
             start += 1

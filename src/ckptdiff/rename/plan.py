@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from ckptdiff.dtypes import numel
 from ckptdiff.manifest import TensorInfo
+from ckptdiff.records import fast_constructor
 from ckptdiff.rename.explain import Step, describe
 from ckptdiff.rename.fusion import find_conversions
 from ckptdiff.rename.keys import KeyView, rewritten
@@ -39,6 +40,9 @@ from ckptdiff.rename.stages import (
     structure_stage,
     vocabulary_stage,
 )
+
+# ``Suggestion(...)``, one per pair: a hundred thousand at a time.
+_suggestion = fast_constructor(Suggestion)
 
 
 @dataclass(frozen=True)
@@ -123,10 +127,10 @@ def _plan(unexpected: Sequence[TensorInfo], missing: Sequence[TensorInfo],
     chosen = [by_source.pop(info.key) for info in session.source_all if info.key in by_source]
     chosen += sorted(by_source.values(), key=lambda c: c.source.key)
     suggestions = [
-        Suggestion(c.source.key, c.target.key, c.confidence, describe(c.steps, c.transform))
+        _suggestion(c.source.key, c.target.key, c.confidence, describe(c.steps, c.transform))
         if c.transform is None else
-        Suggestion(c.source.key, c.target.key, c.confidence, describe(c.steps, c.transform),
-                   c.transform.name, c.transform.axes)
+        _suggestion(c.source.key, c.target.key, c.confidence, describe(c.steps, c.transform),
+                    c.transform.name, c.transform.axes)
         for c in chosen]
     universe = [info.key for info in session.source_all]
     shapes = {info.key: info.shape for info in session.target_all}

@@ -80,7 +80,8 @@ class Session:
     def commit(self, candidates: Iterable[Candidate]) -> None:
         """Assign open candidates one-to-one; keep forced pairs, note the ties."""
         live = [c for c in candidates
-                if c.source.key not in self.used_sources and c.target.key not in self.used_targets]
+                if c.source.key not in self.used_sources and c.target.key not in self.used_targets
+                ] if self.used_sources or self.used_targets else list(candidates)
         chosen, ties = assign(live)
         self.chosen.extend(chosen)
         self.used_sources.update([cand.source.key for cand in chosen])
@@ -115,6 +116,8 @@ class Session:
             if (is_source, key) not in self.notes:
                 self._note(is_source, key, (_WEAK,), _hint_reason(hints),
                            tuple(sorted({other for other, _, _ in hints})))
+        if not self.notes:
+            return []  # (nothing to say: skip the walk over every pool key)
         out = [self.notes[(True, k)][1] for k in self.sources
                if k not in self.used_sources and (True, k) in self.notes]
         out += [self.notes[(False, k)][1] for k in self.targets
