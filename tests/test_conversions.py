@@ -5,21 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import jsonschema
-from tests.helpers import manifest, t
+from tests.helpers import manifest, plan, t
 
 from ckptdiff.diffing.match import diff_manifests
 from ckptdiff.manifest import TensorInfo
-from ckptdiff.rename.plan import RenamePlan, plan_renames
 
 LAYERS, EXPERTS, HIDDEN, INNER = 2, 3, 16, 24
-
-
-def plan(source: list[TensorInfo], target: list[TensorInfo]) -> RenamePlan:
-    target_keys = {x.key for x in target}
-    source_keys = {x.key for x in source}
-    return plan_renames([x for x in source if x.key not in target_keys],
-                        [x for x in target if x.key not in source_keys],
-                        source_all=source, target_all=target)
 
 
 def mixtral_hub(inner: int = INNER) -> list[TensorInfo]:

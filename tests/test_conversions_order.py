@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import jsonschema
-from tests.helpers import manifest, t
-from tests.test_conversions import EXPERTS, HIDDEN, LAYERS, fused, mixtral_hub, plan
+from tests.helpers import manifest, plan, t
+from tests.test_conversions import EXPERTS, HIDDEN, LAYERS, fused, mixtral_hub
 
 from ckptdiff.diffing.match import diff_manifests
 from ckptdiff.manifest import TensorInfo

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from tests.helpers import t
+from tests.helpers import plan, t
 
 from ckptdiff.manifest import TensorInfo
 from ckptdiff.rename.fusion_order import spells
-from ckptdiff.rename.plan import RenamePlan, plan_renames
+from ckptdiff.rename.plan import RenamePlan
 from ckptdiff.rename.results import Unpaired
 
 HIDDEN, INNER = 16, 24
-
-
-def plan(source: list[TensorInfo], target: list[TensorInfo]) -> RenamePlan:
-    target_keys = {x.key for x in target}
-    source_keys = {x.key for x in source}
-    return plan_renames([x for x in source if x.key not in target_keys],
-                        [x for x in target if x.key not in source_keys],
-                        source_all=source, target_all=target)
 
 
 def notes_of(result: RenamePlan, key: str) -> list[Unpaired]:

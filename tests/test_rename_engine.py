@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from tests.helpers import t
+from tests.helpers import plan, t
 
-from ckptdiff.manifest import TensorInfo
 from ckptdiff.rename.assign import Candidate, assign
 from ckptdiff.rename.keys import make_view
-from ckptdiff.rename.plan import RenamePlan, plan_renames
-
-
-def plan(source: list[TensorInfo], target: list[TensorInfo]) -> RenamePlan:
-    target_keys = {x.key for x in target}
-    source_keys = {x.key for x in source}
-    return plan_renames([x for x in source if x.key not in target_keys],
-                        [x for x in target if x.key not in source_keys],
-                        source_all=source, target_all=target)
+from ckptdiff.rename.plan import RenamePlan
 
 
 def pairs(result: RenamePlan) -> set[tuple[str, str]]:
