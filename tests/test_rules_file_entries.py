@@ -228,9 +228,10 @@ def test_a_written_file_holds_transforms_only_for_keys_its_rules_rename_to() -> 
     from ckptdiff.diffing.match import diff_manifests
     from ckptdiff.fix.rules_file import from_report
 
-    report = diff_manifests(manifest(t("module.fc.weight", 3, 5)), manifest(t("fc.weight", 5, 3)))
-    assert [s.axes for s in report.suggestions] == [(1, 0)] and report.rules
-    assert from_report(report).transforms == {"fc.weight": (1, 0)}
+    report = diff_manifests(manifest(t("dense/kernel", 3, 5), t("dense/bias", 5)),
+                            manifest(t("dense.weight", 5, 3), t("dense.bias", 5)))
+    assert [s.axes for s in report.suggestions] == [(1, 0), None] and report.rules
+    assert from_report(report).transforms == {"dense.weight": (1, 0)}
     # A suggestion the rules cannot reach stays a suggestion; its transform would name a key
     # no tensor ends up under, which applying the file refuses.
     assert from_report(replace(report, rules=())).transforms == {}
