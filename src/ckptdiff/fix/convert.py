@@ -187,7 +187,6 @@ def _swapped(shape: Shape, a: int, b: int) -> Shape:
     return tuple(swapped)
 
 
-
 def _equal(length: int, parts: int, dim: int) -> tuple[int, ...]:
     """``parts`` equal sizes of ``length`` (a ``chunk`` without ``sizes``), when they are equal."""
     if length % parts:
@@ -198,7 +197,10 @@ def _equal(length: int, parts: int, dim: int) -> tuple[int, ...]:
 
 def _reordered(raw: bytes, out: Output) -> bytes:
     """``raw`` (``out`` before its ``axes``) with its dimensions reordered by them."""
-    import numpy
+    try:
+        import numpy
+    except ImportError:
+        raise MissingDependencyError("numpy", "torch", "reordering tensor dimensions") from None
 
     axes = out.axes or ()
     before = [0] * len(axes)
