@@ -235,3 +235,26 @@ def test_a_written_file_holds_transforms_only_for_keys_its_rules_rename_to() -> 
     # A suggestion the rules cannot reach stays a suggestion; its transform would name a key
     # no tensor ends up under, which applying the file refuses.
     assert from_report(replace(report, rules=())).transforms == {}
+
+
+@pytest.mark.parametrize(("op", "says"), [
+    ({"op": "merge_lora"}, "needs 'scale'"),
+    ({"op": "merge_lora", "scale": "2"}, "not a number"),
+    ({"op": "merge_lora", "scale": 2.0, "fan_in_fan_out": 1}, "not true or false"),
+    ({"op": "merge_lora", "scale": 2.0, "dim": 0}, "does not take 'dim'"),
+])
+def test_a_malformed_merge_is_one_line(tmp_path: Path, op: dict[str, Any], says: str) -> None:
+    w, a, b = torch.zeros(4, 4), torch.zeros(2, 4), torch.zeros(4, 2)
+    source = {"l.base_layer.weight": w, "l.lora_A.weight": a, "l.lora_B.weight": b}
+    document = {"conversions": [{"sources": list(source), "targets": ["l.weight"], "ops": [op]}]}
+    code, err, out = _remap(tmp_path, source, {"l.weight": w}, document)
+    assert code == 2 and says in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_a_merge_of_two_sources_is_one_line(tmp_path: Path) -> None:
+    w, a = torch.zeros(4, 4), torch.zeros(2, 4)
+    source = {"l.base_layer.weight": w, "l.lora_A.weight": a}
+    document = {"conversions": [{"sources": list(source), "targets": ["l.weight"],
+                                 "ops": [{"op": "merge_lora", "scale": 1.0}]}]}
+    code, err, out = _remap(tmp_path, source, {"l.weight": w}, document)
+    assert code == 2 and "merge_lora" in err and "given 2" in err and not out.exists()

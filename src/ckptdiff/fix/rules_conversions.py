@@ -13,12 +13,13 @@ from typing import Any
 
 from ckptdiff.rename.results import Conversion, ConversionOp
 
-OPS = ("concat", "stack", "chunk", "transpose")
+OPS = ("concat", "stack", "chunk", "transpose", "merge_lora")
 # The fields each op takes besides ``op``; the ones it needs. ``chunk`` needs ``parts`` or
 # ``sizes``: ``parts`` alone is equal parts (``torch.chunk``), checked against the dim by remap.
 _TAKES = {"concat": {"dim", "parts", "per"}, "stack": {"dim"}, "chunk": {"dim", "parts", "sizes"},
-          "transpose": {"dims"}}
-_NEEDS = {"concat": {"dim"}, "stack": {"dim"}, "chunk": {"dim"}, "transpose": {"dims"}}
+          "transpose": {"dims"}, "merge_lora": {"scale", "fan_in_fan_out"}}
+_NEEDS = {"concat": {"dim"}, "stack": {"dim"}, "chunk": {"dim"}, "transpose": {"dims"},
+          "merge_lora": {"scale"}}
 _ENTRY_FIELDS = {"sources", "targets", "target", "ops", "confidence", "rule"}
 
 
@@ -102,7 +103,18 @@ def _op(entry: Any, n: int) -> ConversionOp:
         if not isinstance(entry["per"], str):
             raise ValueError(f"{what} per is {entry['per']!r}, not a name")
         per = entry["per"]
-    return ConversionOp(name, dim, parts, sizes, per, dims)
+    scale = fan_in_fan_out = None
+    if "scale" in fields:  # (a file ckptdiff wrote for a LoRA merge: remap performs it)
+        raw = entry["scale"]
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            raise ValueError(f"{what} scale is {raw!r}, not a number")
+        scale = float(raw)
+    if "fan_in_fan_out" in fields:
+        if not isinstance(entry["fan_in_fan_out"], bool):
+            raise ValueError(f"{what} fan_in_fan_out is {entry['fan_in_fan_out']!r}, not "
+                             "true or false")
+        fan_in_fan_out = entry["fan_in_fan_out"] or None
+    return ConversionOp(name, dim, parts, sizes, per, dims, scale, fan_in_fan_out)
 
 
 def _count_after(op: ConversionOp, count: int, n: int) -> int:
@@ -114,6 +126,11 @@ def _count_after(op: ConversionOp, count: int, n: int) -> int:
                              f"{count} tensor(s) it is given")
         return count // runs
     if op.op == "stack":
+        return 1
+    if op.op == "merge_lora":
+        if n != 1 or count != 3:
+            raise ValueError(f"op {n} (merge_lora) is a conversion's one op, of its three "
+                             f"sources [W, lora_A, lora_B], and it is given {count}")
         return 1
     if op.op == "chunk":
         if count != 1:
