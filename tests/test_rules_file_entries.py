@@ -258,3 +258,22 @@ def test_a_merge_of_two_sources_is_one_line(tmp_path: Path) -> None:
                                  "ops": [{"op": "merge_lora", "scale": 1.0}]}]}
     code, err, out = _remap(tmp_path, source, {"l.weight": w}, document)
     assert code == 2 and "merge_lora" in err and "given 2" in err and not out.exists()
+
+
+def test_min_confidence_with_an_applied_rules_file_is_one_line(tmp_path: Path) -> None:
+    # Every entry of a file is applied: a threshold that filters nothing must not look obeyed.
+    w = torch.zeros(2, 2)
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"schema": "ckptdiff.rules/1", "rules": [
+        {"pattern": "^module\\.", "replacement": ""}]}))
+    out = tmp_path / "out.safetensors"
+    result = CliRunner().invoke(app, [
+        "remap", str(_save(tmp_path / "src.safetensors", {"module.l.weight": w})),
+        str(_save(tmp_path / "model.safetensors", {"l.weight": w})), "-o", str(out),
+        "--rules", str(rules), "--min-confidence", "0.9"])
+    assert result.exit_code == 2 and "--min-confidence" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
+    applied = CliRunner().invoke(app, [
+        "remap", str(tmp_path / "src.safetensors"), str(tmp_path / "model.safetensors"),
+        "-o", str(out), "--rules", str(rules)])
+    assert applied.exit_code == 0, applied.stderr

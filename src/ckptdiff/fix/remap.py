@@ -85,6 +85,8 @@ def remap(source: str | os.PathLike[str], target: Any, output: str | os.PathLike
     if rules_path is not None and rules_path.exists():
         if lora_adapter is not None:
             raise UsageError("--lora-adapter merges by the diff's plan, not by a rules file")
+        if min_confidence > 0:  # (every entry of a file is applied: nothing it could filter)
+            raise UsageError("--min-confidence filters the diff's suggestions, not a rules file")
         plan, action = load(rules_path), "applied"
         moves = rules_moves(plan, rules_path, stored, source_path)
     else:
