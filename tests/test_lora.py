@@ -340,3 +340,17 @@ def test_shapes_that_are_no_lora_update_are_said_not_merged() -> None:
     assert "are no [r, in], [out, r] pair" in reasons["q.lora_A.default.weight"]
     assert "without its other half" in reasons["k.lora_A.default.weight"]
     assert "without its lora_A/lora_B pair" in reasons["v.lora_magnitude_vector.default.weight"]
+
+
+def test_a_written_rules_file_with_merges_applies_back(built: Built, tmp_path: Path) -> None:
+    # remap --rules writes the diff's merge_lora conversions; the same file, applied to the same
+    # checkpoint, must perform them (the loader once refused the op it had written).
+    rules = tmp_path / "rules.json"
+    written = remap(built.full, built.model, tmp_path / "first.safetensors", rules=rules)
+    assert '"merge_lora"' in rules.read_text() and written.converted > 0
+    applied = remap(built.full, built.model, tmp_path / "again.safetensors", rules=rules)
+    assert applied.report.compatible and applied.converted == written.converted
+    model = built.fresh()
+    model.load_state_dict(safetensors_torch.load_file(str(tmp_path / "again.safetensors")),
+                          strict=True)
+    _equal_to_truth(model.state_dict(), built.truth)

@@ -52,7 +52,7 @@ def result_shapes(shapes: Sequence[Shape], ops: Sequence[ConversionOp]) -> list[
             if len(current) != 1:
                 raise UsageError(f"chunk splits one tensor, not {len(current)}")
             (whole,) = current
-            sizes = op.sizes or ()
+            sizes = op.sizes if op.sizes is not None else _equal(whole[dim], op.parts or 1, dim)
             if sum(sizes) != whole[dim]:
                 raise UsageError(f"chunk sizes {list(sizes)} do not add up to {whole[dim]}")
             current = [(*whole[:dim], size, *whole[dim + 1:]) for size in sizes]
@@ -87,7 +87,10 @@ def conversion_outputs(conversions: Sequence[Conversion], stored: Manifest) -> l
         computed = any(op.op == "merge_lora" for op in conversion.ops)  # in the base's dtype
         if not computed and len({p.dtype for p in parts}) != 1:
             raise UsageError(f"{conversion.targets[0]}: its parts have different dtypes")
-        shapes = result_shapes([p.shape for p in parts], conversion.ops)
+        try:
+            shapes = result_shapes([p.shape for p in parts], conversion.ops)
+        except UsageError as exc:
+            raise UsageError(f"conversion making {conversion.targets[0]!r}: {exc}") from None
         if len(shapes) != len(conversion.targets):
             raise UsageError(f"{conversion.rule}: {len(shapes)} results for "
                              f"{len(conversion.targets)} targets")
@@ -103,7 +106,15 @@ def streams_in_order(ops: Sequence[ConversionOp]) -> bool:
 
 
 def converted_bytes(reader: TensorSource, out: Output) -> Iterator[bytes]:
-    """The bytes of the converted tensor ``out`` (streamed when the layout allows)."""
+    """The bytes of the converted tensor ``out`` (streamed when the layout allows), its
+    dimensions reordered after the ops when it has ``axes`` (a rules file's transform)."""
+    if out.axes is not None:
+        yield _reordered(b"".join(_made(reader, out)), out)
+        return
+    yield from _made(reader, out)
+
+
+def _made(reader: TensorSource, out: Output) -> Iterator[bytes]:
     if streams_in_order(out.ops):
         for part in out.parts:
             yield from reader.chunks(part)
@@ -135,8 +146,9 @@ def run_ops(arrays: list[Any], ops: Sequence[ConversionOp]) -> list[Any]:
         elif op.op == "stack":
             arrays = [numpy.stack(arrays, axis=dim)]
         elif op.op == "chunk":
-            bounds = numpy.cumsum(op.sizes or ())[:-1]
-            arrays = numpy.split(arrays[0], bounds, axis=dim)
+            # Without sizes: equal parts, which result_shapes checked the dim divides into.
+            cuts = (op.parts or 1) if op.sizes is None else numpy.cumsum(op.sizes)[:-1]
+            arrays = numpy.split(arrays[0], cuts, axis=dim)
         elif op.op == "transpose":
             a, b = op.dims or (0, 1)
             arrays = [numpy.swapaxes(x, a, b) for x in arrays]
@@ -174,3 +186,25 @@ def _swapped(shape: Shape, a: int, b: int) -> Shape:
     swapped[a], swapped[b] = swapped[b], swapped[a]
     return tuple(swapped)
 
+
+def _equal(length: int, parts: int, dim: int) -> tuple[int, ...]:
+    """``parts`` equal sizes of ``length`` (a ``chunk`` without ``sizes``), when they are equal."""
+    if length % parts:
+        raise UsageError(f"chunk into {parts} equal parts along dim {dim}: the tensor has "
+                         f"{length} there, which {parts} does not divide (state the sizes)")
+    return (length // parts,) * parts
+
+
+def _reordered(raw: bytes, out: Output) -> bytes:
+    """``raw`` (``out`` before its ``axes``) with its dimensions reordered by them."""
+    try:
+        import numpy
+    except ImportError:
+        raise MissingDependencyError("numpy", "torch", "reordering tensor dimensions") from None
+
+    axes = out.axes or ()
+    before = [0] * len(axes)
+    for position, axis in enumerate(axes):
+        before[axis] = out.shape[position]
+    values = numpy.frombuffer(raw, dtype=numpy.dtype((numpy.void, itemsize(out.source.dtype) or 1)))
+    return numpy.ascontiguousarray(values.reshape(before).transpose(axes)).tobytes()

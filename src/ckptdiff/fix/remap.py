@@ -23,6 +23,7 @@ from ckptdiff.dtypes import itemsize
 from ckptdiff.errors import MissingDependencyError, UsageError
 from ckptdiff.fix.convert import conversion_outputs, converted_bytes, without_parts
 from ckptdiff.fix.lora import WithAdapter, chosen_conversions, with_adapter, without_adapters
+from ckptdiff.fix.remap_rules import rules_moves, with_rules_conversions
 from ckptdiff.fix.remap_sources import TensorSource, open_source
 from ckptdiff.fix.remap_write import Output, output_format, write
 from ckptdiff.fix.rules_file import from_report, load
@@ -84,9 +85,10 @@ def remap(source: str | os.PathLike[str], target: Any, output: str | os.PathLike
     if rules_path is not None and rules_path.exists():
         if lora_adapter is not None:
             raise UsageError("--lora-adapter merges by the diff's plan, not by a rules file")
+        if min_confidence > 0:  # (every entry of a file is applied: nothing it could filter)
+            raise UsageError("--min-confidence filters the diff's suggestions, not a rules file")
         plan, action = load(rules_path), "applied"
-        moves = {t.key: (plan.rename(t.key), plan.transforms.get(plan.rename(t.key)))
-                 for t in stored.tensors}
+        moves = rules_moves(plan, rules_path, stored, source_path)
     else:
         report = diff_manifests(stored, expected, lora=lora)
         plan, action = from_report(report), ("written" if rules_path is not None else None)
@@ -101,12 +103,8 @@ def remap(source: str | os.PathLike[str], target: Any, output: str | os.PathLike
         outputs = without_adapters(outputs, adapter_keys, dropped)
     elif lora_scale is not None or drop_lora:
         raise UsageError("--lora-scale and --drop-lora act on the diff's plan, not a rules file")
-    elif plan.conversions:
-        absent = sorted({k for c in plan.conversions for k in c.sources} - stored.by_key.keys())
-        if absent:
-            raise UsageError(f"{rules_path}: a conversion names {absent[0]!r}, which "
-                             f"{source_path} does not hold")
-        outputs = without_parts(outputs, conversion_outputs(plan.conversions, stored), dropped)
+    elif plan.conversions and rules_path is not None:
+        outputs = with_rules_conversions(plan, rules_path, stored, outputs, dropped)
     reader = open_source(base_manifest, source_path)
     if adapter_manifest is not None:
         reader = WithAdapter(reader, open_source(adapter_manifest, Path(adapter_manifest.path)),
