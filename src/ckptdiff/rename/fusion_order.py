@@ -124,8 +124,8 @@ def order_readings(tokens: Sequence[str], sizes: Sequence[int], dim: int) -> Rea
 
     Every order fills it (the sizes add up whichever comes first) and a wrong one loads without
     an error. The readings list each order, the parts' own order (the model's, for a split)
-    first (the caller names the ops that perform it); beyond :data:`MAX_ORDERS_LISTED` parts, that one and
-    "any other" (24 orders of four parts help nobody).
+    first (the caller names the ops that perform it); beyond :data:`MAX_ORDERS_LISTED` parts,
+    that one and "any other" (24 orders of four parts help nobody).
     """
     count = len(tokens)
     orders = (list(permutations(range(count))) if count <= MAX_ORDERS_LISTED
