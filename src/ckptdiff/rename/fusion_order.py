@@ -82,19 +82,17 @@ def with_attention(tokens: Sequence[str]) -> bool:
 
 
 def attention_readings(tokens: Sequence[str], sizes: Sequence[int], dim: int,
-                       fused_size: int, split: bool,
-                       positions: Sequence[int] | None = None) -> Readings:
+                       fused_size: int, positions: Sequence[int] | None = None) -> Readings:
     """Why fused q/k/v parts are not ordered, and the two layouts their sizes allow.
 
     Any head count that divides the parts' sizes lets either layout fill the fused tensor:
     *blocked* puts each projection whole, one after another (transformers' ``Chunk(dim=0)`` in
     q, k, v order); *interleaved* repeats q, k, v rows per head (GPT-NeoX ``query_key_value``),
-    or per key/value group when the parts' sizes differ (grouped-query attention). The blocked
-    reading gives the conversion ``ops`` that perform it (a ``split`` of the fused tensor into
-    the parts, or a join of the parts), listed in q, k, v order, for a rules file.
+    or per key/value group when the parts' sizes differ (grouped-query attention).
     ``positions``: where the fused name spells the parts' order, their places in it; parts beside
-    q/k/v (a gate) that no name places leave the blocked order unsaid, and its ops unwritten.
-    The orders: the blocked reading's parts in order where it is said; interleaved has none.
+    q/k/v (a gate) that no name places leave the blocked order unsaid.
+    The orders: the blocked reading's parts in order where it is said; interleaved has none. The
+    readings are prose only: the caller, which knows the ops a statement performs, names them.
     """
     if positions is not None:
         by_role = sorted(range(len(tokens)), key=lambda i: positions[i])
@@ -110,9 +108,8 @@ def attention_readings(tokens: Sequence[str], sizes: Sequence[int], dim: int,
         blocked = (f"blocked: {names} each whole, one after another along dim {dim}, in an "
                    "order the names do not say")
     else:
-        ops = _ops_text([sizes[i] for i in by_role], dim, split)
         blocked = (f"blocked: {names} one after another along dim {dim} (transformers' "
-                   f"Chunk(dim={dim}); conversion ops {ops})")
+                   f"Chunk(dim={dim}))")
     readings = (blocked,
                 f"interleaved per {unit}: each {unit}'s {names} rows in turn (GPT-NeoX "
                 "query_key_value)")
@@ -122,20 +119,18 @@ def attention_readings(tokens: Sequence[str], sizes: Sequence[int], dim: int,
     return Readings(reason, readings, (stated, None))
 
 
-def order_readings(tokens: Sequence[str], sizes: Sequence[int], dim: int,
-                   split: bool) -> Readings:
+def order_readings(tokens: Sequence[str], sizes: Sequence[int], dim: int) -> Readings:
     """Why parts that fill a fused tensor by size are not ordered, and the orders that fit.
 
     Every order fills it (the sizes add up whichever comes first) and a wrong one loads without
     an error. The readings list each order, the parts' own order (the model's, for a split)
-    first, with the ops that perform it; beyond :data:`MAX_ORDERS_LISTED` parts, that one and
-    "any other" (24 orders of four parts help nobody).
+    first (the caller names the ops that perform it); beyond :data:`MAX_ORDERS_LISTED` parts,
+    that one and "any other" (24 orders of four parts help nobody).
     """
     count = len(tokens)
     orders = (list(permutations(range(count))) if count <= MAX_ORDERS_LISTED
               else [tuple(range(count))])
-    readings = [f"{', '.join(tokens[i] for i in o)} in this order along dim {dim} "
-                f"(conversion ops {_ops_text([sizes[i] for i in o], dim, split)})"
+    readings = [f"{', '.join(tokens[i] for i in o)} in this order along dim {dim}"
                 for o in orders]
     if count > MAX_ORDERS_LISTED:
         readings.append(f"any other of the {factorial(count) - 1} orders of "
@@ -145,14 +140,6 @@ def order_readings(tokens: Sequence[str], sizes: Sequence[int], dim: int,
     reason = (f"{', '.join(tokens)} fill it by size ({spans} = {sum(sizes)} along dim {dim}), "
               "but nothing in the names says in which order: not guessing")
     return Readings(reason, tuple(readings), tuple(stated))
-
-
-def _ops_text(sizes: Sequence[int], dim: int, split: bool) -> str:
-    """The conversion ops, as a rules file writes them, of parts of ``sizes`` in that order."""
-    if split:
-        listed = ", ".join(str(n) for n in sizes)
-        return f'[{{"op": "chunk", "dim": {dim}, "parts": {len(sizes)}, "sizes": [{listed}]}}]'
-    return f'[{{"op": "concat", "dim": {dim}, "parts": {len(sizes)}}}]'
 
 
 def order(fused: tuple[str, ...], tokens: Sequence[str]) -> tuple[list[int], float] | None:

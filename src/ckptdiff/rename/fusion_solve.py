@@ -208,12 +208,11 @@ def _ordered(f: Desc, option: _Option, parts: tuple[Desc, ...],
         spelled = None if is_attention(tokens) else order(f.rel, tokens)
         positions = spelled[0] if spelled is not None and spelled[1] == SPELLED else None
         return _note(attention_readings(tokens, widths, option.dim, f.shape[option.dim],
-                                        not many_to_one, positions), option, parts, per, tail,
-                     many_to_one)
+                                        positions), option, parts, per, tail, many_to_one)
     ranked = order(f.rel, tokens)
     if ranked is None:
-        return _note(order_readings(tokens, widths, option.dim, not many_to_one), option, parts,
-                     per, tail, many_to_one)
+        return _note(order_readings(tokens, widths, option.dim), option, parts, per, tail,
+                     many_to_one)
     positions, confidence = ranked
     by_position = sorted(range(len(members)), key=lambda i: positions[i])
     ordered_parts = tuple(option.parts[i] for i in by_position)
@@ -253,24 +252,18 @@ def _note(found: Readings, option: _Option, parts: tuple[Desc, ...], per: str | 
             continue
         stated.append((ordered, _ops(option.dim, [parts[i] for i in ordered], per, tail,
                                      many_to_one)))
-    readings = tuple(_with_ops(text, None if entry is None else entry[1])
+    readings = tuple(text if entry is None else _naming_ops(text, entry[1])
                      for text, entry in zip(found.readings, stated, strict=False))
     return Note(0, found.reason, option.parts, readings + found.readings[len(readings):],
                 tuple(stated))
 
 
-def _with_ops(reading: str, ops: tuple[ConversionOp, ...] | None) -> str:
-    """``reading`` naming the ops its statement performs: the text's own ops know only the
-    parts' sizes, not a stacked group's per-expert concat and stack or a transpose after it,
-    and a reading no op can state names none."""
-    head, marker, tail = reading.partition("conversion ops [")
-    if not marker:
-        return reading
-    _, end = json.JSONDecoder().raw_decode("[" + tail)
-    rest = tail[end - 1:]
-    if ops is None:
-        if head.endswith("; "):  # "(transformers' Chunk(dim=0); conversion ops […])"
-            return head[:-2] + rest
-        return head.removesuffix(" (") + rest.removeprefix(")")  # "… (conversion ops […])"
-    listed = json.dumps([op.to_dict() for op in ops])
-    return f"{head}{marker[:-1]}{listed}{rest}"
+def _naming_ops(reading: str, ops: tuple[ConversionOp, ...]) -> str:
+    """``reading`` naming the ops its statement performs (a stacked group's per-expert concat
+    and stack, a transpose after it), as a rules file writes them: inside the reading's closing
+    parenthesis where it has one ("(transformers' Chunk(dim=0); conversion ops […])"), else in
+    one of its own."""
+    listed = f"conversion ops {json.dumps([op.to_dict() for op in ops])}"
+    if reading.endswith(")"):
+        return f"{reading[:-1]}; {listed})"
+    return f"{reading} ({listed})"
