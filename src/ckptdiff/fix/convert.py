@@ -109,7 +109,8 @@ def converted_bytes(reader: TensorSource, out: Output) -> Iterator[bytes]:
     """The bytes of the converted tensor ``out`` (streamed when the layout allows), its
     dimensions reordered after the ops when it has ``axes`` (a rules file's transform)."""
     if out.axes is not None:
-        yield _reordered(b"".join(_made(reader, out)), out)
+        yield reordered(b"".join(_made(reader, out)), _before_axes(out), out.axes,
+                        out.source.dtype)
         return
     yield from _made(reader, out)
 
@@ -195,16 +196,21 @@ def _equal(length: int, parts: int, dim: int) -> tuple[int, ...]:
     return (length // parts,) * parts
 
 
-def _reordered(raw: bytes, out: Output) -> bytes:
-    """``raw`` (``out`` before its ``axes``) with its dimensions reordered by them."""
+def reordered(raw: bytes, shape: Sequence[int], axes: Sequence[int], dtype: str) -> bytes:
+    """``raw``, a ``dtype`` tensor of ``shape``, with its dimensions reordered by ``axes``."""
     try:
         import numpy
     except ImportError:
         raise MissingDependencyError("numpy", "torch", "reordering tensor dimensions") from None
 
+    values = numpy.frombuffer(raw, dtype=numpy.dtype((numpy.void, itemsize(dtype) or 1)))
+    return numpy.ascontiguousarray(values.reshape(tuple(shape)).transpose(axes)).tobytes()
+
+
+def _before_axes(out: Output) -> list[int]:
+    """The converted tensor's shape before its ``axes`` (``out.shape`` is after them)."""
     axes = out.axes or ()
     before = [0] * len(axes)
     for position, axis in enumerate(axes):
         before[axis] = out.shape[position]
-    values = numpy.frombuffer(raw, dtype=numpy.dtype((numpy.void, itemsize(out.source.dtype) or 1)))
-    return numpy.ascontiguousarray(values.reshape(before).transpose(axes)).tobytes()
+    return before

@@ -19,9 +19,8 @@ from typing import Any
 
 from ckptdiff.diffing.match import diff_manifests
 from ckptdiff.diffing.report import Report
-from ckptdiff.dtypes import itemsize
-from ckptdiff.errors import MissingDependencyError, UsageError
-from ckptdiff.fix.convert import conversion_outputs, converted_bytes, without_parts
+from ckptdiff.errors import UsageError
+from ckptdiff.fix.convert import conversion_outputs, converted_bytes, reordered, without_parts
 from ckptdiff.fix.lora import WithAdapter, chosen_conversions, with_adapter, without_adapters
 from ckptdiff.fix.remap_rules import rules_moves, with_rules_conversions
 from ckptdiff.fix.remap_sources import TensorSource, open_source
@@ -169,10 +168,4 @@ def output_bytes(chunks: Iterator[bytes], out: Output) -> Iterator[bytes]:
     if out.axes is None:
         yield from chunks
         return
-    try:
-        import numpy
-    except ImportError:
-        raise MissingDependencyError("numpy", "torch", "reordering tensor dimensions") from None
-    size = itemsize(out.source.dtype) or 1
-    values = numpy.frombuffer(b"".join(chunks), dtype=numpy.dtype((numpy.void, size)))
-    yield numpy.ascontiguousarray(values.reshape(out.source.shape).transpose(out.axes)).tobytes()
+    yield reordered(b"".join(chunks), out.source.shape, out.axes, out.source.dtype)

@@ -10,6 +10,7 @@ rules also rename a stored tensor to (which of the two was meant, the file does 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ckptdiff.errors import UsageError
@@ -71,5 +72,4 @@ def _transformed(out: Output, plan: RulesFile, path: Path) -> Output:
     if len(axes) != len(out.shape):
         raise UsageError(f"{path}: transform of {out.key!r}: {list(axes)} does not fit the "
                          f"converted tensor {list(out.shape)}")
-    return Output(out.key, out.source, tuple(out.shape[a] for a in axes), axes, out.parts,
-                  out.ops, out.piece)
+    return replace(out, shape=tuple(out.shape[a] for a in axes), axes=axes)
